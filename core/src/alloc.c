@@ -1,0 +1,90 @@
+/*
+ * alloc.c - the engine's host allocator: 64-byte aligned blocks, a size-bucketed cache of
+ * freed blocks (so a static graph that clears and refills its buffers every step stops
+ * reaching the system allocator after the first step), and byte accounting that the Lua
+ * side reads to trigger garbage collection under memory pressure.
+ */
+#include "internal.h"
+#include <stdlib.h>
+#include <string.h>
+
+enum { N_BUCKETS = 48, CACHE_PER_BUCKET = 64 };
+
+typedef struct cached_block { struct cached_block *next; } cached_block;
+
+static struct {
+    cached_block *head[N_BUCKETS];
+    int count[N_BUCKETS];
+    int64_t in_use, peak, cached, sys_allocs;
+} g_mem;
+
+/* Blocks are rounded up to a power of two (>= 64 bytes) so that a freed block fits any
+ * later request of its bucket. */
+static int bucket_of(size_t bytes, size_t *rounded) {
+    size_t s = 64;
+    int b = 0;
+    while (s < bytes) { s <<= 1; b++; }
+    *rounded = s;
+    return b;
+}
+
+void *nl_alloc(size_t bytes) {
+    if (bytes == 0) bytes = 1;
+    size_t rounded;
+    int b = bucket_of(bytes, &rounded);
+    void *p = NULL;
+    if (b < N_BUCKETS && g_mem.head[b]) {
+        cached_block *c = g_mem.head[b];
+        g_mem.head[b] = c->next;
+        g_mem.count[b]--;
+        g_mem.cached -= (int64_t)rounded;
+        p = c;
+    } else {
+        if (posix_memalign(&p, 64, rounded) != 0) {
+            /* Give the cache back and try once more before failing. */
+            nl_free_cached();
+            if (posix_memalign(&p, 64, rounded) != 0) {
+                nl_error("out of memory allocating %zu bytes", bytes);
+                return NULL;
+            }
+        }
+        g_mem.sys_allocs++;
+    }
+    g_mem.in_use += (int64_t)rounded;
+    if (g_mem.in_use > g_mem.peak) g_mem.peak = g_mem.in_use;
+    return p;
+}
+
+void nl_free(void *p, size_t bytes) {
+    if (!p) return;
+    if (bytes == 0) bytes = 1;
+    size_t rounded;
+    int b = bucket_of(bytes, &rounded);
+    g_mem.in_use -= (int64_t)rounded;
+    if (b < N_BUCKETS && g_mem.count[b] < CACHE_PER_BUCKET) {
+        cached_block *c = p;
+        c->next = g_mem.head[b];
+        g_mem.head[b] = c;
+        g_mem.count[b]++;
+        g_mem.cached += (int64_t)rounded;
+        return;
+    }
+    free(p);
+}
+
+void nl_free_cached(void) {
+    for (int b = 0; b < N_BUCKETS; b++) {
+        while (g_mem.head[b]) {
+            cached_block *c = g_mem.head[b];
+            g_mem.head[b] = c->next;
+            free(c);
+        }
+        g_mem.count[b] = 0;
+    }
+    g_mem.cached = 0;
+}
+
+int64_t nl_bytes_in_use(void) { return g_mem.in_use; }
+int64_t nl_bytes_peak(void) { return g_mem.peak; }
+int64_t nl_bytes_cached(void) { return g_mem.cached; }
+int64_t nl_alloc_count(void) { return g_mem.sys_allocs; }

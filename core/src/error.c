@@ -1,0 +1,42 @@
+/*
+ * error.c - the engine's last-error message (thread local), and shape formatting.
+ * Every failing entry point leaves a message here; the Lua layer raises it as an error.
+ */
+#include "internal.h"
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char g_msg[2048];
+
+const char *nl_last_error(void) { return g_msg; }
+void nl_clear_error(void) { g_msg[0] = 0; }
+const char *nl_version(void) { return "0.1.0"; }
+
+int nl_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int nl_error_prefix(const char *fmt, ...) {
+    char old[sizeof g_msg], pre[512];
+    memcpy(old, g_msg, sizeof old);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    snprintf(g_msg, sizeof g_msg, "%s: %s", pre, old);
+    return -1;
+}
+
+const char *nl_shape_str(char *buf, int ndim, const int64_t *shape) {
+    size_t k = 0;
+    buf[k++] = '{';
+    for (int i = 0; i < ndim && k < 140; i++)
+        k += (size_t)snprintf(buf + k, 160 - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+    buf[k++] = '}';
+    buf[k] = 0;
+    return buf;
+}

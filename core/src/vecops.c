@@ -1,0 +1,58 @@
+/*
+ * vecops.c - whole-array element-wise helpers for solvers and NdArray: axpy, scale,
+ * sums and inf/nan checks.
+ */
+#include "internal.h"
+#include <math.h>
+
+static int same_size(nl_array *a, nl_array *b, const char *what) {
+    if (nl_array_size(a) != nl_array_size(b))
+        return nl_error("%s: arrays of %lld and %lld elements", what,
+                        (long long)nl_array_size(a), (long long)nl_array_size(b));
+    return 0;
+}
+
+int nl_axpy(nl_array *y, float alpha, nl_array *x) {
+    if (same_size(y, x, "axpy")) return -1;
+    const float *px = nl_array_host(x, NL_READ);
+    float *py = px ? nl_array_host(y, NL_READWRITE) : NULL;
+    if (!py) return -1;
+    int64_t n = nl_array_size(y);
+    for (int64_t i = 0; i < n; i++) py[i] += alpha * px[i];
+    return 0;
+}
+
+int nl_scale(nl_array *x, float alpha) {
+    float *p = nl_array_host(x, NL_READWRITE);
+    if (!p) return -1;
+    int64_t n = nl_array_size(x);
+    for (int64_t i = 0; i < n; i++) p[i] *= alpha;
+    return 0;
+}
+
+double nl_sum(nl_array *x) {
+    const float *p = nl_array_host(x, NL_READ);
+    if (!p) return NAN;
+    double s = 0;
+    int64_t n = nl_array_size(x);
+    for (int64_t i = 0; i < n; i++) s += p[i];
+    return s;
+}
+
+double nl_sum_squares(nl_array *x) {
+    const float *p = nl_array_host(x, NL_READ);
+    if (!p) return NAN;
+    double s = 0;
+    int64_t n = nl_array_size(x);
+    for (int64_t i = 0; i < n; i++) s += (double)p[i] * p[i];
+    return s;
+}
+
+int nl_has_inf_or_nan(nl_array *x) {
+    const float *p = nl_array_host(x, NL_READ);
+    if (!p) return -1;
+    int64_t n = nl_array_size(x);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return 1;
+    return 0;
+}

@@ -1,0 +1,273 @@
+-- nnlua.functions (F): one Lua wrapper per engine function, generated at load time from
+-- the C registry's descriptors (inputs, argument names, types and defaults), so there is
+-- one source of truth. Arguments after the inputs go positionally in NNabla's order or by
+-- name in a trailing options table: F.sum(x, {axis = 2, keepdims = true}) == F.sum(x, 2, true).
+local ffi = require 'ffi'
+local lib = require 'nnlua.lib'
+local NdArray = require 'nnlua.ndarray'
+local Variable = require 'nnlua.variable'
+local state = require 'nnlua.state'
+local C = lib.C
+
+local F = {}
+local descriptors = {}
+F._descriptors = descriptors
+
+local var_ct = ffi.typeof('nl_var *')
+local is_var = function(x) return ffi.istype(var_ct, x) end
+
+local ARG = {
+  [tonumber(C.NL_ARG_INT)] = 'int', [tonumber(C.NL_ARG_FLOAT)] = 'float',
+  [tonumber(C.NL_ARG_BOOL)] = 'bool', [tonumber(C.NL_ARG_INTS)] = 'ints',
+  [tonumber(C.NL_ARG_AXIS)] = 'axis', [tonumber(C.NL_ARG_AXES)] = 'axes',
+  [tonumber(C.NL_ARG_CHOICE)] = 'choice', [tonumber(C.NL_ARG_FLOATS)] = 'floats',
+  [tonumber(C.NL_ARG_INDEX)] = 'index',
+}
+
+local function split(s, sep)
+  local t = {}
+  for w in s:gmatch('[^' .. sep .. ']+') do t[#t + 1] = w end
+  return t
+end
+
+local function describe_fn(id)
+  local d = {
+    id = id,
+    name = ffi.string(C.nl_function_name(id)),
+    n_in = C.nl_function_n_inputs(id),
+    n_opt = C.nl_function_n_optional_inputs(id),
+    variadic = C.nl_function_variadic(id) ~= 0,
+    inputs = split(ffi.string(C.nl_function_input_names(id)), ','),
+    n_out = C.nl_function_n_outputs(id),
+    doc = ffi.string(C.nl_function_doc(id)),
+    args = {},
+    by_name = {},
+  }
+  for k = 0, C.nl_function_n_args(id) - 1 do
+    local a = {
+      index = k,
+      name = ffi.string(C.nl_function_arg_name(id, k)),
+      type = ARG[C.nl_function_arg_type(id, k)],
+      default = ffi.string(C.nl_function_arg_default(id, k)),
+      choices = split(ffi.string(C.nl_function_arg_choices(id, k)), '|'),
+    }
+    d.args[#d.args + 1] = a
+    d.by_name[a.name] = a
+  end
+  return d
+end
+
+-- Scratch buffers shared by all wrappers (nl_apply copies what it needs).
+local argbuf = ffi.new('nl_arg[32]')
+local inbuf = ffi.new('nl_var *[?]', C.NL_MAX_INPUTS)
+local outbuf = ffi.new('nl_var *[?]', C.NL_MAX_OUTPUTS)
+
+local function fail(d, msg, level)
+  error('F.' .. d.name .. ': ' .. msg, level + 1)
+end
+
+local function is_int(x) return type(x) == 'number' and x == math.floor(x) and x > -math.huge and x < math.huge end
+
+-- Writes the Lua value `v` for descriptor `a` into argbuf[k].
+local function put_arg(d, a, v)
+  local slot = argbuf[a.index]
+  if v == nil then slot.n = -2 return end
+  local t = a.type
+  if t == 'int' or t == 'axis' then
+    if not is_int(v) then fail(d, ("argument '%s' must be an integer, got %s"):format(a.name, tostring(v)), 4) end
+    slot.n = 1; slot.v[0] = v
+  elseif t == 'float' then
+    if type(v) ~= 'number' then fail(d, ("argument '%s' must be a number, got %s"):format(a.name, type(v)), 4) end
+    slot.n = 1; slot.v[0] = v
+  elseif t == 'bool' then
+    if type(v) ~= 'boolean' then fail(d, ("argument '%s' must be true or false, got %s"):format(a.name, tostring(v)), 4) end
+    slot.n = 1; slot.v[0] = v and 1 or 0
+  elseif t == 'choice' then
+    for i, c in ipairs(a.choices) do
+      if c == v then slot.n = 1; slot.v[0] = i - 1 return end
+    end
+    fail(d, ("argument '%s' must be one of '%s', got %s"):format(a.name, table.concat(a.choices, "', '"), tostring(v)), 4)
+  else -- lists: ints, axes, floats, index
+    if type(v) == 'number' then v = { v } end
+    if type(v) ~= 'table' then fail(d, ("argument '%s' must be a list, got %s"):format(a.name, type(v)), 4) end
+    if #v > C.NL_MAX_ARG_LEN then fail(d, ("argument '%s' has %d entries (at most %d)"):format(a.name, #v, C.NL_MAX_ARG_LEN), 4) end
+    for i = 1, #v do
+      local x = v[i]
+      if t == 'floats' then
+        if type(x) ~= 'number' then fail(d, ("argument '%s' entry %d must be a number"):format(a.name, i), 4) end
+      elseif not is_int(x) then
+        fail(d, ("argument '%s' entry %d must be an integer, got %s"):format(a.name, i, tostring(x)), 4)
+      end
+      slot.v[i - 1] = x
+    end
+    for k in pairs(v) do
+      if type(k) ~= 'number' then fail(d, ("argument '%s' must be a plain list"):format(a.name), 4) end
+    end
+    slot.n = #v
+  end
+end
+
+-- A trailing options table: a plain table with at least one string key.
+local function is_options(x)
+  if type(x) ~= 'table' or getmetatable(x) ~= nil then return false end
+  for k in pairs(x) do
+    if type(k) == 'string' then return true end
+  end
+  return false
+end
+
+local function input_shapes(d, n)
+  local parts = {}
+  for i = 0, n - 1 do
+    local v = inbuf[i]
+    local nm = d.inputs[i + 1] or ('x' .. i)
+    if v ~= nil then
+      parts[#parts + 1] = nm .. ' ' .. lib.shape_str(Variable.shape_of(v))
+    end
+  end
+  return table.concat(parts, ', ')
+end
+
+local function as_input(d, v, i)
+  if is_var(v) then return v end
+  local nm = d.inputs[i] or ('input ' .. i)
+  if NdArray.is(v) or type(v) == 'table' or type(v) == 'number' then
+    fail(d, ("input '%s' must be a Variable, got %s (wrap data with nn.Variable.from)"):format(nm, NdArray.is(v) and 'an NdArray' or type(v)), 4)
+  end
+  fail(d, ("input '%s' must be a Variable, got %s"):format(nm, type(v)), 4)
+end
+
+local function make_wrapper(d)
+  local nargs = #d.args
+  local usage
+  return function(...)
+    local n = select('#', ...)
+    local params = { ... }
+    local opts
+    if n > 0 and is_options(params[n]) then opts = params[n]; params[n] = nil; n = n - 1 end
+    -- inputs
+    local pos, n_in = 1, 0
+    if d.variadic then
+      if n >= 1 and type(params[1]) == 'table' and not is_var(params[1]) and is_var(params[1][1]) then
+        for i, v in ipairs(params[1]) do inbuf[i - 1] = as_input(d, v, i) end
+        n_in = #params[1]
+        pos = 2
+      else
+        while pos <= n and is_var(params[pos]) do
+          inbuf[n_in] = params[pos]; n_in = n_in + 1; pos = pos + 1
+        end
+      end
+      if n_in < d.n_in then fail(d, ('expects at least %d input variables, got %d'):format(d.n_in, n_in), 2) end
+    else
+      for i = 1, d.n_in do
+        if pos > n then fail(d, ("missing input '%s' (inputs: %s)"):format(d.inputs[i], table.concat(d.inputs, ', ')), 2) end
+        inbuf[i - 1] = as_input(d, params[pos], i)
+        pos = pos + 1
+      end
+      n_in = d.n_in
+      for i = d.n_in + 1, d.n_in + d.n_opt do
+        local v = params[pos]
+        local named = opts and opts[d.inputs[i]]
+        if is_var(v) then inbuf[i - 1] = v; pos = pos + 1
+        elseif v == nil and pos <= n then inbuf[i - 1] = nil; pos = pos + 1
+        elseif named ~= nil then inbuf[i - 1] = as_input(d, named, i)
+        else inbuf[i - 1] = nil end
+        n_in = i
+      end
+    end
+    -- arguments: positional, then named
+    local npos = n - pos + 1
+    if npos > nargs then
+      fail(d, ('takes %d argument(s) after the inputs (%s), got %d'):format(nargs, usage, npos), 2)
+    end
+    for k = 1, nargs do put_arg(d, d.args[k], params[pos + k - 1]) end
+    if opts then
+      for key, v in pairs(opts) do
+        local a = d.by_name[key]
+        if a then
+          if params[pos + a.index] ~= nil then
+            fail(d, ("argument '%s' given both by position and by name"):format(key), 2)
+          end
+          put_arg(d, a, v)
+        else
+          local is_input = false
+          for i = d.n_in + 1, d.n_in + d.n_opt do if d.inputs[i] == key then is_input = true end end
+          if not is_input then
+            fail(d, ("unknown option '%s' (options: %s)"):format(tostring(key), usage), 2)
+          end
+        end
+      end
+    end
+    local run = state.auto_forward and 1 or 0
+    local n_out = C.nl_apply(d.id, n_in, inbuf, argbuf, nargs, run, outbuf, C.NL_MAX_OUTPUTS)
+    if n_out < 0 then
+      local msg = lib.last_error():gsub('^' .. d.name .. ': ', '')
+      C.nl_clear_error()
+      fail(d, msg .. ' (inputs: ' .. input_shapes(d, n_in) .. ')', 2)
+    end
+    if n_out == 1 then return ffi.gc(outbuf[0], C.nl_var_release) end
+    local outs = {}
+    for i = 0, n_out - 1 do outs[i + 1] = ffi.gc(outbuf[i], C.nl_var_release) end
+    return unpack(outs, 1, n_out)
+  end, function(u) usage = u end
+end
+
+local function usage_of(d)
+  local parts = {}
+  for _, a in ipairs(d.args) do parts[#parts + 1] = a.name .. '=' .. a.default end
+  return #parts > 0 and table.concat(parts, ', ') or 'none'
+end
+
+-- Signature text for help: F.convolution(x, weight[, bias], base_axis=2, pad=nil, ...)
+function F.signature(name)
+  local d = descriptors[name]
+  if not d then return nil end
+  local ins = {}
+  for i = 1, d.n_in do ins[#ins + 1] = d.inputs[i] end
+  for i = d.n_in + 1, d.n_in + d.n_opt do ins[#ins + 1] = '[' .. d.inputs[i] .. ']' end
+  if d.variadic then ins[#ins + 1] = '...' end
+  local args = {}
+  for _, a in ipairs(d.args) do
+    local s = a.name .. '=' .. a.default
+    if a.type == 'choice' then s = s .. " ('" .. table.concat(a.choices, "'|'") .. "')" end
+    args[#args + 1] = s
+  end
+  local all = table.concat(ins, ', ')
+  if #args > 0 then all = all .. ', ' .. table.concat(args, ', ') end
+  return 'F.' .. name .. '(' .. all .. ')', d.doc
+end
+
+for id = 0, C.nl_function_count() - 1 do
+  local d = describe_fn(id)
+  descriptors[d.name] = d
+  local fn, set_usage = make_wrapper(d)
+  set_usage(usage_of(d))
+  F[d.name] = fn
+end
+
+-- Torch-style slicing x[{ {}, {2}, {1, 4}, {1, -1, 2} }]: per axis {} is everything,
+-- {i} one index (kept as a size-1 axis), {a, b} the inclusive range a..b, {a, b, step}.
+-- Negative positions count from the end (-1 is the last). Maps to F.slice.
+function F.slice_lua(x, spec)
+  local shape = Variable.shape_of(x)
+  if #spec > #shape then
+    error(('Variable slice: %d axes given for a %d-d variable of shape %s'):format(#spec, #shape, lib.shape_str(shape)), 3)
+  end
+  local start, stop, step = {}, {}, {}
+  for i = 1, #shape do
+    local s = spec[i]
+    local n = shape[i]
+    local a, b, st = 1, n, 1
+    if type(s) == 'number' then a, b = s, s
+    elseif type(s) == 'table' then
+      if #s >= 1 then a = s[1]; b = s[2] or s[1] end
+      st = s[3] or 1
+    elseif s ~= nil then
+      error('Variable slice: axis ' .. i .. ' spec must be a table or an index', 3)
+    end
+    start[i], stop[i], step[i] = a, b, st
+  end
+  return F.slice(x, start, stop, step)
+end
+
+return F

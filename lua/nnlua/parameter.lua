@@ -1,0 +1,265 @@
+-- nnlua.parameter: parameter scopes and the parameter registry (NNabla semantics), the
+-- ordered parameter dictionary, and HDF5 parameter files in NNabla's layout.
+local ffi = require 'ffi'
+local lib = require 'nnlua.lib'
+local NdArray = require 'nnlua.ndarray'
+local Variable = require 'nnlua.variable'
+local C = lib.C
+
+local M = { api = {} }
+local api = M.api
+
+-- ---- ordered dictionary ------------------------------------------------------------------
+-- Values live in the array part (so # works under Lua 5.1 semantics); names map to
+-- positions. d[name], #d, d:items(), d:keys(), d:values(), d:get(name).
+local OrderedDict = {}
+local dict_methods = {}
+OrderedDict.__index = function(d, k)
+  if type(k) == 'string' then
+    local m = dict_methods[k]
+    if m then return m end
+    local i = rawget(d, '_pos')[k]
+    return i and rawget(d, i) or nil
+  end
+  return nil
+end
+OrderedDict.__newindex = function(d, k, v)
+  if type(k) ~= 'string' then error('OrderedDict: keys are names (strings)', 2) end
+  local pos = rawget(d, '_pos')
+  local i = pos[k]
+  if i then rawset(d, i, v) return end
+  local keys = rawget(d, '_keys')
+  keys[#keys + 1] = k
+  pos[k] = #keys
+  rawset(d, #keys, v)
+end
+OrderedDict.__tostring = function(d)
+  local lines = { 'OrderedDict(' .. #rawget(d, '_keys') .. ' entries)' }
+  for i, k in ipairs(rawget(d, '_keys')) do
+    local v = rawget(d, i)
+    lines[#lines + 1] = '  ' .. k .. ': ' .. tostring(v)
+  end
+  return table.concat(lines, '\n')
+end
+
+function M.OrderedDict()
+  return setmetatable({ _keys = {}, _pos = {} }, OrderedDict)
+end
+function M.is_dict(x) return getmetatable(x) == OrderedDict end
+
+function dict_methods.items(d)
+  local keys, i = rawget(d, '_keys'), 0
+  return function()
+    i = i + 1
+    if keys[i] then return keys[i], rawget(d, i) end
+  end
+end
+function dict_methods.keys(d)
+  local t = {}
+  for i, k in ipairs(rawget(d, '_keys')) do t[i] = k end
+  return t
+end
+function dict_methods.values(d)
+  local t = {}
+  for i = 1, #rawget(d, '_keys') do t[i] = rawget(d, i) end
+  return t
+end
+function dict_methods.get(d, k, default)
+  local i = rawget(d, '_pos')[k]
+  if i then return rawget(d, i) end
+  return default
+end
+function dict_methods.len(d) return #rawget(d, '_keys') end
+function dict_methods.has(d, k) return rawget(d, '_pos')[k] ~= nil end
+
+-- ---- the registry and scopes ----------------------------------------------------------------
+local registry = M.OrderedDict()   -- full scoped name -> Variable, creation order
+local scope = ''                    -- current scope prefix ('' or 'a/b')
+
+local function join(a, b)
+  if a == '' then return b end
+  if b == '' then return a end
+  return a .. '/' .. b
+end
+
+local function check_name(name, where)
+  if type(name) ~= 'string' or name == '' or name:sub(1, 1) == '/' or name:sub(-1) == '/' or name:find('//', 1, true) then
+    error(where .. ": bad name '" .. tostring(name) .. "' (use 'a', or 'a/b')", 3)
+  end
+end
+
+function M.current_scope() return scope end
+api.get_current_parameter_scope = M.current_scope
+
+-- nn.parameter_scope(name, fn, ...): runs fn inside the scope and returns its results.
+function api.parameter_scope(name, fn, ...)
+  check_name(name, 'nn.parameter_scope')
+  if type(fn) ~= 'function' then error('nn.parameter_scope: expected a function to run inside the scope', 2) end
+  local old = scope
+  scope = join(scope, name)
+  local res = { pcall(fn, ...) }
+  scope = old
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
+
+local function shape_equal(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+local function initialize(v, shape, init, where)
+  if init == nil then return end
+  local arr
+  if type(init) == 'number' then v.d = init return
+  elseif type(init) == 'function' then arr = init(shape)
+  elseif type(init) == 'table' and getmetatable(init) and getmetatable(init).__call then arr = init(shape)
+  else arr = init end
+  if type(arr) == 'number' then v.d = arr return end
+  arr = NdArray.as(arr, where)
+  if arr.size ~= v.size then
+    error(('%s: the initializer gave shape %s for a parameter of shape %s'):format(
+      where, lib.shape_str(arr.shape), lib.shape_str(shape)), 4)
+  end
+  v.d = arr
+end
+
+-- nn.get_parameter_or_create(name, shape, initializer, need_grad)
+function api.get_parameter_or_create(name, shape, initializer, need_grad, as_need_grad)
+  check_name(name, 'nn.get_parameter_or_create')
+  local full = join(scope, name)
+  local p = registry:get(full)
+  if p then
+    if shape and not shape_equal(p.shape, shape) then
+      error(("nn.get_parameter_or_create: parameter '%s' exists with shape %s, asked for %s"):format(
+        full, lib.shape_str(p.shape), lib.shape_str(shape)), 2)
+    end
+    if as_need_grad ~= nil and as_need_grad ~= p.need_grad then
+      return p:get_unlinked_variable { need_grad = as_need_grad }
+    end
+    return p
+  end
+  if not shape then error("nn.get_parameter_or_create: parameter '" .. full .. "' does not exist and no shape was given", 2) end
+  if need_grad == nil then need_grad = true end
+  local v = Variable(shape, { need_grad = need_grad })
+  v.persistent = true
+  v.name = full
+  initialize(v, shape, initializer, 'nn.get_parameter_or_create')
+  registry[full] = v
+  if as_need_grad ~= nil and as_need_grad ~= need_grad then
+    return v:get_unlinked_variable { need_grad = as_need_grad }
+  end
+  return v
+end
+
+-- nn.get_parameters{grad_only = true}: parameters under the current scope, named
+-- relative to it, in creation order.
+function api.get_parameters(opts)
+  local grad_only = true
+  if type(opts) == 'table' then
+    for k, v in pairs(opts) do
+      if k == 'grad_only' then grad_only = v
+      elseif k ~= 'path' and k ~= 'params' then error("nn.get_parameters: unknown option '" .. tostring(k) .. "' (options: grad_only)", 2) end
+    end
+  end
+  local out = M.OrderedDict()
+  local prefix = scope == '' and '' or scope .. '/'
+  for name, v in registry:items() do
+    if name:sub(1, #prefix) == prefix and (not grad_only or v.need_grad) then
+      out[name:sub(#prefix + 1)] = v
+    end
+  end
+  return out
+end
+
+-- Removes the parameters under the current scope (all of them at the top level).
+function api.clear_parameters()
+  local keep = M.OrderedDict()
+  local prefix = scope == '' and '' or scope .. '/'
+  for name, v in registry:items() do
+    if prefix ~= '' and name:sub(1, #prefix) ~= prefix then keep[name] = v end
+  end
+  registry = keep
+end
+
+function api.set_parameter(name, v)
+  check_name(name, 'nn.set_parameter')
+  registry[join(scope, name)] = v
+end
+
+-- ---- HDF5 files --------------------------------------------------------------------------------
+
+-- nn.save_parameters(path [, params]): every parameter under the current scope (need_grad
+-- or not), or the given dictionary, in NNabla's HDF5 layout. Written to a temporary file
+-- and renamed, so a failed save leaves an existing file untouched.
+function api.save_parameters(path, params)
+  if type(path) ~= 'string' or path == '' then error('nn.save_parameters: expected a file path', 2) end
+  if not path:match('%.h5$') then
+    error("nn.save_parameters: only .h5 files are supported, got '" .. path .. "'", 2)
+  end
+  params = params or api.get_parameters { grad_only = false }
+  local n = #params:keys()
+  local names = ffi.new('const char *[?]', n + 1)
+  local ndims = ffi.new('int[?]', n + 1)
+  local shapes = ffi.new('const int64_t *[?]', n + 1)
+  local datas = ffi.new('const float *[?]', n + 1)
+  local ng = ffi.new('int[?]', n + 1)
+  local keep = {}
+  local i = 0
+  for name, v in params:items() do
+    keep[#keep + 1] = name
+    names[i] = name
+    ndims[i] = v.ndim
+    shapes[i] = C.nl_var_shape(v)
+    local p = C.nl_array_host(C.nl_var_data(v), C.NL_READ)
+    if p == nil then lib.raise('nn.save_parameters', 2) end
+    datas[i] = p
+    ng[i] = v.need_grad and 1 or 0
+    keep[#keep + 1] = v
+    i = i + 1
+  end
+  lib.check(C.nl_h5_save(path, n, names, ndims, shapes, datas, ng), '', 2)
+end
+
+-- nn.load_parameters(path): creates or overwrites parameters under the current scope.
+-- Every entry is checked before anything is changed: a shape mismatch changes nothing.
+function api.load_parameters(path)
+  if type(path) ~= 'string' or path == '' then error('nn.load_parameters: expected a file path', 2) end
+  local h = C.nl_h5_open(path)
+  if h == nil then lib.raise('', 2) end
+  h = ffi.gc(h, C.nl_h5_close)
+  local n = C.nl_h5_count(h)
+  local entries = {}
+  for i = 0, n - 1 do
+    local name = ffi.string(C.nl_h5_name(h, i))
+    local shape = lib.from_c_shape(C.nl_h5_shape(h, i), C.nl_h5_ndim(h, i))
+    local full = join(scope, name)
+    local existing = registry:get(full)
+    if existing and not shape_equal(existing.shape, shape) then
+      C.nl_h5_close(ffi.gc(h, nil))
+      error(("nn.load_parameters: parameter '%s' has shape %s in '%s' but %s here; nothing was loaded"):format(
+        full, lib.shape_str(shape), path, lib.shape_str(existing.shape)), 2)
+    end
+    entries[#entries + 1] = { i = i, name = name, shape = shape, need_grad = C.nl_h5_need_grad(h, i) ~= 0 }
+  end
+  -- Read everything into fresh arrays first, then install.
+  local loaded = {}
+  for k, e in ipairs(entries) do
+    local arr = NdArray.new(e.shape)
+    if C.nl_h5_read(h, e.i, arr:ptr(C.NL_WRITE), arr.size) ~= 0 then
+      local msg = lib.last_error()
+      C.nl_h5_close(ffi.gc(h, nil))
+      error('nn.load_parameters: ' .. msg, 2)
+    end
+    loaded[k] = arr
+  end
+  C.nl_h5_close(ffi.gc(h, nil))
+  for k, e in ipairs(entries) do
+    local v = api.get_parameter_or_create(e.name, e.shape, nil, e.need_grad)
+    v.need_grad = e.need_grad
+    v.d = loaded[k]
+  end
+end
+
+return M
