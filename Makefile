@@ -63,8 +63,8 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	else echo "all Debian packages present"; fi
 
-test: all
-	@NNLUA_BUILD=$(BUILD) SANITIZE=$(SANITIZE) luajit spec/run.lua
+test: deps all
+	@SANITIZE=$(SANITIZE) sh spec/run.sh
 
 tutorial: deps all
 	NNLUA_PLOT=png ./scripts/nnlua tutorials/by_examples.lua

@@ -21,13 +21,21 @@ int nl_error(const char *fmt, ...) {
 }
 
 int nl_error_prefix(const char *fmt, ...) {
-    char old[sizeof g_msg], pre[512];
+    char old[sizeof g_msg];
     memcpy(old, g_msg, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(pre, sizeof pre, fmt, ap);
+    int n = vsnprintf(g_msg, sizeof g_msg, fmt, ap);
     va_end(ap);
-    snprintf(g_msg, sizeof g_msg, "%s: %s", pre, old);
+    if (n < 0) n = 0;
+    size_t k = (size_t)n < sizeof g_msg - 3 ? (size_t)n : sizeof g_msg - 3;
+    g_msg[k++] = ':';
+    g_msg[k++] = ' ';
+    size_t rest = sizeof g_msg - k - 1;
+    size_t len = strlen(old);
+    if (len > rest) len = rest;
+    memcpy(g_msg + k, old, len);
+    g_msg[k + len] = 0;
     return -1;
 }
 

@@ -567,6 +567,20 @@ function NdArray.format(self, prefix, suffix)
   end
   collect(1, 0)
   local strs = fmt_numbers(vals)
+  -- Align like numpy: integer parts to the right, fractional parts padded on the right.
+  local wi, wf = 0, 0
+  for _, s in ipairs(strs) do
+    local ip, fp = s:match('^([^.]*)%.(.*)$')
+    if ip and not s:find('e', 1, true) then
+      wi, wf = math.max(wi, #ip), math.max(wf, #fp)
+    end
+  end
+  for k, s in ipairs(strs) do
+    local ip, fp = s:match('^([^.]*)%.(.*)$')
+    if ip and not s:find('e', 1, true) then
+      strs[k] = (' '):rep(wi - #ip) .. ip .. '.' .. fp .. (' '):rep(wf - #fp)
+    end
+  end
   local width = 0
   for _, s in ipairs(strs) do if #s > width then width = #s end end
   local pos = 0
