@@ -289,8 +289,3 @@ float *nl_func_scratch(nl_func *f, int slot, int64_t n) {
     }
     return f->scratch[slot];
 }
-
-void nl_parallel_for(int64_t n, int64_t cost_per_item, nl_range_fn body, void *ctx) {
-    (void)cost_per_item;
-    if (n > 0) body(0, n, ctx);
-}

@@ -62,6 +62,19 @@ local argbuf = ffi.new('nl_arg[32]')
 local inbuf = ffi.new('nl_var *[?]', C.NL_MAX_INPUTS)
 local outbuf = ffi.new('nl_var *[?]', C.NL_MAX_OUTPUTS)
 
+-- Memory pressure: the engine counts the bytes its arrays hold; Lua's collector does not
+-- see them, so collect when they have grown by a quarter (at least 64 MiB) since the last
+-- collection (Torch7 learned this the hard way).
+local gc_mark = 0
+local function memory_pressure()
+  local inuse = tonumber(C.nl_bytes_in_use())
+  if inuse > gc_mark * 1.25 + 64 * 1048576 then
+    collectgarbage()
+    gc_mark = tonumber(C.nl_bytes_in_use())
+  end
+end
+F._memory_pressure = memory_pressure
+
 local function fail(d, msg, level)
   error('F.' .. d.name .. ': ' .. msg, level + 1)
 end
@@ -205,6 +218,7 @@ local function make_wrapper(d)
       C.nl_clear_error()
       fail(d, msg .. ' (inputs: ' .. input_shapes(d, n_in) .. ')', 2)
     end
+    memory_pressure()
     if n_out == 1 then return ffi.gc(outbuf[0], C.nl_var_release) end
     local outs = {}
     for i = 0, n_out - 1 do outs[i + 1] = ffi.gc(outbuf[i], C.nl_var_release) end

@@ -311,6 +311,22 @@ local function row(self, i)
   return wrap(self._a, self._off + (i - 1) * stride, sub)
 end
 
+-- Rows i..j (inclusive, 1-based, negatives from the end) of the first axis, as a view.
+function methods:sub(i, j)
+  local n = self.shape[1]
+  if n == nil then error('NdArray:sub: cannot take rows of a 0-d array', 2) end
+  j = j or n
+  if i < 0 then i = n + i + 1 end
+  if j < 0 then j = n + j + 1 end
+  if i < 1 or j > n or i > j + 1 then
+    error(('NdArray:sub: rows %d..%d out of range 1..%d'):format(i, j, n), 2)
+  end
+  local s = copy_list(self.shape)
+  s[1] = j - i + 1
+  local stride = self.size / n
+  return wrap(self._a, self._off + (i - 1) * stride, s)
+end
+
 NdArray.__index = function(self, k)
   if type(k) == 'number' then
     local v, off = row(self, k)

@@ -1,0 +1,33 @@
+/*
+ * parallel.c - the engine's one threading model: OpenMP, shared with OpenBLAS's OpenMP
+ * build, so two thread pools never spin against each other. Small work stays on the
+ * calling thread; large loops are split into contiguous ranges, one per thread.
+ */
+#include "function.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum { MIN_WORK_PER_THREAD = 1 << 15 };
+
+void nl_parallel_for(int64_t n, int64_t cost_per_item, nl_range_fn body, void *ctx) {
+    if (n <= 0) return;
+#ifdef _OPENMP
+    int64_t work = n * (cost_per_item > 0 ? cost_per_item : 1);
+    int threads = omp_get_max_threads();
+    if (threads > 1 && work >= 2 * MIN_WORK_PER_THREAD && !omp_in_parallel()) {
+        int64_t want = work / MIN_WORK_PER_THREAD;
+        if (want < threads) threads = (int)want;
+        if (threads > n) threads = (int)n;
+#pragma omp parallel num_threads(threads)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int64_t a = n * t / nt, b = n * (t + 1) / nt;
+            if (b > a) body(a, b, ctx);
+        }
+        return;
+    }
+#endif
+    (void)cost_per_item;
+    body(0, n, ctx);
+}

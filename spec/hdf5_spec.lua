@@ -1,0 +1,142 @@
+-- HDF5 parameter files: round trip, NNabla's layout (checked with h5dump), order restored
+-- by index, atomic saves, and clear errors for missing, truncated and foreign files.
+local nn = require 'nnlua'
+local I = require 'nnlua.initializer'
+
+local dir = 'spec/tmp'
+os.execute('mkdir -p ' .. dir)
+
+local function read_all(path)
+  local f = assert(io.open(path, 'rb'))
+  local s = f:read('*a')
+  f:close()
+  return s
+end
+
+local function make_params()
+  nn.clear_parameters()
+  nn.seed(3)
+  nn.parameter_scope('conv1', function()
+    nn.get_parameter_or_create('conv/W', { 2, 3, 2, 2 }, I.NormalInitializer(1))
+    nn.get_parameter_or_create('conv/b', { 2 }, I.ConstantInitializer(0.5))
+  end)
+  nn.parameter_scope('zlast', function()   -- alphabetically last, created second
+    nn.get_parameter_or_create('affine/W', { 3, 4 }, I.UniformInitializer(1))
+  end)
+  nn.parameter_scope('bn1', function()
+    nn.get_parameter_or_create('bn/mean', { 1, 2, 1, 1 }, I.ConstantInitializer(0.25), false)
+  end)
+end
+
+describe('HDF5 parameter files', function()
+  it('round-trip names, shapes, values, need_grad and creation order', function()
+    make_params()
+    local before = {}
+    for k, v in nn.get_parameters({ grad_only = false }):items() do before[k] = v.d:flat() end
+    local path = dir .. '/roundtrip.h5'
+    nn.save_parameters(path)
+    nn.clear_parameters()
+    nn.load_parameters(path)
+    local p = nn.get_parameters { grad_only = false }
+    assert.same({ 'conv1/conv/W', 'conv1/conv/b', 'zlast/affine/W', 'bn1/bn/mean' }, p:keys())
+    for k, v in p:items() do assert.same(before[k], v.d:flat()) end
+    assert.same({ 2, 3, 2, 2 }, p['conv1/conv/W'].shape)
+    assert.is_false(p['bn1/bn/mean'].need_grad)
+    assert.is_true(p['conv1/conv/W'].need_grad)
+  end)
+
+  it("writes NNabla's layout: one float dataset per parameter, int8-enum need_grad, int64 index", function()
+    make_params()
+    local path = dir .. '/layout.h5'
+    nn.save_parameters(path)
+    local h = io.popen('h5dump -A ' .. path)
+    local dump = h:read('*a')
+    h:close()
+    assert.matches('GROUP "conv1"', dump, 1, true)
+    assert.matches('DATASET "W"', dump, 1, true)
+    assert.matches('H5T_IEEE_F32LE', dump, 1, true)
+    assert.matches('DATASPACE  SIMPLE { ( 2, 3, 2, 2 ) / ( 2, 3, 2, 2 ) }', dump, 1, true)
+    assert.matches('ATTRIBUTE "index"', dump, 1, true)
+    assert.matches('H5T_STD_I64LE', dump, 1, true)
+    assert.matches('"TRUE"             1;', dump, 1, true)
+    assert.matches('H5T_STD_I8LE', dump, 1, true)
+    -- index of zlast/affine/W is 2 (0-based creation order)
+    local h2 = io.popen('h5dump -a /zlast/affine/W/index ' .. path)
+    local idx = h2:read('*a')
+    h2:close()
+    assert.matches('%(0%): 2', idx)
+  end)
+
+  it('loads under the current scope, creating or overwriting', function()
+    make_params()
+    local path = dir .. '/scoped.h5'
+    nn.save_parameters(path)
+    nn.clear_parameters()
+    nn.parameter_scope('net', function() nn.load_parameters(path) end)
+    assert.same({ 'net/conv1/conv/W', 'net/conv1/conv/b', 'net/zlast/affine/W', 'net/bn1/bn/mean' },
+                nn.get_parameters({ grad_only = false }):keys())
+  end)
+
+  it('a parameter whose saved shape differs is an error and changes nothing', function()
+    make_params()
+    local path = dir .. '/shape.h5'
+    nn.save_parameters(path)
+    nn.clear_parameters()
+    local b = nn.get_parameter_or_create('conv1/conv/b', { 3 }, I.ConstantInitializer(9))
+    local ok, err = pcall(nn.load_parameters, path)
+    assert.is_false(ok)
+    assert.matches("parameter 'conv1/conv/b' has shape {2}", err, 1, true)
+    assert.matches('{3} here', err, 1, true)
+    assert.same({ 9, 9, 9 }, b.d:flat())
+    assert.equal(1, #nn.get_parameters { grad_only = false })
+  end)
+
+  it('missing, truncated and foreign files are clear errors', function()
+    local ok, err = pcall(nn.load_parameters, dir .. '/does-not-exist.h5')
+    assert.is_false(ok)
+    assert.matches('does not exist', err, 1, true)
+    make_params()
+    nn.save_parameters(dir .. '/full.h5')
+    local data = read_all(dir .. '/full.h5')
+    local f = io.open(dir .. '/trunc.h5', 'wb'); f:write(data:sub(1, 600)); f:close()
+    ok, err = pcall(nn.load_parameters, dir .. '/trunc.h5')
+    assert.is_false(ok)
+    assert.matches('not an HDF5 file', err, 1, true)
+    f = io.open(dir .. '/text.h5', 'wb'); f:write('hello, not hdf5\n'); f:close()
+    ok, err = pcall(nn.load_parameters, dir .. '/text.h5')
+    assert.is_false(ok)
+    assert.matches('not an HDF5 file', err, 1, true)
+  end)
+
+  it('a failed save leaves the previous file intact', function()
+    make_params()
+    local path = dir .. '/keep.h5'
+    nn.save_parameters(path)
+    local original = read_all(path)
+    -- an impossible parameter name makes the save fail after the file was opened for writing
+    local bad = nn.get_parameters { grad_only = false }
+    bad['a/W'] = nn.Variable({ 1 })
+    bad['a/W/x'] = nn.Variable({ 1 })
+    local ok, err = pcall(nn.save_parameters, path, bad)
+    assert.is_false(ok)
+    assert.matches("'a/W'", err, 1, true)
+    assert.equal(original, read_all(path))
+    local h = io.popen('ls ' .. dir .. ' | grep -c tmp- || true')
+    assert.equal('0', h:read('*l'))
+    h:close()
+  end)
+
+  it("reads files with int32 index/need_grad and float64 data (NNabla's C++ writer)", function()
+    -- spec/fixtures/cpp_layout.h5 was written with h5py: int32 attributes, creation order
+    -- fc2, fc1, bn (not alphabetical), one float64 dataset.
+    nn.clear_parameters()
+    nn.load_parameters('spec/fixtures/cpp_layout.h5')
+    local p = nn.get_parameters { grad_only = false }
+    assert.same({ 'fc2/affine/W', 'fc1/affine/b', 'bn/mean' }, p:keys())
+    assert.same({ { 0, 1, 2 }, { 3, 4, 5 } }, p['fc2/affine/W'].d:totable())
+    assert.same({ 0.5, -0.5 }, p['fc1/affine/b'].d:flat())
+    assert.same({ { 1, 2 } }, p['bn/mean'].d:totable())
+    assert.is_false(p['bn/mean'].need_grad)
+    assert.is_true(p['fc1/affine/b'].need_grad)
+  end)
+end)

@@ -1,0 +1,93 @@
+-- tiny_digits: the 8x8 handwritten digits (UCI / scikit-learn's load_digits) for the
+-- "NNabla by Examples" tutorial: load_digits, plot_stats and data_iterator_tiny_digits,
+-- as NNabla's tutorial helper of the same name provides them.
+local NdArray = require 'nnlua.ndarray'
+
+local M = {}
+
+local function script_dir()
+  local src = debug.getinfo(1, 'S').source
+  return (src:sub(1, 1) == '@' and src:sub(2):match('^(.*)/[^/]*$')) or '.'
+end
+
+local function read_csv(path)
+  local f
+  if path:match('%.gz$') then
+    local probe = io.open(path, 'rb')
+    if not probe then error("load_digits: cannot open '" .. path .. "'", 3) end
+    probe:close()
+    f = io.popen("gzip -dc '" .. path:gsub("'", "'\\''") .. "'", 'r')
+  else
+    f = io.open(path, 'r')
+  end
+  if not f then error("load_digits: cannot open '" .. path .. "'", 3) end
+  local rows = {}
+  for line in f:lines() do
+    if line ~= '' then
+      local row = {}
+      for v in line:gmatch('[^,]+') do row[#row + 1] = tonumber(v) end
+      if #row ~= 65 then
+        f:close()
+        error(("load_digits: '%s' line %d has %d columns, expected 65"):format(path, #rows + 1, #row), 3)
+      end
+      rows[#rows + 1] = row
+    end
+  end
+  f:close()
+  if #rows == 0 then error("load_digits: '" .. path .. "' is empty (is gzip installed?)", 3) end
+  return rows
+end
+
+-- load_digits{n_class = 10 [, path =]}: images {N, 8, 8}, data {N, 64}, target {N}
+-- (class ids 0..n_class-1), as scikit-learn's Bunch.
+function M.load_digits(opts)
+  opts = opts or {}
+  local n_class = opts.n_class or 10
+  local path = opts.path or (script_dir() .. '/data/digits.csv.gz')
+  local rows = read_csv(path)
+  local keep = {}
+  for _, r in ipairs(rows) do if r[65] < n_class then keep[#keep + 1] = r end end
+  local n = #keep
+  local images = NdArray.new({ n, 8, 8 })
+  local target = NdArray.new({ n })
+  local pi, pt = images:ptr(1), target:ptr(1)
+  for i, r in ipairs(keep) do
+    for j = 1, 64 do pi[(i - 1) * 64 + j - 1] = r[j] end
+    pt[i - 1] = r[65]
+  end
+  return { images = images, data = images:reshape({ n, 64 }), target = target, n = n,
+           target_names = (function() local t = {} for c = 0, n_class - 1 do t[#t + 1] = c end return t end)() }
+end
+
+-- Prints the data set's statistics and draws the first 64 images as tiles.
+function M.plot_stats(digits)
+  print('Num images:', digits.n)
+  print('Image shape:', '{' .. digits.images.shape[2] .. ', ' .. digits.images.shape[3] .. '}')
+  local labels = {}
+  for i = 1, math.min(10, digits.n) do labels[i] = string.format('%d', digits.target[i]) end
+  print('Labels:', '{' .. table.concat(labels, ', ') .. '}')
+  local monitor = require 'nnlua.monitor'
+  local plot = require 'nnlua.plot'
+  local m = math.min(64, digits.n)
+  local first = digits.images:sub(1, m):reshape({ m, 1, 8, 8 })
+  plot.figure()
+  plot.imshow(monitor.tile_images(first), { cmap = 'gray' })
+  plot.title('digits: the first ' .. m .. ' images')
+  plot.show()
+end
+
+-- data_iterator_tiny_digits(digits, {batch_size = 64, shuffle = false, seed =}): batches of
+-- images {B, 1, 8, 8} and labels {B, 1}.
+function M.data_iterator_tiny_digits(digits, opts)
+  opts = opts or {}
+  local data = require 'nnlua.data'
+  local images, target = digits.images, digits.target
+  local function load(i)
+    local img = images[i]:reshape({ 1, 8, 8 })
+    return img, { target[i] }
+  end
+  return data.data_iterator_simple(load, digits.n, opts.batch_size or 64,
+    { shuffle = opts.shuffle or false, seed = opts.seed or opts.rng, with_memory_cache = true })
+end
+
+return M
