@@ -69,11 +69,17 @@ function M.plot_stats(digits)
   local monitor = require 'nnlua.monitor'
   local plot = require 'nnlua.plot'
   local m = math.min(64, digits.n)
-  local first = digits.images:sub(1, m):reshape({ m, 1, 8, 8 })
+  local first = digits.images:rows(1, m):reshape({ m, 1, 8, 8 })
   plot.figure()
   plot.imshow(monitor.tile_images(first), { cmap = 'gray' })
   plot.title('digits: the first ' .. m .. ' images')
-  plot.show()
+  plot.axis('off')
+  local dir = plot.get_output_dir()
+  os.execute("mkdir -p '" .. dir .. "'")
+  plot.savefig(dir .. '/00_digits.png')
+  print('[figure] ' .. dir .. '/00_digits.png')
+  if os.getenv('DISPLAY') and os.getenv('NNLUA_PLOT') ~= 'png' then plot.show() end
+  plot.close()
 end
 
 -- data_iterator_tiny_digits(digits, {batch_size = 64, shuffle = false, seed =}): batches of

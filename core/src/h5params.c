@@ -285,6 +285,7 @@ static int build_file_image(const char *path, int n, const char *const *names, c
     int rc = -1;
     void *buf = NULL;
     hid_t file = -1, lcpl = -1, bool_type = -1;
+    ssize_t size = 0;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0 || H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) < 0 ||
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0) {
@@ -311,7 +312,7 @@ static int build_file_image(const char *path, int n, const char *const *names, c
         h5_fail("save_parameters: cannot lay out the HDF5 file for '%s'", path);
         goto done;
     }
-    ssize_t size = H5Fget_file_image(file, NULL, 0);
+    size = H5Fget_file_image(file, NULL, 0);
     if (size <= 0) {
         h5_fail("save_parameters: cannot lay out the HDF5 file for '%s'", path);
         goto done;

@@ -312,14 +312,14 @@ local function row(self, i)
 end
 
 -- Rows i..j (inclusive, 1-based, negatives from the end) of the first axis, as a view.
-function methods:sub(i, j)
+function methods:rows(i, j)
   local n = self.shape[1]
-  if n == nil then error('NdArray:sub: cannot take rows of a 0-d array', 2) end
+  if n == nil then error('NdArray:rows: cannot take rows of a 0-d array', 2) end
   j = j or n
   if i < 0 then i = n + i + 1 end
   if j < 0 then j = n + j + 1 end
   if i < 1 or j > n or i > j + 1 then
-    error(('NdArray:sub: rows %d..%d out of range 1..%d'):format(i, j, n), 2)
+    error(('NdArray:rows: rows %d..%d out of range 1..%d'):format(i, j, n), 2)
   end
   local s = copy_list(self.shape)
   s[1] = j - i + 1

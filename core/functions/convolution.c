@@ -1,0 +1,358 @@
+/*
+ * convolution.c - N-d convolution (1 to 3 spatial axes), NNabla's Convolution:
+ *   convolution(x, weight, [bias], base_axis=2, pad=nil, stride=nil, dilation=nil,
+ *               group=1, channel_last=false)
+ * x: (B..., C, I...) with the channel axis at base_axis (Lua-style, 1-based), weight:
+ * (OC, C/group, K...), bias: (OC); y: (B..., OC, O...) with
+ *   O = (I + 2*pad - dilation*(K-1) - 1) / stride + 1.
+ * pad/stride/dilation default to 0/1/1 per spatial axis. Lowered to GEMM per sample:
+ * im2col into a column buffer (node scratch, reused), one sgemm per group; backward
+ * uses the same buffer for dW = dy col^T and for dx = col2im(W^T dy).
+ * Internally 1-d and 2-d problems are 3-d ones with leading size-1 axes.
+ */
+#include "../src/function.h"
+#include <cblas.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { A_BASE_AXIS, A_PAD, A_STRIDE, A_DILATION, A_GROUP, A_CHANNEL_LAST };
+
+static const nl_argdef conv_args[] = {
+    {"base_axis", NL_ARG_INT, "2", NULL},
+    {"pad", NL_ARG_INTS, "nil", NULL},
+    {"stride", NL_ARG_INTS, "nil", NULL},
+    {"dilation", NL_ARG_INTS, "nil", NULL},
+    {"group", NL_ARG_INT, "1", NULL},
+    {"channel_last", NL_ARG_BOOL, "false", NULL},
+};
+
+enum { SD = 3 };   /* spatial axes handled by the kernels (fewer are padded with 1s) */
+
+typedef struct conv_geom {
+    int64_t c;                 /* input channels */
+    int64_t in[SD], out[SD];   /* spatial sizes */
+    int64_t k[SD], pad[SD], stride[SD], dil[SD];
+} conv_geom;
+
+typedef struct conv_state {
+    conv_geom g;
+    int64_t outer;             /* prod of the axes before the channel axis */
+    int64_t oc, group;
+    int64_t ocg, kg;           /* per group: output channels, rows of col (C/group * prod K) */
+    int64_t p_in, p_out;       /* prod of input / output spatial sizes */
+    bool direct;               /* 1x1 kernel, stride 1, no pad: col is x itself */
+} conv_state;
+
+/* Output positions o in [0, n_out) with 0 <= o*s + off < n_in form [*lo, *hi). */
+static inline void valid_range(int64_t off, int64_t s, int64_t n_in, int64_t n_out,
+                               int64_t *lo, int64_t *hi) {
+    int64_t a = off >= 0 ? 0 : (-off + s - 1) / s;
+    int64_t b = off >= n_in ? 0 : (n_in - off + s - 1) / s;
+    if (a > n_out) a = n_out;
+    if (b > n_out) b = n_out;
+    if (b < a) b = a;
+    *lo = a;
+    *hi = b;
+}
+
+/* x: (C, I0, I1, I2) -> col: (C * K0 * K1 * K2, O0 * O1 * O2), zeros where the window
+ * reads padding. */
+static void im2col(const conv_geom *g, const float *x, float *col) {
+    const int64_t O0 = g->out[0], O1 = g->out[1], O2 = g->out[2];
+    const int64_t I0 = g->in[0], I1 = g->in[1], I2 = g->in[2];
+    float *row = col;
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t a = 0; a < g->k[0]; a++)
+            for (int64_t b = 0; b < g->k[1]; b++)
+                for (int64_t e = 0; e < g->k[2]; e++, row += O0 * O1 * O2) {
+                    const int64_t off2 = e * g->dil[2] - g->pad[2], s2 = g->stride[2];
+                    int64_t lo, hi;
+                    valid_range(off2, s2, I2, O2, &lo, &hi);
+                    float *r = row;
+                    for (int64_t o0 = 0; o0 < O0; o0++) {
+                        const int64_t i0 = o0 * g->stride[0] - g->pad[0] + a * g->dil[0];
+                        if (i0 < 0 || i0 >= I0) {
+                            memset(r, 0, (size_t)(O1 * O2) * sizeof(float));
+                            r += O1 * O2;
+                            continue;
+                        }
+                        for (int64_t o1 = 0; o1 < O1; o1++, r += O2) {
+                            const int64_t i1 = o1 * g->stride[1] - g->pad[1] + b * g->dil[1];
+                            if (i1 < 0 || i1 >= I1) {
+                                memset(r, 0, (size_t)O2 * sizeof(float));
+                                continue;
+                            }
+                            const float *src = x + ((c * I0 + i0) * I1 + i1) * I2;
+                            for (int64_t o2 = 0; o2 < lo; o2++) r[o2] = 0.0f;
+                            if (s2 == 1) memcpy(r + lo, src + lo + off2, (size_t)(hi - lo) * sizeof(float));
+                            else for (int64_t o2 = lo; o2 < hi; o2++) r[o2] = src[o2 * s2 + off2];
+                            for (int64_t o2 = hi; o2 < O2; o2++) r[o2] = 0.0f;
+                        }
+                    }
+                }
+}
+
+/* col: (C * K0 * K1 * K2, O0 * O1 * O2) -> dx: (C, I0, I1, I2), adding into dx. */
+static void col2im_add(const conv_geom *g, const float *col, float *dx) {
+    const int64_t O0 = g->out[0], O1 = g->out[1], O2 = g->out[2];
+    const int64_t I0 = g->in[0], I1 = g->in[1], I2 = g->in[2];
+    const float *row = col;
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t a = 0; a < g->k[0]; a++)
+            for (int64_t b = 0; b < g->k[1]; b++)
+                for (int64_t e = 0; e < g->k[2]; e++, row += O0 * O1 * O2) {
+                    const int64_t off2 = e * g->dil[2] - g->pad[2], s2 = g->stride[2];
+                    int64_t lo, hi;
+                    valid_range(off2, s2, I2, O2, &lo, &hi);
+                    for (int64_t o0 = 0; o0 < O0; o0++) {
+                        const int64_t i0 = o0 * g->stride[0] - g->pad[0] + a * g->dil[0];
+                        if (i0 < 0 || i0 >= I0) continue;
+                        for (int64_t o1 = 0; o1 < O1; o1++) {
+                            const int64_t i1 = o1 * g->stride[1] - g->pad[1] + b * g->dil[1];
+                            if (i1 < 0 || i1 >= I1) continue;
+                            const float *r = row + (o0 * O1 + o1) * O2;
+                            float *dst = dx + ((c * I0 + i0) * I1 + i1) * I2;
+                            for (int64_t o2 = lo; o2 < hi; o2++) dst[o2 * s2 + off2] += r[o2];
+                        }
+                    }
+                }
+}
+
+static int list_arg(nl_func *f, int k, const char *name, int sd, int64_t deflt, int64_t min,
+                    const char *xs, int64_t *out) {
+    if (!nl_arg_given(f, k)) {
+        for (int i = 0; i < sd; i++) out[i] = deflt;
+        return 0;
+    }
+    if (nl_arg_len(f, k) != sd)
+        return nl_error("%s has %d entries but x %s has %d spatial axes", name, nl_arg_len(f, k), xs, sd);
+    for (int i = 0; i < sd; i++) {
+        out[i] = nl_arg_at(f, k, i);
+        if (out[i] < min)
+            return nl_error("%s entry %d is %lld (must be %s)", name, i + 1, (long long)out[i],
+                            min == 0 ? "0 or more" : "1 or more");
+    }
+    return 0;
+}
+
+static int conv_setup(nl_func *f) {
+    const nl_var *x = nl_in(f, 0), *w = nl_in(f, 1), *bias = f->in[2];
+    char xs[160], ws[160], bs[160];
+    nl_shape_str(xs, x->ndim, x->shape);
+    nl_shape_str(ws, w->ndim, w->shape);
+    if (nl_arg_bool(f, A_CHANNEL_LAST))
+        return nl_error("channel_last = true is not supported yet");
+    int ca;
+    const int64_t base_axis = nl_arg_int(f, A_BASE_AXIS);
+    if (nl_norm_axis("base_axis", base_axis, x->ndim, &ca)) return -1;
+    const int sd = x->ndim - ca - 1;
+    if (sd < 1)
+        return nl_error("x %s has no spatial axes after the channel axis (base_axis %lld)", xs,
+                        (long long)base_axis);
+    if (sd > SD)
+        return nl_error("x %s has %d spatial axes after the channel axis (base_axis %lld); "
+                        "1 to %d are supported", xs, sd, (long long)base_axis, SD);
+    if (w->ndim != 2 + sd)
+        return nl_error("weight %s must have %d dimensions (out_channels, in_channels/group, "
+                        "kernel...) for x %s with %d spatial axes at base_axis %lld",
+                        ws, 2 + sd, xs, sd, (long long)base_axis);
+    const int64_t group = nl_arg_int(f, A_GROUP);
+    if (group < 1) return nl_error("group must be 1 or more, got %lld", (long long)group);
+    const int64_t c = x->shape[ca], oc = w->shape[0];
+    if (c < 1 || oc < 1)
+        return nl_error("x %s has %lld channels and weight %s %lld output channels "
+                        "(both must be 1 or more)", xs, (long long)c, ws, (long long)oc);
+    if (c % group)
+        return nl_error("x %s has %lld channels (axis %d), not divisible by group %lld",
+                        xs, (long long)c, ca + 1, (long long)group);
+    if (oc % group)
+        return nl_error("weight %s has %lld output channels, not divisible by group %lld",
+                        ws, (long long)oc, (long long)group);
+    if (w->shape[1] != c / group)
+        return nl_error("weight %s has %lld input channels per group but x %s has %lld "
+                        "channels (axis %d) and group %lld, so %lld per group",
+                        ws, (long long)w->shape[1], xs, (long long)c, ca + 1,
+                        (long long)group, (long long)(c / group));
+    if (bias && (bias->ndim != 1 || bias->shape[0] != oc))
+        return nl_error("bias has shape %s but weight %s has %lld output channels (expected {%lld})",
+                        nl_shape_str(bs, bias->ndim, bias->shape), ws, (long long)oc, (long long)oc);
+
+    int64_t pad[SD], stride[SD], dil[SD];
+    if (list_arg(f, A_PAD, "pad", sd, 0, 0, xs, pad)) return -1;
+    if (list_arg(f, A_STRIDE, "stride", sd, 1, 1, xs, stride)) return -1;
+    if (list_arg(f, A_DILATION, "dilation", sd, 1, 1, xs, dil)) return -1;
+
+    conv_state st = {0};
+    st.oc = oc;
+    st.group = group;
+    st.outer = 1;
+    for (int d = 0; d < ca; d++) st.outer *= x->shape[d];
+    st.g.c = c;
+    int64_t oshape[NL_MAX_NDIM];
+    for (int d = 0; d <= ca; d++) oshape[d] = x->shape[d];
+    oshape[ca] = oc;
+    const int lead = SD - sd;
+    for (int i = 0; i < SD; i++) {
+        st.g.in[i] = st.g.out[i] = st.g.k[i] = st.g.stride[i] = st.g.dil[i] = 1;
+        st.g.pad[i] = 0;
+    }
+    for (int i = 0; i < sd; i++) {
+        const int64_t in = x->shape[ca + 1 + i], k = w->shape[2 + i];
+        if (k < 1)
+            return nl_error("weight %s has kernel size %lld in spatial axis %d (must be 1 or more)",
+                            ws, (long long)k, i + 1);
+        const int64_t keff = dil[i] * (k - 1) + 1;
+        if (in + 2 * pad[i] < keff)
+            return nl_error("kernel %lld (dilation %lld: extent %lld) is larger than the padded "
+                            "input %lld (x size %lld + 2*pad %lld) in spatial axis %d (x axis %d); "
+                            "x %s, weight %s",
+                            (long long)k, (long long)dil[i], (long long)keff,
+                            (long long)(in + 2 * pad[i]), (long long)in, (long long)pad[i], i + 1,
+                            ca + 2 + i, xs, ws);
+        const int64_t o = (in + 2 * pad[i] - keff) / stride[i] + 1;
+        oshape[ca + 1 + i] = o;
+        st.g.in[lead + i] = in;
+        st.g.out[lead + i] = o;
+        st.g.k[lead + i] = k;
+        st.g.pad[lead + i] = pad[i];
+        st.g.stride[lead + i] = stride[i];
+        st.g.dil[lead + i] = dil[i];
+    }
+    st.ocg = oc / group;
+    st.kg = c / group;
+    st.p_in = st.p_out = 1;
+    st.direct = true;
+    for (int i = 0; i < SD; i++) {
+        st.kg *= st.g.k[i];
+        st.p_in *= st.g.in[i];
+        st.p_out *= st.g.out[i];
+        if (st.g.k[i] != 1 || st.g.stride[i] != 1 || st.g.pad[i] != 0) st.direct = false;
+    }
+    if (st.kg > INT_MAX || st.p_out > INT_MAX || st.ocg > INT_MAX ||
+        (double)st.kg * (double)group * (double)st.p_out > (double)INT64_MAX / 8)
+        return nl_error("x %s with weight %s is too large for the GEMM lowering", xs, ws);
+    nl_set_out_shape(f, 0, x->ndim, oshape);
+
+    conv_state *s = malloc(sizeof *s);
+    if (!s) return nl_error("out of memory");
+    *s = st;
+    f->state = s;
+    return 0;
+}
+
+static void conv_destroy(nl_func *f) { free(f->state); }
+
+/* x: (B, C, I...), w: (OC, C/G, K...), b: (OC) -> y: (B, OC, O...);
+ * per sample and group: y_g (OC/G, P) = w_g (OC/G, Kg) col_g (Kg, P) */
+static int conv_forward(nl_func *f) {
+    const conv_state *st = f->state;
+    const int ocg = (int)st->ocg, kg = (int)st->kg, p = (int)st->p_out;
+    NL_PTR(const float *, x, nl_in_data(f, 0));
+    NL_PTR(const float *, w, nl_in_data(f, 1));
+    NL_PTR(float *, y, nl_out_data(f, 0));
+    const float *b = NULL;
+    if (f->in[2]) { b = nl_in_data(f, 2); if (!b) return -1; }
+    float *col = NULL;
+    if (!st->direct) {
+        col = nl_func_scratch(f, 0, st->kg * st->group * st->p_out);
+        if (!col) return nl_error("out of memory for the column buffer");
+    }
+    for (int64_t n = 0; n < st->outer; n++) {
+        const float *xn = x + n * st->g.c * st->p_in;
+        float *yn = y + n * st->oc * st->p_out;
+        if (!st->direct) im2col(&st->g, xn, col);
+        const float *cn = st->direct ? xn : col;
+        if (b)
+            for (int64_t o = 0; o < st->oc; o++)
+                for (int64_t i = 0; i < p; i++) yn[o * p + i] = b[o];
+        for (int64_t g = 0; g < st->group; g++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, p, kg,
+                        1.0f, w + g * ocg * kg, kg, cn + g * kg * p, p,
+                        b ? 1.0f : 0.0f, yn + g * ocg * p, p);
+    }
+    return 0;
+}
+
+/* dy: (B, OC, O...); db (OC) = sum of dy over B and O; dw_g (OC/G, Kg) = sum_n dy_g col_g^T;
+ * dx_n = col2im(w_g^T dy_g) */
+static int conv_backward(nl_func *f, const bool *prop, const bool *accum) {
+    const conv_state *st = f->state;
+    const int ocg = (int)st->ocg, kg = (int)st->kg, p = (int)st->p_out;
+    const bool pb = f->in[2] && prop[2];
+    if (!prop[0] && !prop[1] && !pb) return 0;
+    NL_PTR(const float *, dy, nl_out_grad(f, 0));
+    const int64_t ysz = st->oc * st->p_out, xsz = st->g.c * st->p_in;
+    if (pb) {
+        NL_PTR(float *, db, nl_in_grad(f, 2, accum[2]));
+        for (int64_t o = 0; o < st->oc; o++) {
+            double s = 0;
+            for (int64_t n = 0; n < st->outer; n++) {
+                const float *r = dy + n * ysz + o * st->p_out;
+                for (int64_t i = 0; i < st->p_out; i++) s += r[i];
+            }
+            db[o] = accum[2] ? db[o] + (float)s : (float)s;
+        }
+    }
+    float *col = NULL;
+    if (!st->direct && (prop[0] || prop[1])) {
+        col = nl_func_scratch(f, 0, st->kg * st->group * st->p_out);
+        if (!col) return nl_error("out of memory for the column buffer");
+    }
+    if (prop[1]) {
+        NL_PTR(const float *, x, nl_in_data(f, 0));
+        NL_PTR(float *, dw, nl_in_grad(f, 1, accum[1]));
+        if (st->outer == 0 && !accum[1])
+            memset(dw, 0, (size_t)(st->oc * st->kg) * sizeof(float));
+        for (int64_t n = 0; n < st->outer; n++) {
+            const float *xn = x + n * xsz;
+            if (!st->direct) im2col(&st->g, xn, col);
+            const float *cn = st->direct ? xn : col;
+            const float beta = (n == 0 && !accum[1]) ? 0.0f : 1.0f;
+            for (int64_t g = 0; g < st->group; g++)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, kg, p,
+                            1.0f, dy + n * ysz + g * ocg * p, p, cn + g * kg * p, p,
+                            beta, dw + g * ocg * kg, kg);
+        }
+    }
+    if (prop[0]) {
+        NL_PTR(const float *, w, nl_in_data(f, 1));
+        NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
+        for (int64_t n = 0; n < st->outer; n++) {
+            float *dxn = dx + n * xsz;
+            const float *dyn = dy + n * ysz;
+            if (st->direct) {
+                for (int64_t g = 0; g < st->group; g++)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, p, ocg,
+                                1.0f, w + g * ocg * kg, kg, dyn + g * ocg * p, p,
+                                accum[0] ? 1.0f : 0.0f, dxn + g * kg * p, p);
+                continue;
+            }
+            for (int64_t g = 0; g < st->group; g++)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, p, ocg,
+                            1.0f, w + g * ocg * kg, kg, dyn + g * ocg * p, p,
+                            0.0f, col + g * kg * p, p);
+            if (!accum[0]) memset(dxn, 0, (size_t)xsz * sizeof(float));
+            col2im_add(&st->g, col, dxn);
+        }
+    }
+    return 0;
+}
+
+const nl_fdef nl_fdef_convolution = {
+    .name = "convolution",
+    .doc = "N-d convolution (1 to 3 spatial axes): x (B..., C, I...), weight (OC, C/group, K...), "
+           "bias (OC) -> y (B..., OC, O...)",
+    .in_names = "x,weight,bias",
+    .n_in = 2,
+    .n_opt_in = 1,
+    .n_out = 1,
+    .n_args = 6,
+    .args = conv_args,
+    .setup = conv_setup,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .destroy = conv_destroy,
+    .grad_in_data = (1u << 0) | (1u << 1),   /* dW reads x, dx reads W */
+    .grad_out_data = 0,
+};

@@ -1,0 +1,314 @@
+/*
+ * pooling.c - max and average pooling over the last len(kernel) axes (1 to 3), with
+ * NNabla's exact semantics (src/nbla/function/generic/{max,average}_pooling.cpp and
+ * utils/base_pooling.cpp):
+ *   max_pooling(x, kernel, stride=nil, ignore_border=true, pad=nil, channel_last=false)
+ *   average_pooling(x, kernel, stride=nil, ignore_border=true, pad=nil, channel_last=false,
+ *                   including_pad=true)
+ * stride defaults to kernel, pad to 0. Output size per pooled axis:
+ *   ignore_border = true:  (I + 2*pad - K) / stride + 1
+ *   ignore_border = false: (I + pad - 1) / stride + 1      (NNabla's formula)
+ * Window of output o: [o*stride - pad, min(o*stride - pad + K, I + pad)), clipped to
+ * [0, I) for reading. Padding never wins a max; the average divides by the window size
+ * before clipping (including_pad) or after (not). A window that holds no input cell at
+ * all (only possible when pad >= kernel) gives 0 and no gradient.
+ * Max pooling keeps the argmax of every output (int32 offset within its map, in node
+ * scratch) for backward.
+ */
+#include "../src/function.h"
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { A_KERNEL, A_STRIDE, A_IGNORE_BORDER, A_PAD, A_CHANNEL_LAST, A_INCLUDING_PAD };
+enum { SD = 3 };   /* pooled axes handled by the kernels (fewer are padded with 1s) */
+
+static const nl_argdef max_pool_args[] = {
+    {"kernel", NL_ARG_INTS, "nil", NULL},
+    {"stride", NL_ARG_INTS, "nil", NULL},
+    {"ignore_border", NL_ARG_BOOL, "true", NULL},
+    {"pad", NL_ARG_INTS, "nil", NULL},
+    {"channel_last", NL_ARG_BOOL, "false", NULL},
+};
+
+static const nl_argdef avg_pool_args[] = {
+    {"kernel", NL_ARG_INTS, "nil", NULL},
+    {"stride", NL_ARG_INTS, "nil", NULL},
+    {"ignore_border", NL_ARG_BOOL, "true", NULL},
+    {"pad", NL_ARG_INTS, "nil", NULL},
+    {"channel_last", NL_ARG_BOOL, "false", NULL},
+    {"including_pad", NL_ARG_BOOL, "true", NULL},
+};
+
+typedef struct pool_state {
+    int64_t maps;                       /* prod of the axes before the pooled ones */
+    int64_t in[SD], out[SD], k[SD], stride[SD], pad[SD];
+    int64_t in_size, out_size;          /* per map */
+    bool including_pad;
+    bool forward_done;                  /* max: argmax indices are valid */
+} pool_state;
+
+static int pool_setup(nl_func *f) {
+    const nl_var *x = nl_in(f, 0);
+    char xs[160];
+    nl_shape_str(xs, x->ndim, x->shape);
+    if (nl_arg_bool(f, A_CHANNEL_LAST))
+        return nl_error("channel_last = true is not supported yet");
+    if (!nl_arg_given(f, A_KERNEL))
+        return nl_error("argument 'kernel' is required (a list such as {2, 2})");
+    const int sd = nl_arg_len(f, A_KERNEL);
+    if (sd < 1 || sd > SD)
+        return nl_error("kernel has %d entries; pooling over 1 to %d axes is supported", sd, SD);
+    if (sd > x->ndim)
+        return nl_error("kernel has %d entries but x %s has only %d axes", sd, xs, x->ndim);
+    if (nl_arg_given(f, A_STRIDE) && nl_arg_len(f, A_STRIDE) != sd)
+        return nl_error("stride has %d entries but kernel has %d", nl_arg_len(f, A_STRIDE), sd);
+    if (nl_arg_given(f, A_PAD) && nl_arg_len(f, A_PAD) != sd)
+        return nl_error("pad has %d entries but kernel has %d", nl_arg_len(f, A_PAD), sd);
+    const bool ignore_border = nl_arg_bool(f, A_IGNORE_BORDER);
+
+    pool_state st = {0};
+    for (int i = 0; i < SD; i++) st.in[i] = st.out[i] = st.k[i] = st.stride[i] = 1;
+    const int first = x->ndim - sd, lead = SD - sd;
+    st.maps = 1;
+    for (int d = 0; d < first; d++) st.maps *= x->shape[d];
+    int64_t oshape[NL_MAX_NDIM];
+    for (int d = 0; d < first; d++) oshape[d] = x->shape[d];
+    for (int i = 0; i < sd; i++) {
+        const int64_t in = x->shape[first + i], k = nl_arg_at(f, A_KERNEL, i);
+        const int64_t s = nl_arg_given(f, A_STRIDE) ? nl_arg_at(f, A_STRIDE, i) : k;
+        const int64_t p = nl_arg_given(f, A_PAD) ? nl_arg_at(f, A_PAD, i) : 0;
+        if (k < 1) return nl_error("kernel entry %d is %lld (must be 1 or more)", i + 1, (long long)k);
+        if (s < 1) return nl_error("stride entry %d is %lld (must be 1 or more)", i + 1, (long long)s);
+        if (p < 0) return nl_error("pad entry %d is %lld (must be 0 or more)", i + 1, (long long)p);
+        if (in < 1) return nl_error("x %s has size %lld at axis %d (pooling needs 1 or more)",
+                                    xs, (long long)in, first + i + 1);
+        int64_t o;
+        if (ignore_border) {
+            if (in + 2 * p < k)
+                return nl_error("kernel %lld is larger than the padded input %lld (x size %lld + "
+                                "2*pad %lld) at axis %d of x %s (ignore_border = true)",
+                                (long long)k, (long long)(in + 2 * p), (long long)in,
+                                (long long)p, first + i + 1, xs);
+            o = (in + 2 * p - k) / s + 1;
+        } else {
+            o = (in + p - 1) / s + 1;
+        }
+        oshape[first + i] = o;
+        st.in[lead + i] = in;
+        st.out[lead + i] = o;
+        st.k[lead + i] = k;
+        st.stride[lead + i] = s;
+        st.pad[lead + i] = p;
+    }
+    st.in_size = st.out_size = 1;
+    for (int i = 0; i < SD; i++) { st.in_size *= st.in[i]; st.out_size *= st.out[i]; }
+    if (st.in_size > INT_MAX)
+        return nl_error("x %s: a pooled map of %lld values is too large", xs, (long long)st.in_size);
+    st.including_pad = f->def->n_args > A_INCLUDING_PAD ? nl_arg_bool(f, A_INCLUDING_PAD) : true;
+    nl_set_out_shape(f, 0, x->ndim, oshape);
+
+    pool_state *ps = malloc(sizeof *ps);
+    if (!ps) return nl_error("out of memory");
+    *ps = st;
+    f->state = ps;
+    return 0;
+}
+
+static void pool_destroy(nl_func *f) { free(f->state); }
+
+/* The clipped window of output (o0, o1, o2): [lo, hi) per axis; returns the window size
+ * before clipping (to the padded extent) and sets *inner to the count of input cells. */
+static inline int64_t pool_window(const pool_state *st, const int64_t *o, int64_t *lo,
+                                  int64_t *hi, int64_t *inner) {
+    int64_t full = 1, in = 1;
+    for (int a = 0; a < SD; a++) {
+        int64_t s = o[a] * st->stride[a] - st->pad[a];
+        int64_t e = s + st->k[a];
+        if (e > st->in[a] + st->pad[a]) e = st->in[a] + st->pad[a];
+        full *= e - s;
+        if (s < 0) s = 0;
+        if (e > st->in[a]) e = st->in[a];
+        lo[a] = s;
+        hi[a] = e;
+        in *= e > s ? e - s : 0;
+    }
+    *inner = in;
+    return full;
+}
+
+/* ---- max pooling ---- */
+
+typedef struct pool_ctx {
+    const pool_state *st;
+    const float *x;
+    float *y;
+    int32_t *idx;
+    float *dx;
+    const float *dy;
+} pool_ctx;
+
+/* x: (maps, I0, I1, I2) -> y, idx: (maps, O0, O1, O2) */
+static void max_fwd_range(int64_t m0, int64_t m1, void *vctx) {
+    const pool_ctx *c = vctx;
+    const pool_state *st = c->st;
+    const int64_t I1 = st->in[1], I2 = st->in[2];
+    for (int64_t m = m0; m < m1; m++) {
+        const float *x = c->x + m * st->in_size;
+        float *y = c->y + m * st->out_size;
+        int32_t *idx = c->idx + m * st->out_size;
+        int64_t o[SD], lo[SD], hi[SD], inner;
+        for (o[0] = 0; o[0] < st->out[0]; o[0]++)
+            for (o[1] = 0; o[1] < st->out[1]; o[1]++)
+                for (o[2] = 0; o[2] < st->out[2]; o[2]++) {
+                    pool_window(st, o, lo, hi, &inner);
+                    if (inner == 0) { *y++ = 0.0f; *idx++ = -1; continue; }
+                    int64_t best = (lo[0] * I1 + lo[1]) * I2 + lo[2];
+                    float bv = x[best];
+                    for (int64_t i0 = lo[0]; i0 < hi[0]; i0++)
+                        for (int64_t i1 = lo[1]; i1 < hi[1]; i1++) {
+                            const int64_t base = (i0 * I1 + i1) * I2;
+                            for (int64_t i2 = lo[2]; i2 < hi[2]; i2++)
+                                if (bv < x[base + i2]) { bv = x[base + i2]; best = base + i2; }
+                        }
+                    *y++ = bv;
+                    *idx++ = (int32_t)best;
+                }
+    }
+}
+
+static int max_pool_forward(nl_func *f) {
+    pool_state *st = f->state;
+    NL_PTR(const float *, x, nl_in_data(f, 0));
+    NL_PTR(float *, y, nl_out_data(f, 0));
+    if (st->maps * st->out_size == 0) { st->forward_done = true; return 0; }
+    int32_t *idx = (int32_t *)nl_func_scratch(f, 0, st->maps * st->out_size);
+    if (!idx) return nl_error("out of memory for the argmax indices");
+    pool_ctx c = {.st = st, .x = x, .y = y, .idx = idx};
+    nl_parallel_for(st->maps, st->out_size * st->k[0] * st->k[1] * st->k[2], max_fwd_range, &c);
+    st->forward_done = true;
+    return 0;
+}
+
+/* dy, idx: (maps, O0, O1, O2) -> dx: (maps, I0, I1, I2) (zeroed or accumulated) */
+static int max_pool_backward(nl_func *f, const bool *prop, const bool *accum) {
+    if (!prop[0]) return 0;
+    const pool_state *st = f->state;
+    if (!st->forward_done) return nl_error("forward must run before backward");
+    const int32_t *idx = (const int32_t *)f->scratch[0];
+    NL_PTR(const float *, dy, nl_out_grad(f, 0));
+    NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
+    if (!accum[0]) memset(dx, 0, (size_t)(st->maps * st->in_size) * sizeof(float));
+    for (int64_t m = 0; m < st->maps; m++) {
+        float *dxm = dx + m * st->in_size;
+        const float *dym = dy + m * st->out_size;
+        const int32_t *im = idx + m * st->out_size;
+        for (int64_t i = 0; i < st->out_size; i++)
+            if (im[i] >= 0) dxm[im[i]] += dym[i];
+    }
+    return 0;
+}
+
+/* ---- average pooling ---- */
+
+/* x: (maps, I0, I1, I2) -> y: (maps, O0, O1, O2) */
+static void avg_fwd_range(int64_t m0, int64_t m1, void *vctx) {
+    const pool_ctx *c = vctx;
+    const pool_state *st = c->st;
+    const int64_t I1 = st->in[1], I2 = st->in[2];
+    for (int64_t m = m0; m < m1; m++) {
+        const float *x = c->x + m * st->in_size;
+        float *y = c->y + m * st->out_size;
+        int64_t o[SD], lo[SD], hi[SD], inner;
+        for (o[0] = 0; o[0] < st->out[0]; o[0]++)
+            for (o[1] = 0; o[1] < st->out[1]; o[1]++)
+                for (o[2] = 0; o[2] < st->out[2]; o[2]++) {
+                    int64_t full = pool_window(st, o, lo, hi, &inner);
+                    int64_t n = st->including_pad ? full : inner;
+                    float s = 0.0f;
+                    for (int64_t i0 = lo[0]; i0 < hi[0]; i0++)
+                        for (int64_t i1 = lo[1]; i1 < hi[1]; i1++) {
+                            const float *r = x + (i0 * I1 + i1) * I2;
+                            for (int64_t i2 = lo[2]; i2 < hi[2]; i2++) s += r[i2];
+                        }
+                    *y++ = n > 0 ? s / (float)n : 0.0f;
+                }
+    }
+}
+
+/* dy: (maps, O0, O1, O2) -> dx: (maps, I0, I1, I2) (zeroed or accumulated) */
+static void avg_bwd_range(int64_t m0, int64_t m1, void *vctx) {
+    const pool_ctx *c = vctx;
+    const pool_state *st = c->st;
+    const int64_t I1 = st->in[1], I2 = st->in[2];
+    for (int64_t m = m0; m < m1; m++) {
+        float *dx = c->dx + m * st->in_size;
+        const float *dy = c->dy + m * st->out_size;
+        int64_t o[SD], lo[SD], hi[SD], inner;
+        for (o[0] = 0; o[0] < st->out[0]; o[0]++)
+            for (o[1] = 0; o[1] < st->out[1]; o[1]++)
+                for (o[2] = 0; o[2] < st->out[2]; o[2]++) {
+                    int64_t full = pool_window(st, o, lo, hi, &inner);
+                    int64_t n = st->including_pad ? full : inner;
+                    const float g = n > 0 ? *dy / (float)n : 0.0f;
+                    dy++;
+                    for (int64_t i0 = lo[0]; i0 < hi[0]; i0++)
+                        for (int64_t i1 = lo[1]; i1 < hi[1]; i1++) {
+                            float *r = dx + (i0 * I1 + i1) * I2;
+                            for (int64_t i2 = lo[2]; i2 < hi[2]; i2++) r[i2] += g;
+                        }
+                }
+    }
+}
+
+static int avg_pool_forward(nl_func *f) {
+    const pool_state *st = f->state;
+    NL_PTR(const float *, x, nl_in_data(f, 0));
+    NL_PTR(float *, y, nl_out_data(f, 0));
+    pool_ctx c = {.st = st, .x = x, .y = y};
+    nl_parallel_for(st->maps, st->out_size * st->k[0] * st->k[1] * st->k[2], avg_fwd_range, &c);
+    return 0;
+}
+
+static int avg_pool_backward(nl_func *f, const bool *prop, const bool *accum) {
+    if (!prop[0]) return 0;
+    const pool_state *st = f->state;
+    NL_PTR(const float *, dy, nl_out_grad(f, 0));
+    NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
+    if (!accum[0]) memset(dx, 0, (size_t)(st->maps * st->in_size) * sizeof(float));
+    pool_ctx c = {.st = st, .dx = dx, .dy = dy};
+    nl_parallel_for(st->maps, st->out_size * st->k[0] * st->k[1] * st->k[2], avg_bwd_range, &c);
+    return 0;
+}
+
+const nl_fdef nl_fdef_max_pooling = {
+    .name = "max_pooling",
+    .doc = "max over windows of the last len(kernel) axes (1 to 3); stride defaults to kernel",
+    .in_names = "x",
+    .n_in = 1,
+    .n_out = 1,
+    .n_args = 5,
+    .args = max_pool_args,
+    .setup = pool_setup,
+    .forward = max_pool_forward,
+    .backward = max_pool_backward,
+    .destroy = pool_destroy,
+    .grad_in_data = 0,    /* backward uses the argmax kept by forward */
+    .grad_out_data = 0,
+};
+
+const nl_fdef nl_fdef_average_pooling = {
+    .name = "average_pooling",
+    .doc = "mean over windows of the last len(kernel) axes (1 to 3); stride defaults to kernel",
+    .in_names = "x",
+    .n_in = 1,
+    .n_out = 1,
+    .n_args = 6,
+    .args = avg_pool_args,
+    .setup = pool_setup,
+    .forward = avg_pool_forward,
+    .backward = avg_pool_backward,
+    .destroy = pool_destroy,
+    .grad_in_data = 0,
+    .grad_out_data = 0,
+};

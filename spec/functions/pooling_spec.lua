@@ -1,0 +1,275 @@
+-- F.max_pooling and F.average_pooling through the function tester, against plain-loop
+-- references written from NNabla's semantics:
+--   output size: ignore_border true  -> (I + 2*pad - K) / stride + 1
+--                ignore_border false -> (I + pad - 1) / stride + 1
+--   window of o: [o*stride - pad, min(o*stride - pad + K, I + pad)), read clipped to [0, I);
+--   average divides by the unclipped window size (including_pad) or the clipped one.
+local nn = require 'nnlua'
+local F = require 'nnlua.functions'
+local T = require 'function_tester'
+local NdArray = nn.NdArray
+
+local function each_index(dims, fn)
+  local n = #dims
+  for d = 1, n do if dims[d] == 0 then return end end
+  local idx = {}
+  for d = 1, n do idx[d] = 0 end
+  while true do
+    fn(idx)
+    local d = n
+    while d >= 1 do
+      idx[d] = idx[d] + 1
+      if idx[d] < dims[d] then break end
+      idx[d] = 0
+      d = d - 1
+    end
+    if d < 1 then return end
+  end
+end
+
+local function offset(dims, idx)
+  local o = 0
+  for d = 1, #dims do o = o * dims[d] + idx[d] end
+  return o
+end
+
+local function pool_ref(kind, o)
+  return function(x)
+    local sd = #o.kernel
+    local first = x.ndim - sd
+    local maps = 1
+    for d = 1, first do maps = maps * x.shape[d] end
+    local ins, outs, k, s, p = {}, {}, {}, {}, {}
+    for i = 1, sd do
+      ins[i] = x.shape[first + i]
+      k[i] = o.kernel[i]
+      s[i] = o.stride and o.stride[i] or k[i]
+      p[i] = o.pad and o.pad[i] or 0
+      if o.ignore_border == false then outs[i] = math.floor((ins[i] + p[i] - 1) / s[i]) + 1
+      else outs[i] = math.floor((ins[i] + 2 * p[i] - k[i]) / s[i]) + 1 end
+    end
+    local shape = {}
+    for d = 1, first do shape[d] = x.shape[d] end
+    for i = 1, sd do shape[first + i] = outs[i] end
+    local px = x:ptr()
+    local map_size = 1
+    for i = 1, sd do map_size = map_size * ins[i] end
+    local flat = {}
+    for m = 0, maps - 1 do
+      each_index(outs, function(op)
+        local lo, hi, dims, full, inner = {}, {}, {}, 1, 1
+        for i = 1, sd do
+          local a = op[i] * s[i] - p[i]
+          local b = math.min(a + k[i], ins[i] + p[i])
+          full = full * (b - a)
+          a, b = math.max(a, 0), math.min(b, ins[i])
+          lo[i], hi[i] = a, b
+          dims[i] = math.max(b - a, 0)
+          inner = inner * dims[i]
+        end
+        local best, sum = nil, 0
+        each_index(dims, function(w)
+          local xi = {}
+          for i = 1, sd do xi[i] = lo[i] + w[i] end
+          local v = px[m * map_size + offset(ins, xi)]
+          if best == nil or best < v then best = v end
+          sum = sum + v
+        end)
+        if kind == 'max' then flat[#flat + 1] = best or 0
+        else
+          local n = (o.including_pad == false) and inner or full
+          flat[#flat + 1] = n > 0 and sum / n or 0
+        end
+      end)
+    end
+    return NdArray.from_flat(flat, shape)
+  end
+end
+
+-- Distinct values 0.1 apart (no ties for max pooling, even under finite differences).
+local function distinct(_, shape)
+  local n = 1
+  for _, d in ipairs(shape) do n = n * d end
+  local flat = {}
+  for j = 0, n - 1 do flat[j + 1] = ((j * 7919) % n - n / 2) * 0.1 end
+  return NdArray.from_flat(flat, shape)
+end
+
+local function call(fname, x, o)
+  if fname == 'max_pooling' then
+    return F.max_pooling(x, o.kernel, o.stride, o.ignore_border, o.pad)
+  end
+  return F.average_pooling(x, o.kernel, o.stride, o.ignore_border, o.pad, false, o.including_pad)
+end
+
+local common = {
+  { name = 'kernel {2, 2} (stride = kernel)', x = { 2, 3, 4, 4 }, o = { kernel = { 2, 2 } } },
+  { name = 'kernel {3, 3}, stride {2, 2}, pad {1, 1}', x = { 1, 2, 5, 5 },
+    o = { kernel = { 3, 3 }, stride = { 2, 2 }, pad = { 1, 1 } } },
+  { name = 'kernel {2, 3}, stride {2, 2}, ignore_border false', x = { 1, 2, 5, 7 },
+    o = { kernel = { 2, 3 }, stride = { 2, 2 }, ignore_border = false } },
+  { name = 'kernel {3, 2}, stride {1, 2}, pad {1, 1}, ignore_border false', x = { 1, 2, 5, 6 },
+    o = { kernel = { 3, 2 }, stride = { 1, 2 }, pad = { 1, 1 }, ignore_border = false } },
+  { name = 'kernel {3, 3}, stride {1, 1}, overlapping windows', x = { 1, 1, 5, 4 },
+    o = { kernel = { 3, 3 }, stride = { 1, 1 } } },
+  { name = '1-d kernel {3}, stride {2}, pad {1}, ignore_border false', x = { 2, 6 },
+    o = { kernel = { 3 }, stride = { 2 }, pad = { 1 }, ignore_border = false } },
+  { name = '3-d kernel {2, 2, 2}, stride {1, 2, 2}', x = { 1, 2, 3, 4, 4 },
+    o = { kernel = { 2, 2, 2 }, stride = { 1, 2, 2 } } },
+  { name = 'pooling over every axis: x {5, 4}, kernel {2, 2}', x = { 5, 4 }, o = { kernel = { 2, 2 } } },
+}
+
+describe('max_pooling', function()
+  for _, c in ipairs(common) do
+    it(c.name, function()
+      T.check {
+        fn = function(x) return call('max_pooling', x, c.o) end,
+        ref = pool_ref('max', c.o),
+        inputs = { c.x },
+        init = distinct,
+        grad = { true },
+      }
+    end)
+  end
+
+  it('golden: 1..16 in 4x4 with kernel {2, 2} gives {6, 8, 14, 16}', function()
+    local x = nn.Variable.from(NdArray.arange(16):reshape({ 1, 1, 4, 4 }), { need_grad = true })
+    local y = F.max_pooling(x, { 2, 2 })
+    y:forward()
+    assert.same({ 6, 8, 14, 16 }, y.d:flat())
+    y:backward { grad = { { { { 1, 2 }, { 3, 4 } } } } }
+    assert.same({ 0, 0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 0, 3, 0, 4 }, x.g:flat())
+  end)
+
+  it('padding never wins: all-negative inputs with pad', function()
+    local x = nn.Variable.from(NdArray.arange(-9, -1):reshape({ 1, 1, 3, 3 }))
+    local y = F.max_pooling(x, { 2, 2 }, { 2, 2 }, true, { 1, 1 })
+    y:forward()
+    assert.same({ -9, -7, -3, -1 }, y.d:flat())
+  end)
+
+  it('uses NNabla output sizes for ignore_border', function()
+    local x = nn.Variable({ 1, 1, 5 })
+    assert.same({ 1, 1, 3 }, F.max_pooling(x, { 3 }, { 2 }, false).shape)
+    assert.same({ 1, 1, 2 }, F.max_pooling(x, { 3 }, { 2 }, true).shape)
+    assert.same({ 1, 1, 3 }, F.max_pooling(nn.Variable({ 1, 1, 6 }), { 3 }, { 2 }, false).shape)
+    assert.same({ 1, 1, 4 }, F.max_pooling(nn.Variable({ 1, 1, 6 }), { 3 }, { 2 }, false, { 1 }).shape)
+    assert.same({ 2, 3, 2, 2 }, F.max_pooling(nn.Variable({ 2, 3, 5, 5 }), { 2, 2 }).shape)
+    assert.same({ 2, 3, 3, 3 }, F.max_pooling(nn.Variable({ 2, 3, 5, 5 }), { 2, 2 }, { ignore_border = false }).shape)
+  end)
+end)
+
+describe('average_pooling', function()
+  for _, c in ipairs(common) do
+    for _, inc in ipairs { true, false } do
+      it(c.name .. ', including_pad ' .. tostring(inc), function()
+        local o = {}
+        for k, v in pairs(c.o) do o[k] = v end
+        o.including_pad = inc
+        T.check {
+          fn = function(x) return call('average_pooling', x, o) end,
+          ref = pool_ref('average', o),
+          inputs = { c.x },
+          grad = { true },
+        }
+      end)
+    end
+  end
+
+  it('golden: 1..16 in 4x4 with kernel {2, 2} gives {3.5, 5.5, 11.5, 13.5}', function()
+    local x = nn.Variable.from(NdArray.arange(16):reshape({ 1, 1, 4, 4 }))
+    local y = F.average_pooling(x, { 2, 2 })
+    y:forward()
+    assert.same({ 3.5, 5.5, 11.5, 13.5 }, y.d:flat())
+  end)
+
+  it('golden: including_pad true divides by the padded window, false by the real cells', function()
+    local x = nn.Variable.from(NdArray.arange(9):reshape({ 1, 1, 3, 3 }))
+    local y = F.average_pooling(x, { 2, 2 }, { 2, 2 }, true, { 1, 1 })
+    y:forward()
+    assert.same({ 0.25, 1.25, 2.75, 7 }, y.d:flat())
+    local y2 = F.average_pooling(x, { 2, 2 }, { 2, 2 }, true, { 1, 1 }, { including_pad = false })
+    y2:forward()
+    assert.same({ 1, 2.5, 5.5, 7 }, y2.d:flat())
+  end)
+
+  it('golden: a window past the border (ignore_border false) is cut at the padded edge', function()
+    local x = nn.Variable.from(NdArray.arange(5):reshape({ 1, 1, 5 }))
+    local y = F.average_pooling(x, { 3 }, { 2 }, false)
+    y:forward()
+    assert.same({ 2, 4, 5 }, y.d:flat())
+  end)
+end)
+
+-- The threaded path starts OpenMP worker threads; until libnnlua.so is linked with
+-- -Wl,-z,nodelete, LuaJIT's lua_close unloads libgomp under those idle threads and the
+-- process crashes at exit (after the results are printed). Any multithreaded OpenBLAS
+-- call does the same. Set NNLUA_THREADED_SPECS=1 to run these once the link is fixed.
+local threaded = os.getenv('NNLUA_THREADED_SPECS') == '1' and it or function(name)
+  pending(name .. ' (set NNLUA_THREADED_SPECS=1; needs libnnlua.so linked with -z nodelete)')
+end
+
+describe('pooling on an input large enough for the threaded path', function()
+  for _, name in ipairs { 'max_pooling', 'average_pooling' } do
+    threaded(name .. ' x {16, 16, 16, 16}, kernel {2, 2}: forward matches, gradients sum to sum(dy)', function()
+      local o = { kernel = { 2, 2 } }
+      T.check {
+        fn = function(x) return call(name, x, o) end,
+        ref = pool_ref(name == 'max_pooling' and 'max' or 'average', o),
+        inputs = { { 16, 16, 16, 16 } },
+        init = distinct,
+      }
+      local x = nn.Variable.from(distinct(1, { 16, 16, 16, 16 }), { need_grad = true })
+      local y = call(name, x, o)
+      y:forward()
+      local dy = NdArray.randn(y.shape)
+      y:backward { grad = dy }
+      local sx, sy = 0, 0
+      for _, v in ipairs(x.g:flat()) do sx = sx + v end
+      for _, v in ipairs(dy:flat()) do sy = sy + v end
+      assert.is_true(math.abs(sx - sy) < 1e-2, ('sum dx %g vs sum dy %g'):format(sx, sy))
+    end)
+  end
+end)
+
+describe('pooling rejects bad inputs with the shapes involved', function()
+  local V = nn.Variable
+  local function err_of(fn)
+    local ok, err = pcall(fn)
+    assert.is_false(ok)
+    return tostring(err)
+  end
+  for _, name in ipairs { 'max_pooling', 'average_pooling' } do
+    local pre = 'F.' .. name .. ': '
+    it(name .. ': a missing kernel', function()
+      local err = err_of(function() return F[name](V({ 1, 1, 4, 4 })) end)
+      assert.matches(pre .. "argument 'kernel' is required", err, 1, true)
+      assert.matches('(inputs: x {1, 1, 4, 4})', err, 1, true)
+    end)
+    it(name .. ': a kernel with more entries than x has axes, or more than 3', function()
+      local err = err_of(function() return F[name](V({ 2, 3 }), { 2, 2, 2 }) end)
+      assert.matches(pre .. 'kernel has 3 entries but x {2, 3} has only 2 axes', err, 1, true)
+      err = err_of(function() return F[name](V({ 1, 2, 2, 2, 2 }), { 1, 1, 1, 1 }) end)
+      assert.matches(pre .. 'kernel has 4 entries; pooling over 1 to 3 axes is supported', err, 1, true)
+    end)
+    it(name .. ': a kernel larger than the padded input', function()
+      local err = err_of(function() return F[name](V({ 1, 1, 2, 5 }), { 3, 3 }) end)
+      assert.matches(pre .. 'kernel 3 is larger than the padded input 2 (x size 2 + 2*pad 0) '
+        .. 'at axis 3 of x {1, 1, 2, 5}', err, 1, true)
+    end)
+    it(name .. ': stride or pad of the wrong length, bad values', function()
+      local err = err_of(function() return F[name](V({ 1, 1, 4, 4 }), { 2, 2 }, { 2 }) end)
+      assert.matches(pre .. 'stride has 1 entries but kernel has 2', err, 1, true)
+      err = err_of(function() return F[name](V({ 1, 1, 4, 4 }), { 2, 2 }, { pad = { 1, 1, 1 } }) end)
+      assert.matches(pre .. 'pad has 3 entries but kernel has 2', err, 1, true)
+      err = err_of(function() return F[name](V({ 1, 1, 4, 4 }), { 2, 0 }) end)
+      assert.matches(pre .. 'kernel entry 2 is 0 (must be 1 or more)', err, 1, true)
+      err = err_of(function() return F[name](V({ 1, 1, 4, 4 }), { 2, 2 }, { 2, -1 }) end)
+      assert.matches(pre .. 'stride entry 2 is -1 (must be 1 or more)', err, 1, true)
+    end)
+    it(name .. ': channel_last is not supported yet', function()
+      local err = err_of(function() return F[name](V({ 1, 4, 4, 1 }), { 2, 2 }, { channel_last = true }) end)
+      assert.matches(pre .. 'channel_last = true is not supported yet', err, 1, true)
+    end)
+  end
+end)
