@@ -43,7 +43,7 @@ $(BUILD)/obj/%.o: %.c $(HDRS)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(OBJS)
-	$(CC) -shared -o $@ $(OBJS) $(LDLIBS)
+	$(CC) -shared -Wl,-z,nodelete -o $@ $(OBJS) $(LDLIBS)
 
 # The FFI declarations are the marked region of the public header, copied verbatim.
 $(CDEF): core/include/nnlua.h Makefile

@@ -201,13 +201,9 @@ describe('average_pooling', function()
   end)
 end)
 
--- The threaded path starts OpenMP worker threads; until libnnlua.so is linked with
--- -Wl,-z,nodelete, LuaJIT's lua_close unloads libgomp under those idle threads and the
--- process crashes at exit (after the results are printed). Any multithreaded OpenBLAS
--- call does the same. Set NNLUA_THREADED_SPECS=1 to run these once the link is fixed.
-local threaded = os.getenv('NNLUA_THREADED_SPECS') == '1' and it or function(name)
-  pending(name .. ' (set NNLUA_THREADED_SPECS=1; needs libnnlua.so linked with -z nodelete)')
-end
+-- The threaded path starts OpenMP worker threads (libnnlua.so is linked with
+-- -Wl,-z,nodelete so that unloading it at exit does not pull code from under them).
+local threaded = it
 
 describe('pooling on an input large enough for the threaded path', function()
   for _, name in ipairs { 'max_pooling', 'average_pooling' } do
