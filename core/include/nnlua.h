@@ -35,6 +35,9 @@ enum { NL_MAX_NDIM = 8, NL_MAX_ARG_LEN = 16, NL_MAX_INPUTS = 64, NL_MAX_OUTPUTS 
 const char *nl_last_error(void);
 void nl_clear_error(void);
 const char *nl_version(void);
+/* sizeof a public struct as C sees it ("nl_arg"); 0 for an unknown name. The ABI spec
+ * compares it with ffi.sizeof. */
+size_t nl_abi_sizeof(const char *type_name);
 
 /* ---- memory accounting -------------------------------------------------------------- */
 int64_t nl_bytes_in_use(void);      /* bytes held by live arrays (host copies)          */

@@ -12,6 +12,13 @@ const char *nl_last_error(void) { return g_msg; }
 void nl_clear_error(void) { g_msg[0] = 0; }
 const char *nl_version(void) { return "0.1.0"; }
 
+size_t nl_abi_sizeof(const char *type_name) {
+    if (strcmp(type_name, "nl_arg") == 0) return sizeof(nl_arg);
+    if (strcmp(type_name, "nl_access") == 0) return sizeof(nl_access);
+    if (strcmp(type_name, "nl_argtype") == 0) return sizeof(nl_argtype);
+    return 0;
+}
+
 int nl_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
