@@ -66,6 +66,8 @@ int nl_array_has_storage(const nl_array *a);
 int nl_array_copy(nl_array *dst, int64_t dst_off, nl_array *src, int64_t src_off, int64_t n);
 int nl_array_set_from(nl_array *dst, const float *src, int64_t n);
 int nl_array_get_into(nl_array *src, float *dst, int64_t n);
+/* Which copies are current: 1 host, 2 device, 4 a lazy fill is pending. */
+int nl_array_where(const nl_array *a);
 
 /* ---- variables ---------------------------------------------------------------------- */
 typedef struct nl_var nl_var;
@@ -156,6 +158,15 @@ const nl_arg *nl_func_arg(const nl_func *f, int i);
  * mode, are not linked to a graph at all. */
 void nl_set_grad_enabled(int enabled);
 int nl_grad_enabled(void);
+
+/* ---- contexts: the ordered backend list new nodes choose from ----------------------- */
+/* backends: a comma-separated list such as "cudnn,cuda,cpu" (cpu is always the last
+ * resort); device_id: the device for device backends. */
+int nl_set_context(const char *backends, int device_id);
+/* The backend name a node runs on ("cpu", "cuda", "cudnn"). */
+const char *nl_func_backend_name(const nl_func *f);
+/* 1 when function `id` has an implementation on the named backend. */
+int nl_function_has_impl(int id, const char *backend);
 
 /* ---- random numbers (seeded, reproducible) ------------------------------------------ */
 void nl_seed(uint64_t seed);

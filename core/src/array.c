@@ -1,27 +1,39 @@
 /*
- * array.c - synced arrays: one logical float32 buffer of `size` elements.
+ * array.c - synced arrays: one logical float32 buffer of `size` elements, with a host
+ * copy and, when a device backend is loaded, a device copy (NNabla's SyncedArray).
  *
- * An array holds at most one host copy now and is laid out for a device copy later
- * (NNabla's SyncedArray): `head` says which copy is current. Zero and fill are lazy —
- * they record the value and touch no memory until someone asks for a pointer — so that
- * solver.zero_grad() is free, and `zeroing` tells the graph and the solvers that a
- * gradient has received nothing since it was zeroed.
+ * State: either a pending lazy fill (`lazy`: zero() and fill() record the value and touch
+ * no memory until someone asks for a pointer, so solver.zero_grad() is free and
+ * `zeroing` tells the graph and the solvers that a gradient received nothing since), or
+ * a set of valid copies (host_valid, dev_valid). Asking for a pointer syncs lazily:
+ * reading makes that copy valid too, writing makes it the only valid one. An array
+ * nobody has written reads as zeros.
+ *
+ * The device side is reached only through the nl_device_ops table that a device
+ * backend (libnnlua_cuda.so) installs; the CPU build never needs it.
  */
 #include "internal.h"
+#include "device.h"
 #include <stdlib.h>
 #include <string.h>
-
-typedef enum { HEAD_NONE = 0, HEAD_LAZY = 1, HEAD_HOST = 2, HEAD_DEVICE = 3 } head_t;
 
 struct nl_array {
     int refcount;
     int64_t size;
-    float *host;          /* NULL until first use */
-    void *device;         /* reserved for the CUDA backend */
-    head_t head;
-    float lazy_value;     /* pending value while head == HEAD_LAZY */
-    bool zeroing;         /* the pending value came from zero() */
+    float *host;          /* NULL until first host use */
+    void *device;         /* NULL until first device use */
+    int device_id;        /* where `device` lives */
+    bool host_valid;
+    bool dev_valid;
+    bool lazy;            /* a fill is pending: lazy_value everywhere */
+    float lazy_value;
+    bool zeroing;         /* the pending fill came from zero() */
 };
+
+static const nl_device_ops *g_dev;
+
+void nl_set_device_ops(const nl_device_ops *ops) { g_dev = ops; }
+const nl_device_ops *nl_device_ops_get(void) { return g_dev; }
 
 nl_array *nl_array_new(int64_t size) {
     if (size < 0) { nl_error("array size %lld is negative", (long long)size); return NULL; }
@@ -34,14 +46,24 @@ nl_array *nl_array_new(int64_t size) {
 
 void nl_array_retain(nl_array *a) { if (a) a->refcount++; }
 
+static size_t nbytes(const nl_array *a) { return (size_t)(a->size ? a->size : 1) * sizeof(float); }
+
 static void drop_host(nl_array *a) {
-    if (a->host) nl_free(a->host, (size_t)a->size * sizeof(float));
+    if (a->host) nl_free(a->host, nbytes(a));
     a->host = NULL;
+    a->host_valid = false;
+}
+
+static void drop_device(nl_array *a) {
+    if (a->device && g_dev) g_dev->free(a->device, nbytes(a), a->device_id);
+    a->device = NULL;
+    a->dev_valid = false;
 }
 
 void nl_array_release(nl_array *a) {
     if (!a || --a->refcount > 0) return;
     drop_host(a);
+    drop_device(a);
     free(a);
 }
 
@@ -49,52 +71,89 @@ int64_t nl_array_size(const nl_array *a) { return a->size; }
 
 float *nl_array_host(nl_array *a, nl_access mode) {
     if (!a->host) {
-        a->host = nl_alloc((size_t)(a->size ? a->size : 1) * sizeof(float));
+        a->host = nl_alloc(nbytes(a));
         if (!a->host) return NULL;
-        /* Never hand out uninitialized memory for reading: an unset array reads as 0. */
-        if (a->head == HEAD_NONE && mode != NL_WRITE) memset(a->host, 0, (size_t)a->size * sizeof(float));
     }
-    if (a->head == HEAD_LAZY && mode != NL_WRITE) {
-        float v = a->lazy_value;
-        if (v == 0.0f) memset(a->host, 0, (size_t)a->size * sizeof(float));
-        else for (int64_t i = 0; i < a->size; i++) a->host[i] = v;
+    if (mode != NL_WRITE) {
+        if (a->lazy) {
+            float v = a->lazy_value;
+            if (v == 0.0f) memset(a->host, 0, (size_t)a->size * sizeof(float));
+            else for (int64_t i = 0; i < a->size; i++) a->host[i] = v;
+        } else if (!a->host_valid && a->dev_valid) {
+            if (g_dev->to_host(a->host, a->device, (size_t)a->size * sizeof(float), a->device_id)) return NULL;
+        } else if (!a->host_valid) {
+            memset(a->host, 0, (size_t)a->size * sizeof(float));   /* never written: zeros */
+        }
     }
-    if (mode == NL_READ) {
-        if (a->head != HEAD_HOST) a->head = HEAD_HOST;   /* materialized lazy/none */
-    } else {
-        a->head = HEAD_HOST;
-    }
+    a->lazy = false;
     a->zeroing = false;
+    a->host_valid = true;
+    if (mode != NL_READ) a->dev_valid = false;
     return a->host;
 }
 
+void *nl_array_device(nl_array *a, nl_access mode, int device_id) {
+    if (!g_dev) { nl_error("no device backend is loaded"); return NULL; }
+    if (a->device && a->device_id != device_id) {
+        /* Moving between devices goes through the host. */
+        if (a->dev_valid && !a->host_valid && !a->lazy && !nl_array_host(a, NL_READ)) return NULL;
+        drop_device(a);
+    }
+    if (!a->device) {
+        a->device = g_dev->alloc(nbytes(a), device_id);
+        if (!a->device) return NULL;
+        a->device_id = device_id;
+    }
+    if (mode != NL_WRITE) {
+        if (a->lazy) {
+            if (g_dev->fill(a->device, a->lazy_value, a->size, device_id)) return NULL;
+        } else if (!a->dev_valid && a->host_valid) {
+            if (g_dev->to_device(a->device, a->host, (size_t)a->size * sizeof(float), device_id)) return NULL;
+        } else if (!a->dev_valid) {
+            if (g_dev->fill(a->device, 0.0f, a->size, device_id)) return NULL;
+        }
+    }
+    a->lazy = false;
+    a->zeroing = false;
+    a->dev_valid = true;
+    if (mode != NL_READ) a->host_valid = false;
+    return a->device;
+}
+
+int nl_array_where(const nl_array *a) {
+    return (a->host_valid ? 1 : 0) | (a->dev_valid ? 2 : 0) | (a->lazy ? 4 : 0);
+}
+
 void nl_array_zero(nl_array *a) {
-    a->head = HEAD_LAZY;
+    a->lazy = true;
     a->lazy_value = 0.0f;
     a->zeroing = true;
+    a->host_valid = a->dev_valid = false;
 }
 
 void nl_array_fill(nl_array *a, float v) {
-    a->head = HEAD_LAZY;
+    a->lazy = true;
     a->lazy_value = v;
     a->zeroing = false;
+    a->host_valid = a->dev_valid = false;
 }
 
-int nl_array_zeroing(const nl_array *a) { return a->head == HEAD_LAZY && a->zeroing; }
+int nl_array_zeroing(const nl_array *a) { return a->lazy && a->zeroing; }
 
 int nl_array_is_lazy(const nl_array *a, float *value) {
-    if (a->head != HEAD_LAZY) return 0;
+    if (!a->lazy) return 0;
     if (value) *value = a->lazy_value;
     return 1;
 }
 
 void nl_array_clear(nl_array *a) {
     drop_host(a);
-    a->head = HEAD_NONE;
+    drop_device(a);
+    a->lazy = false;
     a->zeroing = false;
 }
 
-int nl_array_has_storage(const nl_array *a) { return a->host != NULL || a->head == HEAD_LAZY; }
+int nl_array_has_storage(const nl_array *a) { return a->lazy || a->host_valid || a->dev_valid; }
 
 int nl_array_copy(nl_array *dst, int64_t dst_off, nl_array *src, int64_t src_off, int64_t n) {
     if (n < 0 || dst_off < 0 || src_off < 0 || dst_off + n > dst->size || src_off + n > src->size)

@@ -4,6 +4,7 @@
  * kernels use, and node lifetime.
  */
 #include "function.h"
+#include "device.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,89 @@ extern const int nl_registry_size;
 static bool g_grad_enabled = true;
 void nl_set_grad_enabled(int enabled) { g_grad_enabled = enabled != 0; }
 int nl_grad_enabled(void) { return g_grad_enabled; }
+
+/* ---- implementations per backend and the current context ------------------------- */
+
+static const char *const backend_names[NL_N_BACKENDS] = {"cpu", "cuda", "cudnn"};
+static nl_forward_fn *g_fwd[NL_N_BACKENDS];       /* [backend][function id], lazily sized */
+static nl_backward_fn *g_bwd[NL_N_BACKENDS];
+static int g_ctx[NL_N_BACKENDS] = {NL_BACKEND_CPU};
+static int g_ctx_n = 1;
+static int g_ctx_device;
+
+static int backend_index(const char *name, size_t len) {
+    for (int b = 0; b < NL_N_BACKENDS; b++)
+        if (strlen(backend_names[b]) == len && strncmp(backend_names[b], name, len) == 0) return b;
+    return -1;
+}
+
+int nl_register_impl(const char *function_name, const char *backend,
+                     nl_forward_fn forward, nl_backward_fn backward) {
+    int id = nl_function_lookup(function_name);
+    if (id < 0) return nl_error("register_impl: unknown function '%s'", function_name);
+    int b = backend_index(backend, strlen(backend));
+    if (b <= NL_BACKEND_CPU) return nl_error("register_impl: unknown device backend '%s'", backend);
+    if (!g_fwd[b]) {
+        g_fwd[b] = calloc((size_t)nl_registry_size, sizeof(nl_forward_fn));
+        g_bwd[b] = calloc((size_t)nl_registry_size, sizeof(nl_backward_fn));
+        if (!g_fwd[b] || !g_bwd[b]) return nl_error("out of memory");
+    }
+    g_fwd[b][id] = forward;
+    g_bwd[b][id] = backward;
+    return 0;
+}
+
+int nl_set_context(const char *backends, int device_id) {
+    int list[NL_N_BACKENDS], n = 0;
+    const char *p = backends;
+    while (p && *p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        int b = backend_index(p, len);
+        if (b < 0) return nl_error("set_context: unknown backend '%.*s' (cpu, cuda, cudnn)", (int)len, p);
+        bool dup = false;
+        for (int k = 0; k < n; k++) dup |= list[k] == b;
+        if (!dup && n < NL_N_BACKENDS) list[n++] = b;
+        p = comma ? comma + 1 : NULL;
+    }
+    if (n == 0) return nl_error("set_context: empty backend list");
+    for (int k = 0; k < n; k++)
+        if (list[k] != NL_BACKEND_CPU && !nl_device_ops_get())
+            return nl_error("set_context: backend '%s' is not loaded", backend_names[list[k]]);
+    memcpy(g_ctx, list, sizeof list);
+    g_ctx_n = n;
+    g_ctx_device = device_id;
+    return 0;
+}
+
+int nl_function_has_impl(int id, const char *backend) {
+    int b = backend_index(backend, strlen(backend));
+    if (b < 0 || id < 0 || id >= nl_registry_size) return 0;
+    if (b == NL_BACKEND_CPU) return 1;
+    return g_fwd[b] && g_fwd[b][id] != NULL;
+}
+
+/* Picks the first backend of the context implementing the node's function. */
+static void choose_impl(nl_func *f) {
+    for (int k = 0; k < g_ctx_n; k++) {
+        int b = g_ctx[k];
+        if (b != NL_BACKEND_CPU && g_fwd[b] && g_fwd[b][f->id]) {
+            f->backend = b;
+            f->device_id = g_ctx_device;
+            f->fwd = g_fwd[b][f->id];
+            f->bwd = g_bwd[b][f->id] ? g_bwd[b][f->id] : f->def->backward;
+            return;
+        }
+    }
+    f->backend = NL_BACKEND_CPU;
+    f->device_id = 0;
+    f->fwd = f->def->forward;
+    f->bwd = f->def->backward;
+}
+
+int nl_func_backend(const nl_func *f) { return f->backend; }
+int nl_func_device(const nl_func *f) { return f->device_id; }
+const char *nl_func_backend_name(const nl_func *f) { return backend_names[f->backend]; }
 
 /* ---- registry descriptors --------------------------------------------------------- */
 
@@ -183,7 +267,7 @@ int nl_norm_axis(const char *argname, int64_t axis, int ndim, int *out) {
 }
 
 static int run_forward_one(nl_func *f) {
-    if (f->def->forward(f)) return nl_error_prefix("%s", f->def->name);
+    if (f->fwd(f)) return nl_error_prefix("%s", f->def->name);
     return 0;
 }
 
@@ -220,6 +304,7 @@ int nl_apply(int id, int n_in, nl_var *const *inputs, const nl_arg *args, int n_
         f->args[k] = args[k];
         if (check_arg(d, k, &f->args[k])) { func_free(f); return nl_error_prefix("%s", d->name); }
     }
+    choose_impl(f);
     if (nl_set_n_out(f, d->n_out > 0 ? d->n_out : 1)) { func_free(f); return -1; }
     if (d->setup(f)) { func_free(f); return nl_error_prefix("%s", d->name); }
     if (f->n_out > cap) { func_free(f); return nl_error("%s: %d outputs but room for %d", d->name, f->n_out, cap); }

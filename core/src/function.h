@@ -79,6 +79,10 @@ struct nl_func {
     float *scratch[4];                   /* nl_func_scratch buffers */
     int64_t scratch_n[4];
     bool training;                       /* grad was enabled when the node was made */
+    int backend;                         /* NL_BACKEND_* the node runs on */
+    int device_id;
+    int (*fwd)(nl_func *f);              /* the chosen implementation */
+    int (*bwd)(nl_func *f, const bool *prop, const bool *accum);
     uint64_t stamp;                      /* traversal scratch */
 };
 

@@ -57,8 +57,14 @@ function M.get_extension_context(name, opts)
   error("get_extension_context: unknown extension '" .. tostring(name) .. "' (cpu, cuda or cudnn)", 2)
 end
 
+-- Tells the engine which backends new nodes choose from (captured at node creation).
+local function install(ctx, where)
+  lib.check(lib.C.nl_set_context(table.concat(ctx.backend, ','), ctx.device_id), where, 3)
+end
+
 function api.set_default_context(ctx)
   if getmetatable(ctx) ~= Context then error('nn.set_default_context: expected a context from get_extension_context', 2) end
+  install(ctx, 'nn.set_default_context')
   current = ctx
 end
 function api.get_current_context() return current end
@@ -66,9 +72,11 @@ function api.get_current_context() return current end
 function api.context_scope(ctx, fn, ...)
   if getmetatable(ctx) ~= Context then error('nn.context_scope: expected a context from get_extension_context', 2) end
   local old = current
+  install(ctx, 'nn.context_scope')
   current = ctx
   local res = { pcall(fn, ...) }
   current = old
+  install(old, 'nn.context_scope')
   if not res[1] then error(res[2], 0) end
   return unpack(res, 2, table.maxn(res))
 end
