@@ -39,6 +39,11 @@ const char *nl_version(void);
  * compares it with ffi.sizeof. */
 size_t nl_abi_sizeof(const char *type_name);
 
+/* ---- interrupts: a SIGINT handler (the REPL's) calls nl_interrupt(); the next
+ *      forward/backward step stops with the error "interrupted" ------------------------- */
+void nl_interrupt(void);
+int nl_interrupted_take(void);      /* 1 (and clears the flag) if an interrupt is pending */
+
 /* ---- memory accounting -------------------------------------------------------------- */
 int64_t nl_bytes_in_use(void);      /* bytes held by live arrays (host copies)          */
 int64_t nl_bytes_peak(void);        /* high-water mark of nl_bytes_in_use               */

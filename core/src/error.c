@@ -3,6 +3,7 @@
  * Every failing entry point leaves a message here; the Lua layer raises it as an error.
  */
 #include "internal.h"
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,15 @@ static _Thread_local char g_msg[2048];
 const char *nl_last_error(void) { return g_msg; }
 void nl_clear_error(void) { g_msg[0] = 0; }
 const char *nl_version(void) { return "0.1.0"; }
+
+/* Async-signal-safe: only sets a flag. */
+static volatile sig_atomic_t g_interrupted;
+void nl_interrupt(void) { g_interrupted = 1; }
+int nl_interrupted_take(void) {
+    if (!g_interrupted) return 0;
+    g_interrupted = 0;
+    return 1;
+}
 
 size_t nl_abi_sizeof(const char *type_name) {
     if (strcmp(type_name, "nl_arg") == 0) return sizeof(nl_arg);

@@ -104,6 +104,7 @@ int nl_var_forward(nl_var *root, int clear_buffer, int clear_no_need_grad) {
                 /* A leaf that was never set reads as zeros; that is allowed. */
             }
         }
+        if (nl_interrupted_take()) return nl_error("forward: interrupted");
         if (f->fwd(f)) return nl_error_prefix("forward: %s", f->def->name);
         if (!clearing) continue;
         for (int i = 0; i < f->n_in; i++) {
@@ -143,6 +144,7 @@ int nl_var_backward(nl_var *root, int clear_buffer) {
                 else accum[i] = false;
                 x->grad_stamp = pass;
             }
+            if (nl_interrupted_take()) return nl_error("backward: interrupted");
             if (f->bwd(f, prop, accum)) return nl_error_prefix("backward: %s", f->def->name);
         }
         if (clear_buffer) {
