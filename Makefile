@@ -34,7 +34,7 @@ SRCS := $(wildcard core/src/*.c) $(wildcard core/functions/*.c) $(wildcard core/
 OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(SRCS))
 LIB  := $(BUILD)/libnnlua.so
 CDEF := lua/nnlua/cdef.lua
-HDRS := $(wildcard core/include/*.h core/src/*.h core/functions/*.h core/functions/*.def)
+HDRS := $(wildcard core/include/*.h core/src/*.h core/functions/*.h core/functions/*.def core/solvers/*.h)
 
 all: $(LIB) $(CDEF)
 
@@ -52,7 +52,7 @@ $(CDEF): core/include/nnlua.h Makefile
 	   sed -n '/^\/\* NL_CDEF_BEGIN \*\/$$/,/^\/\* NL_CDEF_END \*\/$$/p' $< | sed '1d;$$d'; \
 	   echo ']=]'; } > $@
 
-DEBIAN_PKGS := luajit libluajit-5.1-dev libopenblas-openmp-dev libhdf5-dev hdf5-tools \
+DEBIAN_PKGS := luajit libluajit-5.1-dev libopenblas-openmp-dev libhdf5-dev hdf5-tools libreadline-dev tmux \
                gnuplot-nox lua-busted luarocks pkg-config gcc make
 deps:
 	@missing=""; for p in $(DEBIAN_PKGS); do \
@@ -76,3 +76,51 @@ clean:
 	rm -rf build build-san $(CDEF)
 
 .PHONY: all deps test tutorial bench clean
+
+# ---- the REPL's line editing (optional) -------------------------------------------------
+# scripts/readline_shim.c -> $(BUILD)/libnnlua_readline.so, a tiny Lua C module linked
+# against GNU readline (make READLINE=edit: libedit). Built only when the headers exist;
+# without it the REPL reads plain lines.
+READLINE ?= readline
+RL_LIB   := $(BUILD)/libnnlua_readline.so
+LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
+ifeq ($(READLINE),edit)
+RL_CFLAGS := -DNLRL_LIBEDIT
+RL_LIBS   := -ledit
+RL_HEADER := editline/readline.h
+else
+RL_CFLAGS :=
+RL_LIBS   := -lreadline
+RL_HEADER := readline/readline.h
+endif
+RL_OK := $(shell $(CC) $(LUAJIT_CFLAGS) -E -include stdio.h -include $(RL_HEADER) -include lua.h \
+                 -x c /dev/null >/dev/null 2>&1 && echo yes)
+
+all: readline
+readline: $(if $(RL_OK),$(RL_LIB),readline-missing)
+$(RL_LIB): scripts/readline_shim.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -std=c11 -Wall -Wextra -fPIC -shared $(LUAJIT_CFLAGS) $(RL_CFLAGS) -o $@ $< $(RL_LIBS)
+readline-missing:
+	@echo "note: $(RL_HEADER) or LuaJIT's lua.h not found; the REPL will read plain lines" \
+	      "(make deps installs libreadline-dev and libluajit-5.1-dev)"
+
+# ---- LuaRocks: rockspec/nnlua-scm-1.rockspec runs `make rock` and `make rock-install` ----
+# LuaRocks passes ROCK_CFLAGS (its CFLAGS, used like a user's CFLAGS), INST_LUADIR and
+# INST_BINDIR. The shared libraries go next to the Lua modules (where lua/nnlua/lib.lua
+# looks), the tutorials into nnlua/tutorials/.
+rock:
+	$(if $(ROCK_CFLAGS),CFLAGS="$(ROCK_CFLAGS)") $(MAKE) -j$$(nproc 2>/dev/null || echo 2) all
+rock-install:
+	@test -n "$(INST_LUADIR)" && test -n "$(INST_BINDIR)" || \
+	  { echo "rock-install: INST_LUADIR and INST_BINDIR must be given (LuaRocks does)"; exit 1; }
+	mkdir -p $(INST_LUADIR)/nnlua/tutorials/data $(INST_BINDIR)
+	cd lua && find nnlua -name '*.lua' -exec install -D -m 644 {} $(INST_LUADIR)/{} \;
+	install -m 755 $(LIB) $(INST_LUADIR)/nnlua/
+	for f in $(RL_LIB) $(BUILD)/libnnlua_cuda.so; do \
+	  if [ -f $$f ]; then install -m 755 $$f $(INST_LUADIR)/nnlua/; fi; done
+	install -m 644 tutorials/*.lua $(INST_LUADIR)/nnlua/tutorials/
+	install -m 644 tutorials/data/* $(INST_LUADIR)/nnlua/tutorials/data/
+	install -m 755 scripts/nnlua $(INST_BINDIR)/nnlua
+
+.PHONY: readline readline-missing rock rock-install

@@ -1,8 +1,12 @@
 -- The tutorial end to end, as a user runs it (`nnlua tutorials/by_examples.lua`,
 -- headless): every section runs, the losses track NNabla's original, the figures exist.
+-- A private folder per run, so that two suites running at once do not collide.
+local dir = os.tmpname()
+os.remove(dir)
+
 local function run_tutorial()
-  os.execute('rm -rf spec/tmp/tutorial && mkdir -p spec/tmp/tutorial')
-  local cmd = 'NNLUA_PLOT=png NNLUA_FIGURES=spec/tmp/tutorial/figures NNLUA_TUTORIAL_TMP=spec/tmp/tutorial ' ..
+  os.execute("rm -rf '" .. dir .. "' && mkdir -p '" .. dir .. "'")
+  local cmd = 'NNLUA_PLOT=png NNLUA_FIGURES=' .. dir .. '/figures NNLUA_TUTORIAL_TMP=' .. dir .. ' ' ..
               './scripts/nnlua tutorials/by_examples.lua 2>&1; echo "exit=$?"'
   local h = io.popen(cmd)
   local out = h:read('*a')
@@ -22,6 +26,7 @@ end
 describe('tutorials/by_examples.lua', function()
   local out
   setup(function() out = run_tutorial() end)
+  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
 
   it('runs to the end', function()
     assert.matches('exit=0', out, 1, true)
@@ -47,12 +52,12 @@ describe('tutorials/by_examples.lua', function()
   it('writes every figure as a PNG', function()
     for _, name in ipairs { '00_digits', '01_minibatch', '02_logreg_inputs', '03_mlp_responses',
                             '04_cnn_responses', '05_rnn_responses', '06_siamese_embedding' } do
-      assert.is_true(is_png('spec/tmp/tutorial/figures/' .. name .. '.png'), name)
+      assert.is_true(is_png(dir .. '/figures/' .. name .. '.png'), name)
     end
   end)
 
   it('saves the CNN parameters in NNabla layout and the Siamese section reloads them', function()
-    local h = io.popen('h5dump -n spec/tmp/tutorial/tmp.params.cnn.h5')
+    local h = io.popen('h5dump -n ' .. dir .. '/tmp.params.cnn.h5')
     local listing = h:read('*a')
     h:close()
     for _, p in ipairs { '/cnn/conv1/conv/W', '/cnn/conv1/bn/mean', '/cnn/conv2/bn/var',

@@ -10,6 +10,7 @@
 #ifndef NNLUA_ELEMENTWISE_MATH_H
 #define NNLUA_ELEMENTWISE_MATH_H
 #include <math.h>
+#include <stdbool.h>
 
 #ifdef __CUDACC__
 #define NL_HD __host__ __device__ static inline
@@ -90,5 +91,128 @@ NL_HD float nl_sigmoid_fwd(float x, float v) {
 NL_HD float nl_sigmoid_bwd(float x, float y, float dy, float v) { (void)x; (void)v; return dy * y * (1.0f - y); }
 NL_HD float nl_relu_fwd(float x, float v) { (void)v; return x > 0.0f ? x : 0.0f; }
 NL_HD float nl_relu_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return x > 0.0f ? dy : 0.0f; }
+
+/* ---- catalogue activations (NNabla's definitions; v = the first argument) ---- */
+NL_HD float nl_sigmoidf(float x) { return x >= 0.0f ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)); }
+/* log(1 + exp(x)) without overflow */
+NL_HD float nl_softplusf(float x) { return (x > 0.0f ? x : 0.0f) + log1pf(expf(-fabsf(x))); }
+NL_HD float nl_leaky_relu_fwd(float x, float v) { return x > 0.0f ? x : v * x; }
+NL_HD float nl_leaky_relu_bwd(float x, float y, float dy, float v) { (void)y; return x > 0.0f ? dy : v * dy; }
+NL_HD float nl_elu_fwd(float x, float v) { return x >= 0.0f ? x : v * expm1f(x); }
+NL_HD float nl_elu_bwd(float x, float y, float dy, float v) { (void)y; return x >= 0.0f ? dy : dy * v * expf(x); }
+/* selu: s = scale, a = alpha */
+NL_HD float nl_selu_fwd(float x, float s, float a) { return x > 0.0f ? s * x : s * a * expm1f(x); }
+NL_HD float nl_selu_bwd(float x, float dy, float s, float a) { return x > 0.0f ? s * dy : s * a * expf(x) * dy; }
+/* gelu: NNabla's tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+NL_HD float nl_gelu_fwd(float x, float v) {
+    (void)v;
+    const float c = 0.7978845608028654f;
+    return 0.5f * x * (1.0f + nl_tanhf(c * (x + 0.044715f * x * x * x)));
+}
+NL_HD float nl_gelu_bwd(float x, float y, float dy, float v) {
+    (void)y; (void)v;
+    const float c = 0.7978845608028654f;
+    float t = nl_tanhf(c * (x + 0.044715f * x * x * x));
+    return dy * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * c * (1.0f + 0.134145f * x * x));
+}
+NL_HD float nl_swish_fwd(float x, float v) { (void)v; return x * nl_sigmoidf(x); }
+NL_HD float nl_swish_bwd(float x, float y, float dy, float v) { (void)v; float s = nl_sigmoidf(x); return dy * (y + s * (1.0f - y)); }
+NL_HD float nl_mish_fwd(float x, float v) { (void)v; return x * nl_tanhf(nl_softplusf(x)); }
+NL_HD float nl_mish_bwd(float x, float y, float dy, float v) {
+    (void)y; (void)v;
+    float t = nl_tanhf(nl_softplusf(x));
+    return dy * (t + x * (1.0f - t * t) * nl_sigmoidf(x));
+}
+/* softplus with beta (v): log(1 + exp(beta x)) / beta */
+NL_HD float nl_softplus_fwd(float x, float v) { return nl_softplusf(v * x) / v; }
+NL_HD float nl_softplus_bwd(float x, float y, float dy, float v) { (void)y; return dy * nl_sigmoidf(v * x); }
+NL_HD float nl_softsign_fwd(float x, float v) { (void)v; return x / (1.0f + fabsf(x)); }
+NL_HD float nl_softsign_bwd(float x, float y, float dy, float v) { (void)y; (void)v; float d = 1.0f + fabsf(x); return dy / (d * d); }
+NL_HD float nl_relu6_fwd(float x, float v) { (void)v; return x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f; }
+NL_HD float nl_relu6_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return (x > 0.0f && x < 6.0f) ? dy : 0.0f; }
+NL_HD float nl_hard_sigmoid_fwd(float x, float v) { (void)v; return x > 2.5f ? 1.0f : (x < -2.5f ? 0.0f : 0.2f * x + 0.5f); }
+NL_HD float nl_hard_sigmoid_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return (x <= 2.5f && x >= -2.5f) ? 0.2f * dy : 0.0f; }
+NL_HD float nl_hard_tanh_fwd(float x, float v) { (void)v; return x > 1.0f ? 1.0f : (x < -1.0f ? -1.0f : x); }
+NL_HD float nl_hard_tanh_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return (x >= -1.0f && x <= 1.0f) ? dy : 0.0f; }
+NL_HD float nl_log_sigmoid_fwd(float x, float v) { (void)v; return x > 0.0f ? -log1pf(expf(-x)) : x - log1pf(expf(x)); }
+NL_HD float nl_log_sigmoid_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return dy * nl_sigmoidf(-x); }
+/* prelu, celu: the per-element pieces of the axis-wise kernels */
+NL_HD float nl_prelu_fwd(float x, float w) { return x >= 0.0f ? x : w * x; }
+NL_HD float nl_prelu_bwd_x(float x, float w, float dy) { return x >= 0.0f ? dy : w * dy; }
+NL_HD float nl_prelu_bwd_w(float x, float dy) { return x < 0.0f ? dy * x : 0.0f; }
+NL_HD float nl_celu_pos(float x, float a) { return x >= 0.0f ? x : a * expm1f(x); }          /* elu(x)  */
+NL_HD float nl_celu_neg(float x, float a) { return x <= 0.0f ? -x : a * expm1f(-x); }        /* elu(-x) */
+NL_HD float nl_celu_bwd(float x, float a, float dy_pos, float dy_neg) {
+    return (x >= 0.0f ? dy_pos : dy_pos * a * expf(x)) - (x <= 0.0f ? dy_neg : dy_neg * a * expf(-x));
+}
+
+/* ---- math ---- */
+NL_HD float nl_sign_fwd(float x, float v) { return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : v); }
+NL_HD float nl_sign_bwd(float x, float y, float dy, float v) { (void)x; (void)y; (void)v; return dy; }   /* straight-through */
+NL_HD float nl_abs_fwd(float x, float v) { (void)v; return fabsf(x); }
+NL_HD float nl_abs_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return x < 0.0f ? -dy : dy; }
+NL_HD float nl_exp_fwd(float x, float v) { (void)v; return expf(x); }
+NL_HD float nl_exp_bwd(float x, float y, float dy, float v) { (void)x; (void)v; return dy * y; }
+NL_HD float nl_log_fwd(float x, float v) { (void)v; return logf(x); }
+NL_HD float nl_log_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return dy / x; }
+NL_HD float nl_sin_fwd(float x, float v) { (void)v; return sinf(x); }
+NL_HD float nl_sin_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return dy * cosf(x); }
+NL_HD float nl_cos_fwd(float x, float v) { (void)v; return cosf(x); }
+NL_HD float nl_cos_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return -dy * sinf(x); }
+NL_HD float nl_tan_fwd(float x, float v) { (void)v; return tanf(x); }
+NL_HD float nl_tan_bwd(float x, float y, float dy, float v) { (void)x; (void)v; return dy * (1.0f + y * y); }
+NL_HD float nl_asin_fwd(float x, float v) { (void)v; return asinf(x); }
+NL_HD float nl_asin_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return dy / sqrtf(1.0f - x * x); }
+NL_HD float nl_acos_fwd(float x, float v) { (void)v; return acosf(x); }
+NL_HD float nl_acos_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return -dy / sqrtf(1.0f - x * x); }
+NL_HD float nl_atan_fwd(float x, float v) { (void)v; return atanf(x); }
+NL_HD float nl_atan_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return dy / (1.0f + x * x); }
+NL_HD float nl_sinh_fwd(float x, float v) { (void)v; return sinhf(x); }
+NL_HD float nl_sinh_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return dy * coshf(x); }
+NL_HD float nl_cosh_fwd(float x, float v) { (void)v; return coshf(x); }
+NL_HD float nl_cosh_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return dy * sinhf(x); }
+/* round (half away from zero), ceil, floor: straight-through gradient as in NNabla */
+NL_HD float nl_round_fwd(float x, float v) { (void)v; return roundf(x); }
+NL_HD float nl_round_bwd(float x, float y, float dy, float v) { (void)x; (void)y; (void)v; return dy; }
+NL_HD float nl_ceil_fwd(float x, float v) { (void)v; return ceilf(x); }
+NL_HD float nl_ceil_bwd(float x, float y, float dy, float v) { (void)x; (void)y; (void)v; return dy; }
+NL_HD float nl_floor_fwd(float x, float v) { (void)v; return floorf(x); }
+NL_HD float nl_floor_bwd(float x, float y, float dy, float v) { (void)x; (void)y; (void)v; return dy; }
+NL_HD float nl_erf_fwd(float x, float v) { (void)v; return erff(x); }
+NL_HD float nl_erf_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return 1.1283791670955126f * expf(-x * x) * dy; }
+/* atan2(x0, x1) = atan(x0 / x1) in the right quadrant */
+NL_HD float nl_atan2_fwd(float a, float b) { return atan2f(a, b); }
+NL_HD float nl_atan2_bwd_a(float a, float b, float y, float dy) { (void)y; return dy * b / (a * a + b * b); }
+NL_HD float nl_atan2_bwd_b(float a, float b, float y, float dy) { (void)y; return -dy * a / (a * a + b * b); }
+
+/* ---- logic: 0/1 outputs, no gradient (v = the scalar) ---- */
+NL_HD float nl_equal_fwd(float a, float b) { return a == b ? 1.0f : 0.0f; }
+NL_HD float nl_not_equal_fwd(float a, float b) { return a != b ? 1.0f : 0.0f; }
+NL_HD float nl_greater_fwd(float a, float b) { return a > b ? 1.0f : 0.0f; }
+NL_HD float nl_greater_equal_fwd(float a, float b) { return a >= b ? 1.0f : 0.0f; }
+NL_HD float nl_less_fwd(float a, float b) { return a < b ? 1.0f : 0.0f; }
+NL_HD float nl_less_equal_fwd(float a, float b) { return a <= b ? 1.0f : 0.0f; }
+NL_HD float nl_logical_and_fwd(float a, float b) { return (a != 0.0f && b != 0.0f) ? 1.0f : 0.0f; }
+NL_HD float nl_logical_or_fwd(float a, float b) { return (a != 0.0f || b != 0.0f) ? 1.0f : 0.0f; }
+NL_HD float nl_logical_xor_fwd(float a, float b) { return ((a != 0.0f) != (b != 0.0f)) ? 1.0f : 0.0f; }
+NL_HD float nl_equal_scalar_fwd(float x, float v) { return nl_equal_fwd(x, v); }
+NL_HD float nl_not_equal_scalar_fwd(float x, float v) { return nl_not_equal_fwd(x, v); }
+NL_HD float nl_greater_scalar_fwd(float x, float v) { return nl_greater_fwd(x, v); }
+NL_HD float nl_greater_equal_scalar_fwd(float x, float v) { return nl_greater_equal_fwd(x, v); }
+NL_HD float nl_less_scalar_fwd(float x, float v) { return nl_less_fwd(x, v); }
+NL_HD float nl_less_equal_scalar_fwd(float x, float v) { return nl_less_equal_fwd(x, v); }
+NL_HD float nl_logical_and_scalar_fwd(float x, float v) { return nl_logical_and_fwd(x, v); }
+NL_HD float nl_logical_or_scalar_fwd(float x, float v) { return nl_logical_or_fwd(x, v); }
+NL_HD float nl_logical_xor_scalar_fwd(float x, float v) { return nl_logical_xor_fwd(x, v); }
+NL_HD float nl_logical_not_fwd(float x, float v) { (void)v; return x == 0.0f ? 1.0f : 0.0f; }
+NL_HD float nl_isnan_fwd(float x, float v) { (void)v; return isnan(x) ? 1.0f : 0.0f; }
+NL_HD float nl_isinf_fwd(float x, float v) { (void)v; return isinf(x) ? 1.0f : 0.0f; }
+/* reset_nan / reset_inf: the replaced elements get no gradient */
+NL_HD float nl_reset_nan_fwd(float x, float v) { return isnan(x) ? v : x; }
+NL_HD float nl_reset_nan_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return isnan(x) ? 0.0f : dy; }
+NL_HD float nl_reset_inf_fwd(float x, float v) { return isinf(x) ? v : x; }
+NL_HD float nl_reset_inf_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return isinf(x) ? 0.0f : dy; }
+NL_HD bool nl_where_cond(float c) { return c != 0.0f; }
+NL_HD float nl_where_fwd(float c, float t, float e) { return nl_where_cond(c) ? t : e; }
 
 #endif

@@ -192,6 +192,36 @@ int nl_has_inf_or_nan(nl_array *x);
  * by the Lua driver, as NNabla does. */
 int nl_sgd_update(nl_array *w, nl_array *g, float lr);
 int nl_weight_decay(nl_array *w, nl_array *g, float decay);  /* g += decay * w */
+/* One parameter each: w its data, g its grad, then its state arrays (same size as w, in
+ * the order of NNabla's state names), then the hyperparameters. t is the parameter's step
+ * count including this update (>= 1). `decay` is the fused weight decay: for SgdW
+ * (lr/initial lr)*rate, for AdamW (alpha/initial alpha)*rate, for Lars and Lamb the rate. */
+int nl_momentum_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum);
+int nl_nesterov_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum);
+int nl_sgdw_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum,
+                   float decay);
+int nl_adagrad_update(nl_array *w, nl_array *g, nl_array *v, float lr, float eps);
+int nl_adadelta_update(nl_array *w, nl_array *g, nl_array *e_sqr_grad, nl_array *e_sqr_delta,
+                       float lr, float decay, float eps);
+int nl_rmsprop_update(nl_array *w, nl_array *g, nl_array *v, float lr, float decay, float eps);
+int nl_rmsprop_graves_update(nl_array *w, nl_array *g, nl_array *n, nl_array *gm, nl_array *d,
+                             float lr, float decay, float momentum, float eps);
+int nl_adam_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float alpha,
+                   float beta1, float beta2, float eps, int64_t t, float decay);
+int nl_amsgrad_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, nl_array *v_hat,
+                      float alpha, float beta1, float beta2, float eps, int bias_correction,
+                      int64_t t);
+int nl_adabound_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float alpha,
+                       float init_alpha, float beta1, float beta2, float eps, float final_lr,
+                       float gamma, int64_t t);
+int nl_adamax_update(nl_array *w, nl_array *g, nl_array *m, nl_array *u, float alpha,
+                     float beta1, float beta2, float eps, int64_t t);
+/* Lars adds decay * w to g in place (as NNabla does) before the momentum step. */
+int nl_lars_update(nl_array *w, nl_array *g, nl_array *v, float lr, float momentum,
+                   float coefficient, float eps, float decay);
+int nl_lamb_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float eta,
+                   float beta1, float beta2, float gamma_l, float gamma_u, float eps,
+                   int bias_correction, float decay, int64_t t);
 
 /* ---- HDF5 parameter files (NNabla's layout) ----------------------------------------- */
 typedef struct nl_h5file nl_h5file;
@@ -209,6 +239,18 @@ const int64_t *nl_h5_shape(const nl_h5file *h, int i);
 int nl_h5_need_grad(const nl_h5file *h, int i);
 int64_t nl_h5_index(const nl_h5file *h, int i);      /* -1 when the file has none */
 int nl_h5_read(nl_h5file *h, int i, float *dst, int64_t n);
+/* Solver state files (NNabla's save_states layout): for parameter i a group at names[i]
+ * with an int64 attribute `index` = i, holding a scalar int64 dataset `t` = ts[i] and one
+ * float32 dataset per state name in the parameter's shape (int64 attribute `index` = k);
+ * data[i * n_states + k] is state k of parameter i. Atomic like nl_h5_save. */
+int nl_h5_save_states(const char *path, int n, const char *const *names, const int *ndims,
+                      const int64_t *const *shapes, const int64_t *ts, int n_states,
+                      const char *const *state_names, const float *const *data);
+/* Opens a state file as a directory of datasets ("affine1/affine/W/mean", ".../t") sorted
+ * by (the group's index, name); the accessors above apply. */
+nl_h5file *nl_h5_open_states(const char *path);
+int64_t nl_h5_group_index(const nl_h5file *h, int i);  /* the group's `index`, -1 if none */
+int nl_h5_read_int(nl_h5file *h, int i, int64_t *dst, int64_t n);
 /* NL_CDEF_END */
 
 #endif

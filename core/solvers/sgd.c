@@ -1,8 +1,36 @@
 /*
- * sgd.c - plain SGD (NNabla's Sgd): w <- w - lr * g, and the shared weight decay
- * g <- g + decay * w. The Lua solver skips parameters whose grad is lazily zero.
+ * sgd.c - plain SGD (NNabla's Sgd): w <- w - lr * g, the shared weight decay
+ * g <- g + decay * w, and the argument checks every update kernel uses. The Lua solver
+ * skips parameters whose grad is lazily zero.
  */
-#include "internal.h"
+#include "solver_kernel.h"
+
+int nl_solver_ptrs(const char *who, nl_array *w, nl_array *g, int n_states,
+                   nl_array *const *states, float **pw, const float **pg, float **ps) {
+    if (!w || !g) return nl_error("%s update: no parameter or gradient array", who);
+    int64_t n = nl_array_size(w);
+    if (nl_array_size(g) != n)
+        return nl_error("%s update: parameter has %lld elements, gradient %lld", who,
+                        (long long)n, (long long)nl_array_size(g));
+    for (int k = 0; k < n_states; k++) {
+        if (!states[k]) return nl_error("%s update: state array %d is missing", who, k + 1);
+        if (nl_array_size(states[k]) != n)
+            return nl_error("%s update: parameter has %lld elements, state %d has %lld", who,
+                            (long long)n, k + 1, (long long)nl_array_size(states[k]));
+    }
+    for (int k = 0; k < n_states; k++) {
+        int clash = states[k] == w || states[k] == g;
+        for (int j = 0; j < k; j++) clash |= states[j] == states[k];
+        if (clash)
+            return nl_error("%s update: state arrays must be distinct from each other "
+                            "and from the parameter and its gradient", who);
+    }
+    if (!(*pg = nl_array_host(g, NL_READ))) return -1;
+    if (!(*pw = nl_array_host(w, NL_READWRITE))) return -1;
+    for (int k = 0; k < n_states; k++)
+        if (!(ps[k] = nl_array_host(states[k], NL_READWRITE))) return -1;
+    return 0;
+}
 
 int nl_sgd_update(nl_array *w, nl_array *g, float lr) {
     if (nl_array_size(w) != nl_array_size(g))

@@ -177,7 +177,8 @@ static int parse_default(const nl_argdef *a, nl_arg *out) {
     return 0;
 }
 
-static bool is_integral(double d) { return isfinite(d) && d == floor(d); }
+/* Integers are carried as doubles: keep them where int64 conversions are defined. */
+static bool is_integral(double d) { return isfinite(d) && d == floor(d) && fabs(d) < 0x1p62; }
 
 static int check_arg(const nl_fdef *d, int k, nl_arg *a) {
     const nl_argdef *ad = &d->args[k];
@@ -220,6 +221,7 @@ static int check_arg(const nl_fdef *d, int k, nl_arg *a) {
 /* ---- node creation ----------------------------------------------------------------- */
 
 static void func_free(nl_func *f) {
+    if (f->dev_destroy) f->dev_destroy(f);
     if (f->def->destroy) f->def->destroy(f);
     for (int i = 0; i < f->n_in; i++) nl_var_release(f->in[i]);
     for (int s = 0; s < 4; s++)
@@ -277,6 +279,7 @@ int nl_apply(int id, int n_in, nl_var *const *inputs, const nl_arg *args, int n_
     if (!d) return nl_error("unknown function id %d", id);
     int max_in = d->n_in + d->n_opt_in;
     if (n_in < d->n_in || (!d->variadic && n_in > max_in) || n_in > NL_MAX_INPUTS) {
+        if (n_in > NL_MAX_INPUTS) return nl_error("%s: takes at most %d inputs, got %d", d->name, NL_MAX_INPUTS, n_in);
         if (d->variadic) return nl_error("%s: expects at least %d inputs, got %d", d->name, d->n_in, n_in);
         if (d->n_opt_in)
             return nl_error("%s: expects %d to %d inputs (%s), got %d", d->name, d->n_in, max_in, d->in_names, n_in);

@@ -84,6 +84,8 @@ struct nl_func {
     int (*fwd)(nl_func *f);              /* the chosen implementation */
     int (*bwd)(nl_func *f, const bool *prop, const bool *accum);
     uint64_t stamp;                      /* traversal scratch */
+    void *dev_state;                     /* a device backend's per-node state (cuda/) */
+    void (*dev_destroy)(nl_func *f);     /* frees dev_state when the node dies */
 };
 
 /* ---- setup helpers ---- */

@@ -30,4 +30,17 @@ uint64_t nl_rng_next(void);
 double nl_rng_uniform01(void);
 double nl_rng_normal(void);
 
+/* A generator state of its own (a function node given seed >= 0 keeps one). In the
+ * nl_rngs_* calls, g = NULL means the engine's generator (what nn.seed resets). */
+typedef struct nl_rng {
+    uint64_t s[4];
+    double spare;
+    int have_spare;
+} nl_rng;
+void nl_rng_init(nl_rng *g, uint64_t seed);           /* seeded as nl_seed(seed) seeds */
+uint64_t nl_rngs_next(nl_rng *g);
+double nl_rngs_uniform01(nl_rng *g);                  /* [0, 1), 53 random bits */
+double nl_rngs_normal(nl_rng *g);                     /* standard normal */
+int64_t nl_rngs_below(nl_rng *g, int64_t n);          /* uniform integer in [0, n), n >= 1 */
+
 #endif

@@ -1,16 +1,15 @@
 /*
  * rng.c - the engine's random number generator: xoshiro256** seeded through splitmix64.
  * nn.seed(n) makes initializers, shuffles and stochastic functions reproducible; the
- * default seed is NNabla's 313.
+ * default seed is NNabla's 313. The generator is an nl_rng state; functions given a seed
+ * (dropout(x, p, seed) and the like) keep one of their own, seeded the same way.
  */
 #include "internal.h"
 #include <math.h>
 
-static uint64_t g_s[4];
+static nl_rng g_rng;
 static uint64_t g_seed;
 static int g_seeded;
-static int g_have_spare;
-static double g_spare;
 
 static uint64_t splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
@@ -19,43 +18,68 @@ static uint64_t splitmix64(uint64_t *x) {
     return z ^ (z >> 31);
 }
 
-void nl_seed(uint64_t seed) {
+void nl_rng_init(nl_rng *g, uint64_t seed) {
     uint64_t x = seed;
-    for (int i = 0; i < 4; i++) g_s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++) g->s[i] = splitmix64(&x);
+    g->have_spare = 0;
+    g->spare = 0;
+}
+
+void nl_seed(uint64_t seed) {
+    nl_rng_init(&g_rng, seed);
     g_seed = seed;
     g_seeded = 1;
-    g_have_spare = 0;
 }
 
 uint64_t nl_seed_value(void) { return g_seed; }
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t nl_rng_next(void) {
+static nl_rng *rng_of(nl_rng *g) {
+    if (g) return g;
     if (!g_seeded) nl_seed(313);
-    uint64_t r = rotl(g_s[1] * 5, 7) * 9, t = g_s[1] << 17;
-    g_s[2] ^= g_s[0]; g_s[3] ^= g_s[1]; g_s[1] ^= g_s[2]; g_s[0] ^= g_s[3];
-    g_s[2] ^= t; g_s[3] = rotl(g_s[3], 45);
+    return &g_rng;
+}
+
+uint64_t nl_rngs_next(nl_rng *g) {
+    uint64_t *s = rng_of(g)->s;
+    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+    s[2] ^= t; s[3] = rotl(s[3], 45);
     return r;
 }
 
 /* Uniform in [0, 1) with 53 random bits. */
-double nl_rng_uniform01(void) { return (double)(nl_rng_next() >> 11) * 0x1.0p-53; }
+double nl_rngs_uniform01(nl_rng *g) { return (double)(nl_rngs_next(g) >> 11) * 0x1.0p-53; }
+
+/* Uniform integer in [0, n) without modulo bias (rejection on the top of the range). */
+int64_t nl_rngs_below(nl_rng *g, int64_t n) {
+    if (n <= 1) return 0;
+    const uint64_t un = (uint64_t)n, lim = UINT64_MAX - UINT64_MAX % un;
+    uint64_t r;
+    do r = nl_rngs_next(g); while (r >= lim);
+    return (int64_t)(r % un);
+}
 
 /* Standard normal by the Marsaglia polar method. */
-double nl_rng_normal(void) {
-    if (g_have_spare) { g_have_spare = 0; return g_spare; }
+double nl_rngs_normal(nl_rng *g) {
+    g = rng_of(g);
+    if (g->have_spare) { g->have_spare = 0; return g->spare; }
     double u, v, s;
     do {
-        u = 2.0 * nl_rng_uniform01() - 1.0;
-        v = 2.0 * nl_rng_uniform01() - 1.0;
+        u = 2.0 * nl_rngs_uniform01(g) - 1.0;
+        v = 2.0 * nl_rngs_uniform01(g) - 1.0;
         s = u * u + v * v;
     } while (s >= 1.0 || s == 0.0);
     double m = sqrt(-2.0 * log(s) / s);
-    g_spare = v * m;
-    g_have_spare = 1;
+    g->spare = v * m;
+    g->have_spare = 1;
     return u * m;
 }
+
+uint64_t nl_rng_next(void) { return nl_rngs_next(NULL); }
+double nl_rng_uniform01(void) { return nl_rngs_uniform01(NULL); }
+double nl_rng_normal(void) { return nl_rngs_normal(NULL); }
 
 int nl_rand_uniform(nl_array *a, float low, float high) {
     float *p = nl_array_host(a, NL_WRITE);

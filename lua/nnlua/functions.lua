@@ -60,6 +60,7 @@ end
 -- Scratch buffers shared by all wrappers (nl_apply copies what it needs).
 local argbuf = ffi.new('nl_arg[32]')
 local inbuf = ffi.new('nl_var *[?]', C.NL_MAX_INPUTS)
+local MAX_IN = tonumber(C.NL_MAX_INPUTS)
 local outbuf = ffi.new('nl_var *[?]', C.NL_MAX_OUTPUTS)
 
 -- Memory pressure: the engine counts the bytes its arrays hold; Lua's collector does not
@@ -161,12 +162,15 @@ local function make_wrapper(d)
     -- inputs
     local pos, n_in = 1, 0
     if d.variadic then
+      -- inbuf holds NL_MAX_INPUTS entries: count before writing (never past its end)
       if n >= 1 and type(params[1]) == 'table' and not is_var(params[1]) and is_var(params[1][1]) then
-        for i, v in ipairs(params[1]) do inbuf[i - 1] = as_input(d, v, i) end
         n_in = #params[1]
+        if n_in > MAX_IN then fail(d, ('takes at most %d input variables, got %d'):format(MAX_IN, n_in), 2) end
+        for i = 1, n_in do inbuf[i - 1] = as_input(d, params[1][i], i) end
         pos = 2
       else
         while pos <= n and is_var(params[pos]) do
+          if n_in >= MAX_IN then fail(d, ('takes at most %d input variables'):format(MAX_IN), 2) end
           inbuf[n_in] = params[pos]; n_in = n_in + 1; pos = pos + 1
         end
       end
@@ -216,7 +220,7 @@ local function make_wrapper(d)
     if n_out < 0 then
       local msg = lib.last_error():gsub('^' .. d.name .. ': ', '')
       C.nl_clear_error()
-      fail(d, msg .. ' (inputs: ' .. input_shapes(d, n_in) .. ')', 2)
+      fail(d, n_in > 0 and msg .. ' (inputs: ' .. input_shapes(d, n_in) .. ')' or msg, 2)  -- rand etc. have none
     end
     memory_pressure()
     if n_out == 1 then return ffi.gc(outbuf[0], C.nl_var_release) end

@@ -554,9 +554,9 @@ local function fmt_numbers(vals)
 end
 
 local EDGE = 3
-function NdArray.format(self, prefix, suffix)
+function NdArray.format(self, prefix, suffix, threshold)
   prefix = prefix or 'array('
-  local summarize = self.size > 1000
+  local summarize = self.size > (threshold or 1000)   -- threshold: the REPL's shorter previews
   local p = self:ptr(READ)
   local shape = self.shape
   -- Collect the printed values (with '...' gaps) to find a common width.

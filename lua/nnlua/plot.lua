@@ -1301,13 +1301,17 @@ end
 function M.set_output_dir(dir) output_dir = dir end
 function M.get_output_dir() return output_dir or os.getenv('NNLUA_FIGURES') or 'figures' end
 
---- plot.set_backend('png' | 'window' | nil (automatic)).
+--- plot.set_backend('png' | 'window' | 'terminal' | 'sixel' | nil (automatic)).
+-- 'terminal' (alias 'dumb') makes show() draw in the terminal as text, 'sixel' as sixel
+-- graphics (for terminals that support them); see show_in_terminal below.
 function M.set_backend(b)
-  if b ~= nil and b ~= 'png' and b ~= 'window' then
-    error("plot.set_backend: expected 'png', 'window' or nil", 2)
+  if b == 'dumb' then b = 'terminal' end
+  if b ~= nil and b ~= 'png' and b ~= 'window' and b ~= 'terminal' and b ~= 'sixel' then
+    error("plot.set_backend: expected 'png', 'window', 'terminal', 'sixel' or nil", 2)
   end
   backend = b
 end
+function M.get_backend() return backend end
 
 local function window_terminal()
   local mode = backend or os.getenv('NNLUA_PLOT')
@@ -1363,18 +1367,165 @@ local function show_window(fig, term)
              .. shquote(sfile) .. ') &')
 end
 
---- plot.show(): displays every open figure (a window when a display is available, otherwise a
--- PNG in the output folder, printing "[plot] saved <path>"), then closes them.
+----------------------------------------------------------------------------------------------
+-- Drawing in the terminal (the REPL without a display): gnuplot's dumb terminal (text, ANSI
+-- colours when stdout is a terminal) or sixelgd. Selected by set_backend('terminal'|'sixel')
+-- or NNLUA_PLOT=terminal|dumb|sixel.
+----------------------------------------------------------------------------------------------
+
+local function terminal_mode()
+  local mode = backend or os.getenv('NNLUA_PLOT')
+  if mode == 'terminal' or mode == 'dumb' then return 'terminal' end
+  if mode == 'sixel' then return 'sixel' end
+  return nil
+end
+
+-- Columns and rows of the controlling terminal ($COLUMNS/$LINES, else stty), default 80x24.
+local function terminal_size()
+  local cols, rows = tonumber(os.getenv('COLUMNS')), tonumber(os.getenv('LINES'))
+  if not cols or not rows then
+    local f = io.popen('stty size </dev/tty 2>/dev/null')
+    local s = f and f:read('*a') or ''
+    if f then f:close() end
+    local r, c = s:match('(%d+)%s+(%d+)')
+    rows, cols = rows or tonumber(r), cols or tonumber(c)
+  end
+  cols = (cols and cols >= 20) and cols or 80
+  rows = (rows and rows >= 8) and rows or 24
+  return cols, rows
+end
+M._terminal_size = terminal_size
+
+-- gnuplot's dumb terminal cannot draw images, so images are drawn here: two characters per
+-- pixel, ANSI 256-colour backgrounds through the colour map when `colour`, else an ASCII ramp.
+local RAMP = ' .:-=+*#%@'
+local function image_lines(img, max_w, colour)
+  local d, w, h, ch = img.data, img.w, img.h, img.ch
+  local step = math.max(1, math.ceil(w * 2 / math.max(2, max_w)))   -- subsample wide images
+  local vals = {}
+  local lo, hi = huge, -huge
+  for r = 1, h, step do
+    for c = 1, w, step do
+      local v
+      if ch == 1 then v = d[(r - 1) * w + c]
+      else
+        local b = ((r - 1) * w + (c - 1)) * ch
+        v = 0.299 * d[b + 1] + 0.587 * d[b + 2] + 0.114 * d[b + 3]
+      end
+      if v ~= v then v = 0 end
+      vals[#vals + 1] = v
+      if v < lo then lo = v end
+      if v > hi then hi = v end
+    end
+  end
+  if ch == 1 then lo, hi = img.vmin or lo, img.vmax or hi end
+  local span = hi > lo and hi - lo or 1
+  local cmap = ch == 1 and img.cmap or 'gray'
+  local lines, k = {}, 0
+  for _ = 1, h, step do
+    local row = {}
+    for _ = 1, w, step do
+      k = k + 1
+      local t = clamp01((vals[k] - lo) / span)
+      if colour then
+        local c = M.cm[cmap] and M.cm[cmap](t) or { t, t, t }
+        local q = function(x) return floor(clamp01(x) * 5 + 0.5) end
+        row[#row + 1] = fmt('\27[48;5;%dm  ', 16 + 36 * q(c[1]) + 6 * q(c[2]) + q(c[3]))
+      else
+        if cmap == 'gray_r' or cmap == 'binary' or cmap == 'Greys' then t = 1 - t end
+        local ch1 = RAMP:sub(floor(t * (#RAMP - 1) + 0.5) + 1):sub(1, 1)
+        row[#row + 1] = ch1 .. ch1
+      end
+    end
+    lines[#lines + 1] = concat(row) .. (colour and '\27[0m' or '')
+  end
+  return lines, math.ceil(w / step) * 2
+end
+
+-- The images of a figure as text blocks (one per axes with an image, titled), laid out
+-- left to right and wrapped at the terminal width.
+local function images_text(fig, cols, colour)
+  local blocks = {}
+  for _, ax in ipairs(fig.axes) do
+    local img = ax.images[#ax.images]
+    if img then
+      local lines, width = image_lines(img, cols - 2, colour)
+      local title = ax.title and tostring(ax.title):sub(1, width) or ''
+      table.insert(lines, 1, title .. (' '):rep(width - #title))
+      blocks[#blocks + 1] = { lines = lines, width = width }
+    end
+  end
+  if #blocks == 0 then return '' end
+  local out = {}
+  if fig.suptitle then out[#out + 1] = tostring(fig.suptitle) end
+  local i = 1
+  while i <= #blocks do
+    local row, used = {}, 0
+    repeat
+      row[#row + 1] = blocks[i]
+      used = used + blocks[i].width + 2
+      i = i + 1
+    until i > #blocks or used + blocks[i].width > cols
+    local height = 0
+    for _, b in ipairs(row) do height = math.max(height, #b.lines) end
+    for l = 1, height do
+      local parts = {}
+      for _, b in ipairs(row) do parts[#parts + 1] = b.lines[l] or (' '):rep(b.width) end
+      out[#out + 1] = concat(parts, '  ')
+    end
+    out[#out + 1] = ''
+  end
+  return concat(out, '\n') .. '\n'
+end
+M._images_text = images_text
+
+local function show_in_terminal(fig, mode)
+  local term
+  if mode == 'terminal' then
+    local cols = terminal_size()
+    local colour = os.getenv('NO_COLOR') == nil and os.getenv('TERM') ~= 'dumb'
+                   and exit_code(os.execute('test -t 1')) == 0
+    local has_series = false
+    for _, ax in ipairs(fig.axes) do if #ax.series > 0 then has_series = true end end
+    io.write(images_text(fig, cols, colour))
+    if not has_series then io.flush() return end
+  end
+  if mode == 'sixel' then
+    if not M.terminals().sixelgd then error('plot.show: this gnuplot has no sixelgd terminal', 0) end
+    term = fmt("set terminal sixelgd size %d,%d truecolor noenhanced font 'sans,%g'",
+               fig.width, fig.height, fig.fontsize)
+  else
+    local cols, rows = terminal_size()
+    local colour = os.getenv('NO_COLOR') == nil and os.getenv('TERM') ~= 'dumb'
+                   and exit_code(os.execute('test -t 1')) == 0
+    term = fmt('set terminal dumb size %d,%d noenhanced%s', cols - 1, math.min(rows - 2, floor(cols / 2.5)),
+               colour and ' ansi256' or ' mono')
+  end
+  local out = os.tmpname()
+  local ok, err = pcall(run_gnuplot, 'plot.show', build_script(fig, term, out))
+  local text = read_file(out)
+  os.remove(out)
+  if not ok then error(err, 0) end
+  io.write((text:gsub('^\f', '')))
+  io.flush()
+end
+
+--- plot.show(): displays every open figure (a window when a display is available; in the
+-- terminal with the 'terminal'/'sixel' backend; otherwise a PNG in the output folder, printing
+-- "[plot] saved <path>"), then closes them.
 -- Returns the list of files written (empty when windows were opened).
 function M.show()
   local written = {}
   local figs = figures
   figures, current = {}, nil
-  local term = #figs > 0 and window_terminal() or nil
+  local tmode = #figs > 0 and terminal_mode() or nil
+  local term = #figs > 0 and not tmode and window_terminal() or nil
   local first_err
   for _, fig in ipairs(figs) do
     local ok, err = pcall(function()
-      if term then
+      if tmode then
+        show_in_terminal(fig, tmode)
+      elseif term then
         show_window(fig, term)
       else
         local dir = M.get_output_dir()

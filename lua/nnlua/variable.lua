@@ -11,6 +11,7 @@ local Variable = {}
 local methods = {}
 local getters, setters = {}, {}
 Variable.methods = methods
+Variable.getters = getters   -- field names, for the REPL's completion
 
 local F  -- nnlua.functions, loaded lazily (it needs this module)
 local function Fn()
@@ -259,6 +260,7 @@ ffi.metatype('struct nl_var', mt)
 
 -- ---- function nodes (what visit() and .parent give) ----------------------------------
 local fmethods, fgetters = {}, {}
+Variable.func_methods, Variable.func_getters = fmethods, fgetters
 function fgetters.name(f) return ffi.string(C.nl_func_name(f)) end
 function fgetters.inputs(f)
   local t = {}

@@ -1,0 +1,209 @@
+-- F.global_average_pooling, F.sum_pooling and F.unpooling through the function tester,
+-- against plain-loop references written from NNabla's semantics.
+local nn = require 'nnlua'
+local F = require 'nnlua.functions'
+local T = require 'function_tester'
+local NdArray = nn.NdArray
+
+local function each_index(dims, fn)
+  local n = #dims
+  for d = 1, n do if dims[d] == 0 then return end end
+  local idx = {}
+  for d = 1, n do idx[d] = 0 end
+  while true do
+    fn(idx)
+    local d = n
+    while d >= 1 do
+      idx[d] = idx[d] + 1
+      if idx[d] < dims[d] then break end
+      idx[d] = 0
+      d = d - 1
+    end
+    if d < 1 then return end
+  end
+end
+
+local function offset(dims, idx)
+  local o = 0
+  for d = 1, #dims do o = o * dims[d] + idx[d] end
+  return o
+end
+
+-- Sum over windows [o*s - p, min(o*s - p + k, I + p)) clipped to [0, I).
+local function sum_pool_ref(o)
+  return function(x)
+    local sd = #o.kernel
+    local first = x.ndim - sd
+    local maps = 1
+    for d = 1, first do maps = maps * x.shape[d] end
+    local ins, outs, k, s, p = {}, {}, {}, {}, {}
+    for i = 1, sd do
+      ins[i] = x.shape[first + i]
+      k[i] = o.kernel[i]
+      s[i] = o.stride and o.stride[i] or k[i]
+      p[i] = o.pad and o.pad[i] or 0
+      if o.ignore_border == false then outs[i] = math.floor((ins[i] + p[i] - 1) / s[i]) + 1
+      else outs[i] = math.floor((ins[i] + 2 * p[i] - k[i]) / s[i]) + 1 end
+    end
+    local shape = {}
+    for d = 1, first do shape[d] = x.shape[d] end
+    for i = 1, sd do shape[first + i] = outs[i] end
+    local px = x:ptr()
+    local map_size = 1
+    for i = 1, sd do map_size = map_size * ins[i] end
+    local flat = {}
+    for m = 0, maps - 1 do
+      each_index(outs, function(op)
+        local lo, dims = {}, {}
+        for i = 1, sd do
+          local a = op[i] * s[i] - p[i]
+          local b = math.min(a + k[i], ins[i] + p[i])
+          a, b = math.max(a, 0), math.min(b, ins[i])
+          lo[i], dims[i] = a, math.max(b - a, 0)
+        end
+        local acc = 0
+        each_index(dims, function(w)
+          local idx = {}
+          for i = 1, sd do idx[i] = lo[i] + w[i] end
+          acc = acc + px[m * map_size + offset(ins, idx)]
+        end)
+        flat[#flat + 1] = acc
+      end)
+    end
+    return NdArray.from_flat(flat, shape)
+  end
+end
+
+local function unpool_ref(kernel)
+  return function(x)
+    local sd = #kernel
+    local first = x.ndim - sd
+    local maps = 1
+    for d = 1, first do maps = maps * x.shape[d] end
+    local ins, outs, shape = {}, {}, {}
+    for d = 1, first do shape[d] = x.shape[d] end
+    for i = 1, sd do
+      ins[i] = x.shape[first + i]
+      outs[i] = ins[i] * kernel[i]
+      shape[first + i] = outs[i]
+    end
+    local map_size = 1
+    for i = 1, sd do map_size = map_size * ins[i] end
+    local px, flat = x:ptr(), {}
+    for m = 0, maps - 1 do
+      each_index(outs, function(op)
+        local idx = {}
+        for i = 1, sd do idx[i] = math.floor(op[i] / kernel[i]) end
+        flat[#flat + 1] = px[m * map_size + offset(ins, idx)]
+      end)
+    end
+    return NdArray.from_flat(flat, shape)
+  end
+end
+
+local function gap_ref(x)
+  local N, C = x.shape[1], x.shape[2]
+  local inner = x.size / (N * C)
+  local px, flat = x:ptr(), {}
+  for m = 0, N * C - 1 do
+    local s = 0
+    for i = 0, inner - 1 do s = s + px[m * inner + i] end
+    flat[#flat + 1] = s / inner
+  end
+  return NdArray.from_flat(flat, { N, C, 1, 1 })
+end
+
+local function err_of(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert.is_false(ok)
+  return tostring(err)
+end
+
+describe('global_average_pooling', function()
+  for _, shape in ipairs { { 2, 3, 4, 5 }, { 2, 3, 5 }, { 3, 2 }, { 1, 2, 2, 3, 2 } } do
+    it('x ' .. nn.lib.shape_str(shape) .. ' -> (N, C, 1, 1)', function()
+      T.check { fn = F.global_average_pooling, ref = gap_ref, inputs = { shape }, grad = { true } }
+    end)
+  end
+  it('golden and bad input', function()
+    local x = nn.Variable.from(NdArray.arange(8):reshape { 1, 2, 2, 2 })
+    local y = F.global_average_pooling(x)
+    y:forward()
+    assert.same({ 2.5, 6.5 }, y.d:flat())
+    local err = err_of(F.global_average_pooling, nn.Variable { 4 })
+    assert.matches('F.global_average_pooling: x {4} must have 2 or more axes', err, 1, true)
+  end)
+end)
+
+describe('sum_pooling', function()
+  local cases = {
+    { x = { 2, 2, 4, 4 }, o = { kernel = { 2, 2 } } },
+    { x = { 1, 2, 5, 5 }, o = { kernel = { 3, 2 }, stride = { 2, 1 }, pad = { 1, 0 } } },
+    { x = { 1, 2, 5, 4 }, o = { kernel = { 2, 3 }, ignore_border = false } },
+    { x = { 1, 1, 5, 5 }, o = { kernel = { 2, 2 }, stride = { 2, 2 }, pad = { 1, 1 }, ignore_border = false } },
+    { x = { 2, 3, 7 }, o = { kernel = { 3 }, stride = { 2 } } },
+    { x = { 1, 2, 3, 4, 4 }, o = { kernel = { 2, 2, 2 } } },
+    { x = { 4, 6 }, o = { kernel = { 2, 3 } } },
+  }
+  for _, c in ipairs(cases) do
+    local o = c.o
+    it(('x %s kernel %s'):format(nn.lib.shape_str(c.x), nn.lib.shape_str(o.kernel)), function()
+      T.check {
+        fn = function(x) return F.sum_pooling(x, o.kernel, o.stride, o.ignore_border, o.pad) end,
+        ref = sum_pool_ref(o),
+        inputs = { c.x },
+        grad = { true },
+      }
+    end)
+  end
+  it('equals average_pooling times the kernel size (no padding)', function()
+    local x = nn.Variable.from(NdArray.randn { 2, 3, 6, 6 })
+    local s = F.sum_pooling(x, { 3, 2 })
+    local a = F.average_pooling(x, { 3, 2 })
+    s:forward(); a:forward()
+    T.assert_close(s.d, a.d * 6, 1e-5, 1e-5, 'sum = 6 * average')
+  end)
+  it('rejects bad arguments', function()
+    local V = nn.Variable
+    local err = err_of(F.sum_pooling, V { 1, 1, 4, 4 })
+    assert.matches("F.sum_pooling: argument 'kernel' is required", err, 1, true)
+    err = err_of(F.sum_pooling, V { 1, 1, 2, 4 }, { 3, 3 })
+    assert.matches('F.sum_pooling: kernel 3 is larger than the padded input 2', err, 1, true)
+    err = err_of(F.sum_pooling, V { 1, 1, 4, 4 }, { 2, 2 }, { 2 })
+    assert.matches('F.sum_pooling: stride has 1 entries but kernel has 2', err, 1, true)
+    err = err_of(F.sum_pooling, V { 4 }, { 2, 2 })
+    assert.matches('F.sum_pooling: kernel has 2 entries but x {4} has only 1 axes', err, 1, true)
+  end)
+end)
+
+describe('unpooling', function()
+  local cases = {
+    { x = { 2, 2, 2, 3 }, k = { 2, 2 } },
+    { x = { 1, 2, 3, 2 }, k = { 1, 3 } },
+    { x = { 2, 3, 4 }, k = { 2 } },
+    { x = { 1, 1, 2, 2, 2 }, k = { 2, 1, 2 } },
+  }
+  for _, c in ipairs(cases) do
+    it(('x %s kernel %s'):format(nn.lib.shape_str(c.x), nn.lib.shape_str(c.k)), function()
+      T.check {
+        fn = function(x) return F.unpooling(x, c.k) end,
+        ref = unpool_ref(c.k),
+        inputs = { c.x },
+        grad = { true },
+      }
+    end)
+  end
+  it('golden: {{1, 2}} with kernel {2, 2}', function()
+    local x = nn.Variable.from(NdArray.from({ 1, 2 }, { 1, 1, 1, 2 }))
+    local y = F.unpooling(x, { 2, 2 })
+    y:forward()
+    assert.same({ 1, 1, 2, 4 }, y.shape)
+    assert.same({ 1, 1, 2, 2, 1, 1, 2, 2 }, y.d:flat())
+  end)
+  it('rejects bad arguments', function()
+    local err = err_of(F.unpooling, nn.Variable { 1, 1, 2, 2 }, { 0, 2 })
+    assert.matches('F.unpooling: kernel entry 1 is 0 (must be 1 or more)', err, 1, true)
+    err = err_of(F.unpooling, nn.Variable { 1, 1, 2, 2 }, { 2, 2 }, true)
+    assert.matches('F.unpooling: channel_last = true is not supported yet', err, 1, true)
+  end)
+end)
