@@ -101,6 +101,22 @@ static inline unsigned nlc_blocks(int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (int64_t)(n); \
          i += (int64_t)blockDim.x * gridDim.x)
 
+/* Sum of v over the block (blockDim.x a multiple of 32, at most 1024); the result is
+ * valid in thread 0. */
+__device__ __forceinline__ float nlc_block_sum(float v) {
+    __shared__ float sh[32];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) sh[warp] = v;
+    __syncthreads();
+    const int nw = (blockDim.x + 31) >> 5;
+    v = (int)threadIdx.x < nw ? sh[threadIdx.x] : 0.0f;
+    if (warp == 0)
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    __syncthreads();   /* sh may be reused by a following call */
+    return v;
+}
+
 /* ---- a node's data on its device (NULL with an error) ------------------------------ */
 static inline const float *nlc_in(nl_func *f, int i) {
     return (const float *)nl_array_device(f->in[i]->data, NL_READ, f->device_id);

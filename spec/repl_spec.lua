@@ -111,7 +111,7 @@ end)
 
 describe('the nnlua REPL in a terminal', function()
   local sock = os.tmpname()
-  local hist = ROOT .. '/spec/tmp/repl_history'
+  local hist = os.tmpname()
   local session = 'nnspec'
 
   local function tmux(args) return sh('env -u LD_PRELOAD tmux -S ' .. sock .. ' ' .. args) end
@@ -146,7 +146,6 @@ describe('the nnlua REPL in a terminal', function()
   end
 
   setup(function()
-    os.execute('mkdir -p spec/tmp')
     os.remove(hist)
     os.remove(sock)
     local cmd = ('exec env -u DISPLAY -u WAYLAND_DISPLAY NNLUA_HISTORY=%s COLUMNS= LINES= %s %s/scripts/nnlua')
@@ -159,6 +158,7 @@ describe('the nnlua REPL in a terminal', function()
   teardown(function()
     tmux('kill-server')
     os.remove(sock)
+    os.remove(hist)
   end)
 
   it('prints the values of expressions, and not with a trailing ;', function()
@@ -244,6 +244,16 @@ describe('the nnlua REPL in a terminal', function()
     wait_for('interrupted', start)
     out = eval('steps > 0')
     assert.matches('\ntrue\n', out, 1, true)
+    -- inside one long forward pass (C code): the engine's interrupt flag stops it
+    eval('deep = nn.Variable({256, 256}); w = nn.Variable.from(nn.NdArray.randn({256, 256}, 0, 0.01)); ' ..
+         'for i = 1, 20000 do deep = F.affine(deep, w) end')
+    start = #screen()
+    line('deep:forward{clear_buffer = true}; print("fin" .. "ished")')
+    sleep(0.5)
+    key('C-c')
+    out = wait_for('interrupted', start, 5)
+    assert.not_matches('finished', out:sub(start), 1, true)
+    wait_for('\nnn>', start + 1)
     -- at the prompt, Ctrl-C drops unfinished input
     eval('for i = 1, 2 do', '\n..>')
     start = #screen()
@@ -290,10 +300,12 @@ describe('the nnlua REPL with plain lines (stdin not a terminal)', function()
   end)
 
   it('runs a script first with -i', function()
-    local f = assert(io.open('spec/tmp/repl_script.lua', 'w'))
+    local path = os.tmpname()
+    local f = assert(io.open(path, 'w'))
     f:write('answer = 6 * 7\n')
     f:close()
-    local out = sh('echo answer | ' .. engine_env() .. ' ./scripts/nnlua -i spec/tmp/repl_script.lua')
+    local out = sh('echo answer | ' .. engine_env() .. ' ./scripts/nnlua -i ' .. path)
+    os.remove(path)
     assert.equal('42\n', out)
   end)
 end)

@@ -21,9 +21,11 @@ end
 
 local ROOT = io.popen('pwd'):read('*l')
 
--- The rock is built with the ordinary toolchain, so sanitizer settings stay out of it.
+-- The rock is built and run as a user would: no sanitizer settings (`make test SANITIZE=1`
+-- passes them down, also through MAKEFLAGS), no repository paths.
 local CLEAN_ENV = 'env -u LD_PRELOAD -u NNLUA_BUILD -u NNLUA_LIB -u LUA_PATH -u LUA_CPATH ' ..
-                  '-u LUA_INIT -u ASAN_OPTIONS -u UBSAN_OPTIONS'
+                  '-u LUA_INIT -u ASAN_OPTIONS -u UBSAN_OPTIONS -u SANITIZE -u MAKEFLAGS -u MFLAGS ' ..
+                  '-u MAKELEVEL -u MAKEOVERRIDES'
 
 local TRAIN = [[
 -- trains logistic regression on the installed digits, then saves the parameters
@@ -55,16 +57,15 @@ print(('loss %.4f -> %.4f'):format(first, last))
 describe('luarocks', function()
   local base, tree, work
 
+  -- a private folder per run (outside the repository; runs may overlap)
   setup(function()
-    base = ROOT .. '/spec/tmp/rocks'
-    tree = base .. '/tree'
-    work = io.popen('mktemp -d /tmp/nnlua_rocks_XXXXXX'):read('*l')
-    os.execute('rm -rf ' .. shquote(base) .. ' && mkdir -p ' .. shquote(base))
+    base = io.popen('mktemp -d /tmp/nnlua_rocks_XXXXXX'):read('*l')
+    tree, work = base .. '/tree', base .. '/work'
+    os.execute('mkdir -p ' .. shquote(work))
   end)
 
   teardown(function()
-    os.execute('rm -rf ' .. shquote(base))
-    if work and work:match('^/tmp/nnlua_rocks_') then os.execute('rm -rf ' .. shquote(work)) end
+    if base and base:match('^/tmp/nnlua_rocks_') then os.execute('rm -rf ' .. shquote(base)) end
   end)
 
   it('installs into a tree, trains from outside the repository, and removes cleanly', function()

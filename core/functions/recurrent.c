@@ -40,6 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#undef I   /* <complex.h>, pulled in by OpenBLAS's header, defines I */
+
 enum { K_RNN, K_LSTM, K_GRU };
 
 typedef struct rnn_state {
@@ -103,7 +105,7 @@ static int rnn_setup_kind(nl_func *f, int kind) {
     if (check_shape(h, "h", 4, hw, "(num_layers, num_directions, batch, hidden_size)")) return -1;
     if (st.ic >= 0 && check_shape(nl_in(f, st.ic), "c", 4, hw, "(h's shape)")) return -1;
     /* weight/bias slots: with one layer, a 4th input of bias's rank is the bias */
-    const int brank = kind == K_RNN ? 3 : 4, wrank = brank + 1;
+    const int brank = kind == K_RNN ? 3 : 4;
     if (L == 1 && f->in[st.iw] && !f->in[st.ib] && f->in[st.iw]->ndim == brank) {
         int tmp = st.iw; st.iw = st.ib; st.ib = tmp;
     }
@@ -130,7 +132,6 @@ static int rnn_setup_kind(nl_func *f, int kind) {
             if (check_shape(f->in[st.iw], "weight", 5, w, "(num_layers - 1, num_directions, gates, hidden_size, num_directions * hidden_size + hidden_size)")) return -1;
         }
     }
-    (void)wrank;
     if (f->in[st.ib]) {
         if (kind == K_RNN) {
             const int64_t b[3] = {L, D, H};

@@ -389,6 +389,11 @@ function Solver:load_states(path)
     end
     g.entries[sname] = i
   end
+  local any_t = false
+  for _, g in ipairs(order) do any_t = any_t or g.entries.t ~= nil end
+  if #order > 0 and not any_t then
+    fail(("'%s' holds no solver states (no '<parameter>/t' datasets; is it a parameter file?)"):format(path))
+  end
   local expected = table.concat(self._state_names, ', ')
   local position = {}
   for i, name in ipairs(self.names) do position[name] = i end
