@@ -290,8 +290,20 @@ static int up_setup(nl_func *f) {
     char xs[160];
     nl_shape_str(xs, x->ndim, x->shape);
     if (nl_arg_bool(f, U_CHANNEL_LAST)) return nl_error("channel_last = true is not supported yet");
-    int sd;
-    if (kernel_arg(f, U_KERNEL, xs, x->ndim, &sd)) return -1;
+    /* NNabla accepts a kernel as long as x's rank; leading 1s (no-ops) are dropped here */
+    if (!nl_arg_given(f, U_KERNEL)) return nl_error("argument 'kernel' is required (a list such as {2, 2})");
+    int skip = 0;
+    while (nl_arg_len(f, U_KERNEL) - skip > SD && nl_arg_at(f, U_KERNEL, skip) == 1) skip++;
+    const int sd = nl_arg_len(f, U_KERNEL) - skip;
+    if (sd < 1 || sd > SD)
+        return nl_error("kernel has %d entries; unpooling over 1 to %d axes (after leading 1s) is supported",
+                        nl_arg_len(f, U_KERNEL), SD);
+    if (nl_arg_len(f, U_KERNEL) > x->ndim)
+        return nl_error("kernel has %d entries but x %s has only %d axes", nl_arg_len(f, U_KERNEL), xs, x->ndim);
+    for (int i = 0; i < sd; i++)
+        if (nl_arg_at(f, U_KERNEL, skip + i) < 1)
+            return nl_error("kernel entry %d is %lld (must be 1 or more)", skip + i + 1,
+                            (long long)nl_arg_at(f, U_KERNEL, skip + i));
     up_state st = {0};
     for (int i = 0; i < SD; i++) st.in[i] = st.k[i] = 1;
     const int first = x->ndim - sd, lead = SD - sd;
@@ -300,7 +312,7 @@ static int up_setup(nl_func *f) {
     int64_t oshape[NL_MAX_NDIM];
     for (int d = 0; d < first; d++) oshape[d] = x->shape[d];
     for (int i = 0; i < sd; i++) {
-        const int64_t k = nl_arg_at(f, U_KERNEL, i), in = x->shape[first + i];
+        const int64_t k = nl_arg_at(f, U_KERNEL, skip + i), in = x->shape[first + i];
         if (in > INT64_MAX / 8 / k) return nl_error("x %s with kernel entry %d = %lld is too large", xs, i + 1, (long long)k);
         oshape[first + i] = in * k;
         st.in[lead + i] = in;

@@ -352,7 +352,8 @@ end
 -- Help
 ----------------------------------------------------------------------------------------------
 
--- The nn.*, S.* and method entries `?name` shows (F.* and PF.* come from their descriptors).
+-- The nn.* and method entries `?name` shows (F.*, PF.* and S.* come from their descriptors:
+-- F.signature, PF._signatures, S._signatures).
 M.doc = {
   ['nn.Variable'] = 'nn.Variable(shape [, {need_grad = false}])\n  A graph variable. Fields shape, ndim, size, d, g (live NdArray views, assignable from an NdArray, a table or a number), need_grad, persistent, name, parent. Methods forward, backward, get_unlinked_variable, reshape, visit.',
   ['nn.Variable.from'] = 'nn.Variable.from(array_or_table [, {need_grad = false}])\n  A variable holding a copy of the data.',
@@ -380,16 +381,7 @@ M.doc = {
   ['Variable:reshape'] = 'x:reshape(shape [, unlink])\n  F.reshape(x, shape), or with unlink a parentless view.',
   ['Variable:visit'] = 'x:visit(fn)\n  Calls fn(f) for every function under x, in forward order.',
   ['Variable:zero_grad'] = 'x:zero_grad()\n  Sets x.g to zero.',
-  ['S.Sgd'] = 'S.Sgd(lr = 1e-3)\n  w <- w - lr * g',
-  ['S.Momentum'] = 'S.Momentum(lr = 1e-3, momentum = 0.9)',
-  ['S.Nesterov'] = 'S.Nesterov(lr = 1e-3, momentum = 0.9)',
-  ['S.Adam'] = 'S.Adam(alpha = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8)',
-  ['S.AdamW'] = 'S.AdamW(alpha = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, wd = 1e-4)',
-  ['S.Adagrad'] = 'S.Adagrad(lr = 1e-2, eps = 1e-8)',
-  ['S.Adadelta'] = 'S.Adadelta(lr = 1.0, decay = 0.95, eps = 1e-6)',
-  ['S.RMSprop'] = 'S.RMSprop(lr = 1e-3, decay = 0.9, eps = 1e-8)',
-  ['S.AMSGRAD'] = 'S.AMSGRAD(alpha = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, bias_correction = false)',
-  ['Solver'] = 'solver:set_parameters(params), zero_grad(), weight_decay(decay), update(), learning_rate(), set_learning_rate(lr), clip_grad_by_norm(norm), scale_grad(scale), check_inf_or_nan_grad(), save_states(path), load_states(path)',
+  ['Solver'] = 'methods: set_parameters(params), zero_grad(), weight_decay(decay), update(), learning_rate(), set_learning_rate(lr), clip_grad_by_norm(norm), scale_grad(scale), check_inf_or_nan_grad(), save_states(path), load_states(path)',
 }
 
 local HELP = [[
@@ -473,6 +465,13 @@ local function PF_help(PF, name)
          "{name = 'scope'} adds an outer scope"
 end
 
+local function S_help(S, name)
+  local sigs = S and rawget(S, '_signatures')
+  local sig = type(sigs) == 'table' and sigs[name]
+  if not sig then return nil end
+  return paint('head', sig) .. '\n  ' .. M.doc.Solver
+end
+
 local function doc_help(key)
   local d = M.doc[key]
   if not d then return nil end
@@ -495,22 +494,19 @@ function M.help(name, env)
   local F, PF, S = rawget(env, 'F'), rawget(env, 'PF'), rawget(env, 'S')
   F = F or package.loaded['nnlua.functions']
   PF = PF or package.loaded['nnlua.parametric_functions']
+  S = S or package.loaded['nnlua.solvers']
   local out = {}
   local ns, rest = name:match('^(%a+)%.([%w_]+)$')
   if ns == 'F' then out[#out + 1] = F_help(F, rest)
   elseif ns == 'PF' then out[#out + 1] = PF_help(PF, rest)
-  elseif ns == 'S' then
-    local d = doc_help(name)
-    if d and S and S[rest] == nil then d = d .. paint('dim', '\n  (not in this build yet)') end
-    out[#out + 1] = d
-    if S and S[rest] ~= nil then out[#out + 1] = paint('dim', M.doc.Solver) end
+  elseif ns == 'S' then out[#out + 1] = S_help(S, rest)
   elseif ns == 'nn' then out[#out + 1] = doc_help(name)
   elseif name:match('^[%a_][%w_]*$') then
     -- a bare name: a function of F, PF, nn or S
     out[#out + 1] = F_help(F, name)
     out[#out + 1] = PF_help(PF, name)
     out[#out + 1] = doc_help('nn.' .. name)
-    out[#out + 1] = doc_help('S.' .. name)
+    out[#out + 1] = S_help(S, name)
   end
   -- methods: x:forward, Variable:forward, Variable.forward
   local obj, meth = name:match('^([%w_%.]+)[:%.]([%w_]+)$')
