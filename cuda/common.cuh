@@ -163,6 +163,9 @@ template <class T> static T *nlc_state(nl_func *f) {
  * library may be newer or older than the engine's catalogue). 0 or -1. */
 int nlc_register(const char *name, const char *backend, nl_forward_fn fwd, nl_backward_fn bwd);
 int nlc_register_elementwise(void);
+/* The "cuda" implementation of an element-wise function (the cuDNN activations fall back
+ * to it). 0, or -1 when there is none. */
+int nlc_elementwise_impl(const char *name, nl_forward_fn *fwd, nl_backward_fn *bwd);
 int nlc_register_reduce(void);
 int nlc_register_layers(void);
 int nlc_register_cudnn(void);

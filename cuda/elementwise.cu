@@ -698,3 +698,9 @@ int nlc_register_elementwise(void) {
         if (nlc_register(m.name, "cuda", m.fwd, m.bwd)) return -1;
     return 0;
 }
+
+int nlc_elementwise_impl(const char *name, nl_forward_fn *fwd, nl_backward_fn *bwd) {
+    for (const impl &m : g_impls)
+        if (strcmp(m.name, name) == 0) { *fwd = m.fwd; *bwd = m.bwd; return 0; }
+    return nl_error("no CUDA implementation of '%s'", name);
+}

@@ -750,6 +750,12 @@ int nlc_bn_cuda_backward(nl_func *f, const bool *prop, const bool *accum) {
             NLC_LAUNCHED("batch_normalization (backward)");
         }
     }
+    return nlc_bn_param_grads(f, prop, accum, g.C, sums, s, gamma);
+}
+
+int nlc_bn_param_grads(nl_func *f, const bool *prop, const bool *accum, int64_t C, const float *sums,
+                       const float *s, const float *gamma) {
+    const bool batch_stat = nl_arg_bool(f, 3);
     bn_param_grads pg;
     bool params = false;
     for (int j = 0; j < 4; j++) {
@@ -762,8 +768,8 @@ int nlc_bn_cuda_backward(nl_func *f, const bool *prop, const bool *accum) {
         if (!pg.p[j]) return -1;
         params = true;
     }
-    if (params && g.C > 0) {
-        k_bn_bwd_params<<<nlc_blocks(g.C), NLC_THREADS>>>(g.C, sums, gamma, s, batch_stat, pg);
+    if (params && C > 0) {
+        k_bn_bwd_params<<<nlc_blocks(C), NLC_THREADS>>>(C, sums, gamma, s, batch_stat, pg);
         NLC_LAUNCHED("batch_normalization (parameter gradients)");
     }
     return 0;

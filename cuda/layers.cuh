@@ -83,6 +83,10 @@ struct bn_state {
 };
 int nlc_bn_cuda_forward(nl_func *f);
 int nlc_bn_cuda_backward(nl_func *f, const bool *prop, const bool *accum);
+/* Writes or adds the gradients of beta, gamma (and mean, variance) from the per-channel
+ * sums[c] = sum dy, sums[C + c] = sum dy * xhat; s: 1/sqrt(var + eps) per channel. */
+int nlc_bn_param_grads(nl_func *f, const bool *prop, const bool *accum, int64_t C, const float *sums,
+                       const float *s, const float *gamma);
 
 /* affine: x (m, k), weight (k, n), y (m, n) */
 struct affine_geom { int64_t m, k, n; };

@@ -139,4 +139,29 @@ describe('HDF5 parameter files', function()
     assert.is_false(p['bn/mean'].need_grad)
     assert.is_true(p['fc1/affine/b'].need_grad)
   end)
+
+  it('files with flipped bytes give errors or load, and never crash the process', function()
+    make_params()
+    local path = dir .. '/fuzz-src.h5'
+    nn.save_parameters(path)
+    local data = read_all(path)
+    math.randomseed(12345)
+    local outcomes = { ok = 0, err = 0 }
+    for _ = 1, 150 do
+      local b = { data:byte(1, -1) }
+      for _ = 1, 3 do local k = math.random(1, #b); b[k] = math.random(0, 255) end
+      local parts = {}
+      for k = 1, #b, 256 do parts[#parts + 1] = string.char(unpack(b, k, math.min(k + 255, #b))) end
+      local f = io.open(dir .. '/fuzz.h5', 'wb'); f:write(table.concat(parts)); f:close()
+      nn.clear_parameters()
+      local ok, err = pcall(nn.load_parameters, dir .. '/fuzz.h5')
+      if ok then outcomes.ok = outcomes.ok + 1
+      else
+        outcomes.err = outcomes.err + 1
+        assert.matches('load_parameters', err, 1, true)
+      end
+    end
+    assert.equal(150, outcomes.ok + outcomes.err)
+    assert.is_true(outcomes.err > 0)
+  end)
 end)

@@ -28,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum {
@@ -709,9 +711,7 @@ static hid_t open_hdf5_file(const char *who, const char *path) {
     return file;
 }
 
-static nl_h5file *open_directory(const char *who, int states, const char *path) {
-    if (!path || !path[0]) { nl_error("%s: no file name given", who); return NULL; }
-    if (check_readable(who, path)) return NULL;
+static nl_h5file *open_directory_raw(const char *who, int states, const char *path) {
     nl_h5file *h = calloc(1, sizeof *h);
     if (!h || !(h->path = strdup(path))) {
         free(h);
@@ -733,6 +733,44 @@ static nl_h5file *open_directory(const char *who, int states, const char *path) 
         qsort(h->entries, (size_t)h->n, sizeof *h->entries,
               states ? compare_state_entries : compare_entries);
     return h;
+}
+
+/* Some corrupt files (a few flipped bytes in the object headers) crash HDF5 1.10 itself.
+ * So the file is first read completely in a forked child: if the child dies of a signal
+ * the file is reported as corrupt and the caller's process never touches it. */
+static int probe_in_child(const char *who, int states, const char *path) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return 0;                       /* cannot probe: go on carefully */
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) { dup2(devnull, 1); dup2(devnull, 2); }
+        nl_h5file *h = open_directory_raw(who, states, path);
+        if (!h) _exit(1);
+        for (int i = 0; i < h->n; i++) {
+            int64_t n = 1;
+            for (int k = 0; k < h->entries[i].ndim; k++) n *= h->entries[i].shape[k];
+            float *buf = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+            if (!buf || nl_h5_read(h, i, buf, n) != 0) _exit(1);
+            free(buf);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return 0;
+    }
+    if (WIFSIGNALED(status))
+        return nl_error("%s: '%s' is corrupt: reading it crashed the HDF5 library (signal %d); "
+                        "nothing was loaded", who, path, WTERMSIG(status));
+    return 0;
+}
+
+static nl_h5file *open_directory(const char *who, int states, const char *path) {
+    if (!path || !path[0]) { nl_error("%s: no file name given", who); return NULL; }
+    if (check_readable(who, path)) return NULL;
+    if (probe_in_child(who, states, path)) return NULL;
+    return open_directory_raw(who, states, path);
 }
 
 nl_h5file *nl_h5_open(const char *path) { return open_directory("load_parameters", 0, path); }
