@@ -148,11 +148,12 @@ describe('HDF5 parameter files', function()
     math.randomseed(12345)
     local outcomes = { ok = 0, err = 0 }
     for _ = 1, 150 do
-      local b = { data:byte(1, -1) }
-      for _ = 1, 3 do local k = math.random(1, #b); b[k] = math.random(0, 255) end
-      local parts = {}
-      for k = 1, #b, 256 do parts[#parts + 1] = string.char(unpack(b, k, math.min(k + 255, #b))) end
-      local f = io.open(dir .. '/fuzz.h5', 'wb'); f:write(table.concat(parts)); f:close()
+      local bytes = data
+      for _ = 1, 3 do
+        local k = math.random(1, #bytes)
+        bytes = bytes:sub(1, k - 1) .. string.char(math.random(0, 255)) .. bytes:sub(k + 1)
+      end
+      local f = io.open(dir .. '/fuzz.h5', 'wb'); f:write(bytes); f:close()
       nn.clear_parameters()
       local ok, err = pcall(nn.load_parameters, dir .. '/fuzz.h5')
       if ok then outcomes.ok = outcomes.ok + 1
