@@ -1,7 +1,8 @@
 /* readline_shim.c - line editing, history, completion and Ctrl-C for the nnlua REPL.
  *
  * Built by `make` into build/libnnlua_readline.so when the readline headers exist
- * (libreadline-dev; `make READLINE=edit` uses libedit's readline emulation instead).
+ * (libreadline-dev; `make READLINE=edit` uses libedit's readline emulation instead, which
+ * is experimental: completion and Ctrl-C at the prompt behave less well there).
  * It is optional: lua/nnlua/repl.lua falls back to plain line reading without it.
  *
  * It is a Lua C module (loaded with package.loadlib(path, "luaopen_nnlua_readline")), not an
@@ -244,8 +245,10 @@ static int shim_getc(FILE *stream) {
     if (sigint_count) {
       sigint_count = 0;
       line_interrupted = 1;
+#ifndef NLRL_LIBEDIT
       rl_point = rl_end;
       rl_redisplay();
+#endif
       fputs("^C", rl_outstream ? rl_outstream : stdout);
       fflush(rl_outstream ? rl_outstream : stdout);
       result = '\n';

@@ -246,8 +246,14 @@ function api.load_parameters(path)
   -- Read everything into fresh arrays first, then install.
   local loaded = {}
   for k, e in ipairs(entries) do
-    local arr = NdArray.new(e.shape)
-    if C.nl_h5_read(h, e.i, arr:ptr(C.NL_WRITE), arr.size) ~= 0 then
+    local okp, arr = pcall(NdArray.new, e.shape)
+    local ptr = okp and select(2, pcall(arr.ptr, arr, C.NL_WRITE))
+    if not okp or type(ptr) ~= 'cdata' then
+      C.nl_h5_close(ffi.gc(h, nil))
+      error(("nn.load_parameters: parameter '%s' in '%s' has shape %s, which cannot be allocated (is the file corrupt?); nothing was loaded"):format(
+        e.name, path, lib.shape_str(e.shape)), 2)
+    end
+    if C.nl_h5_read(h, e.i, ptr, arr.size) ~= 0 then
       local msg = lib.last_error()
       C.nl_h5_close(ffi.gc(h, nil))
       error('nn.load_parameters: ' .. msg, 2)
