@@ -114,13 +114,51 @@ rock:
 rock-install:
 	@test -n "$(INST_LUADIR)" && test -n "$(INST_BINDIR)" || \
 	  { echo "rock-install: INST_LUADIR and INST_BINDIR must be given (LuaRocks does)"; exit 1; }
-	mkdir -p $(INST_LUADIR)/nnlua/tutorials/data $(INST_BINDIR)
-	cd lua && find nnlua -name '*.lua' -exec install -D -m 644 {} $(INST_LUADIR)/{} \;
-	install -m 755 $(LIB) $(INST_LUADIR)/nnlua/
+	mkdir -p "$(INST_LUADIR)/nnlua/tutorials/data" "$(INST_BINDIR)"
+	cd lua && find nnlua -name '*.lua' -exec install -D -m 644 {} "$(INST_LUADIR)"/{} \;
+	install -m 755 $(LIB) "$(INST_LUADIR)/nnlua/"
 	for f in $(RL_LIB) $(BUILD)/libnnlua_cuda.so; do \
-	  if [ -f $$f ]; then install -m 755 $$f $(INST_LUADIR)/nnlua/; fi; done
-	install -m 644 tutorials/*.lua $(INST_LUADIR)/nnlua/tutorials/
-	install -m 644 tutorials/data/* $(INST_LUADIR)/nnlua/tutorials/data/
-	install -m 755 scripts/nnlua $(INST_BINDIR)/nnlua
+	  if [ -f $$f ]; then install -m 755 $$f "$(INST_LUADIR)/nnlua/"; fi; done
+	install -m 644 tutorials/*.lua "$(INST_LUADIR)/nnlua/tutorials/"
+	install -m 644 tutorials/data/* "$(INST_LUADIR)/nnlua/tutorials/data/"
+	install -m 755 scripts/nnlua "$(INST_BINDIR)/nnlua"
 
 .PHONY: readline readline-missing rock rock-install
+
+# ---- the CUDA/cuDNN backend (optional): make cuda -> $(BUILD)/libnnlua_cuda.so -----------
+# cuda/*.cu (and *.c) compiled with nvcc against the engine's headers, linked against
+# $(BUILD)/libnnlua.so, the CUDA runtime, cuBLAS and cuDNN, with rpaths to $ORIGIN and the
+# toolkit. Loaded only when a cuda/cudnn context is asked for (lua/nnlua/cuda.lua); the CPU
+# build never needs the toolkit. CUDA_ARCH picks the GPUs (default: sm_80 code + PTX that
+# newer GPUs compile at load time); CUDA_WERROR=1 turns warnings into errors.
+CUDA_HOME  ?= /usr/local/cuda
+NVCC       ?= $(shell command -v nvcc 2>/dev/null || echo $(CUDA_HOME)/bin/nvcc)
+CUDA_ARCH  ?= -gencode arch=compute_80,code=[sm_80,compute_80]
+comma      := ,
+CUDA_ARCH_STR = $(subst $(comma), ,$(CUDA_ARCH))
+CUDA_WERROR ?= 0
+NVCCFLAGS  ?= -O2
+NVCC_ALL   := $(NVCCFLAGS) -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall,-Wextra,-Wno-unused-function \
+              -Icore/include -Icore/src -Icore/functions -I$(CUDA_HOME)/include \
+              -DNLC_ARCH_STR='"$(CUDA_ARCH_STR)"' $(if $(filter 1,$(CUDA_WERROR)),-Werror all-warnings,)
+CUDA_LIB   := $(BUILD)/libnnlua_cuda.so
+CUDA_SRCS  := $(wildcard cuda/*.cu) $(wildcard cuda/*.c)
+CUDA_OBJS  := $(patsubst %,$(BUILD)/obj/%.o,$(CUDA_SRCS))
+CUDA_HDRS  := $(HDRS) $(wildcard cuda/*.cuh cuda/*.h)
+
+cuda: $(CUDA_LIB)
+
+$(BUILD)/obj/cuda/%.cu.o: cuda/%.cu $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_ALL) -c $< -o $@
+
+$(BUILD)/obj/cuda/%.c.o: cuda/%.c $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_ALL) -x cu -c $< -o $@
+
+$(CUDA_LIB): $(CUDA_OBJS) $(LIB)
+	$(NVCC) -shared $(CUDA_ARCH) -o $@ $(CUDA_OBJS) -L$(BUILD) -lnnlua -L$(CUDA_HOME)/lib64 \
+	  -lcudart -lcublas -lcudnn -Xlinker -rpath,'$$ORIGIN' -Xlinker -rpath,$(CUDA_HOME)/lib64 \
+	  -Xlinker -z,nodelete -Xlinker --no-undefined
+
+.PHONY: cuda

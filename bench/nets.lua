@@ -5,7 +5,8 @@
 --   lenet(batch)   : conv 5x5 20, max-pool 2, relu, conv 5x5 50, max-pool 2, relu,
 --                    affine 500 relu, affine 10, softmax cross entropy, SGD; 28x28 random
 --   mlp_big(batch) : 784-1024-1024-10 (relu), softmax cross entropy, SGD; random inputs
--- Each constructor returns step, info ({images = per-step images, loss = function}).
+-- Each constructor returns step, info ({images = per-step images, loss = the loss variable}).
+-- tutorial(name, {prefetch = n}) feeds n batches taken from the iterator beforehand, in turn.
 local nn = nn or require 'nnlua'
 local F = F or require 'nnlua.functions'
 local PF = PF or require 'nnlua.parametric_functions'
@@ -22,9 +23,19 @@ local function digits()
   return digits_cache
 end
 
-local function iterator()
+-- The tutorial's iterator; with prefetch = n, a stand-in that cycles through n batches
+-- taken from it beforehand (so that a loop's own allocations can be counted apart from the
+-- iterator's fresh arrays).
+local function iterator(prefetch)
   local td = require 'tiny_digits'
-  return td.data_iterator_tiny_digits(digits(), { batch_size = 64, shuffle = true })
+  local it = td.data_iterator_tiny_digits(digits(), { batch_size = 64, shuffle = true })
+  if not prefetch then return it end
+  local batches, k = {}, 0
+  for i = 1, prefetch do batches[i] = { it:next() } end
+  return { next = function()
+    k = k % prefetch + 1
+    return batches[k][1], batches[k][2]
+  end }
 end
 
 local function logreg_loss(y, t) return F.mean(F.softmax_cross_entropy(y, t)) end
@@ -112,10 +123,10 @@ local function plain_step(data, x, t, loss, solver)
   end
 end
 
-function M.tutorial(name)
+function M.tutorial(name, opts)
   nn.clear_parameters()
   nn.seed(0)
-  local data = iterator()
+  local data = iterator(opts and opts.prefetch)
   local img, label = data:next()
   local x = nn.Variable(img.shape)
   local t = nn.Variable(label.shape)

@@ -146,6 +146,7 @@ describe('the nnlua REPL in a terminal', function()
   end
 
   setup(function()
+    assert(sh('command -v tmux') ~= '', 'these specs drive the REPL through tmux: apt-get install tmux (make deps does)')
     os.remove(hist)
     os.remove(sock)
     local cmd = ('exec env -u DISPLAY -u WAYLAND_DISPLAY NNLUA_HISTORY=%s COLUMNS= LINES= %s %s/scripts/nnlua')

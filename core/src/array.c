@@ -120,6 +120,8 @@ void *nl_array_device(nl_array *a, nl_access mode, int device_id) {
     return a->device;
 }
 
+int nl_array_device_id(const nl_array *a) { return a->device ? a->device_id : -1; }
+
 int nl_array_where(const nl_array *a) {
     return (a->host_valid ? 1 : 0) | (a->dev_valid ? 2 : 0) | (a->lazy ? 4 : 0);
 }

@@ -31,6 +31,8 @@ void nl_set_device_ops(const nl_device_ops *ops);
 const nl_device_ops *nl_device_ops_get(void);
 /* Device pointer of an array for the given access (allocating and syncing lazily). */
 void *nl_array_device(nl_array *a, nl_access mode, int device_id);
+/* The device holding the array's device copy, or -1 when it has none. */
+int nl_array_device_id(const nl_array *a);
 
 typedef int (*nl_forward_fn)(nl_func *f);
 typedef int (*nl_backward_fn)(nl_func *f, const bool *prop, const bool *accum);

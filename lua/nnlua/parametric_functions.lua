@@ -1,11 +1,31 @@
 -- nnlua.parametric_functions (PF): functions that own parameters, created on first use
--- under NNabla's scope and parameter names: PF.affine -> affine/{W,b},
--- PF.convolution -> conv/{W,b}, PF.batch_normalization -> bn/{beta,gamma,mean,var}.
--- Arguments after the input go positionally in NNabla's order or by name in a trailing
--- options table; {name = 'fc1'} adds an outer scope.
+-- under NNabla's scope and parameter names, with NNabla's shapes, need_grad flags and
+-- default initializers:
+--
+--   PF.affine                     affine/W (in, out...), affine/b (out...)
+--   PF.convolution                conv/W (out, in/group, k...), conv/b (out)
+--   PF.deconvolution              deconv/W (in, out/group, k...), deconv/b (out)
+--   PF.depthwise_convolution      depthwise_conv/W (in*multiplier, k...), depthwise_conv/b
+--   PF.batch_normalization        bn/beta, bn/gamma (need_grad), bn/mean, bn/var (not)
+--   PF.fused_batch_normalization  the same under bn/
+--   PF.layer_normalization        layer_normalization/beta, gamma (input shape, 1 on batch axes)
+--   PF.instance_normalization     instance_normalization/beta, gamma (1 except the channel axis)
+--   PF.group_normalization        group_normalization/beta, gamma (1 except the channel axis)
+--   PF.embed                      embed/W (n_inputs, n_features), U(-sqrt(3), sqrt(3))
+--   PF.prelu                      prelu/slope: {} when shared, else {C}; 0.25
+--   PF.rnn / PF.lstm / PF.gru     rnn|lstm|gru/weight_l0, weight (num_layers > 1), bias
+--   PF.lstm_cell                  lstm/affine/W (in + state, 4, state), lstm/affine/b (4, state)
+--
+-- Arguments after the inputs go positionally in NNabla's order or by name in a trailing
+-- options table; {name = 'fc1'} adds an outer scope. Axes are 1-based (base_axis and
+-- channel axes default to 2, batch axes to 1). fix_parameters = true returns unlinked
+-- copies with need_grad = false (the registered parameters keep theirs). NNabla's `rng`
+-- is accepted and ignored: nn.seed(n) makes the initial values reproducible.
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local I = require 'nnlua.initializer'
+local NdArray = require 'nnlua.ndarray'
+local lib = require 'nnlua.lib'
 
 local PF = {}
 PF._signatures = {}
@@ -48,19 +68,46 @@ local function bind(where, spec, ...)
   return out
 end
 
-local function signature(name, spec)
-  local parts = { 'inp' }
+local function show(v)
+  if type(v) == 'table' then
+    local t = {}
+    for i = 1, #v do t[i] = tostring(v[i]) end
+    return '{' .. table.concat(t, ', ') .. '}'
+  elseif type(v) == 'string' then
+    return "'" .. v .. "'"
+  end
+  return tostring(v)
+end
+
+local function signature(name, spec, inputs)
+  local parts = {}
+  for _, s in ipairs(inputs or { 'inp' }) do parts[#parts + 1] = s end
   for _, s in ipairs(spec) do
-    parts[#parts + 1] = s.required and s[1] or (s[1] .. '=' .. (type(s[2]) == 'table' and ('{' .. table.concat(s[2], ', ') .. '}') or tostring(s[2])))
+    parts[#parts + 1] = s.required and s[1] or (s[1] .. '=' .. show(s[2]))
   end
   PF._signatures[name] = 'PF.' .. name .. '(' .. table.concat(parts, ', ') .. ')'
 end
 
 local function scoped(name, inner, fn)
-  if name then
+  if name ~= nil then
+    if type(name) ~= 'string' then error("option 'name' must be a string, got " .. type(name), 0) end
     return nn.parameter_scope(name, function() return nn.parameter_scope(inner, fn) end)
   end
   return nn.parameter_scope(inner, fn)
+end
+
+-- Runs fn inside the scopes; errors raised inside (by F.*, get_parameter_or_create or a
+-- user's apply_w) come back naming the PF and pointing at the caller of the PF.
+local function run(where, name, inner, fn)
+  local res = { pcall(scoped, name, inner, fn) }
+  if not res[1] then
+    local msg = res[2]
+    if type(msg) ~= 'string' then error(msg, 0) end
+    msg = msg:gsub('^[^\n:]+:%d+: ', '')
+    if msg:sub(1, #where + 1) ~= where .. ':' then msg = where .. ': ' .. msg end
+    error(msg, 3)
+  end
+  return unpack(res, 2, table.maxn(res))
 end
 
 local function prod(t, a, b)
@@ -69,11 +116,16 @@ local function prod(t, a, b)
   return p
 end
 
-local function check_input(where, x)
-  if not nn.Variable.is(x) then error(where .. ': the input must be a Variable, got ' .. type(x), 3) end
+local function check_input(where, x, what)
+  if not nn.Variable.is(x) then
+    error(('%s: %s must be a Variable, got %s'):format(where, what or 'the input', type(x)), 3)
+  end
 end
 
 local function norm_axis(where, axis, ndim, what)
+  if type(axis) ~= 'number' or axis ~= math.floor(axis) then
+    error(('%s: %s must be an integer, got %s'):format(where, what, tostring(axis)), 4)
+  end
   local a = axis < 0 and ndim + axis + 1 or axis
   if axis == 0 or a < 1 or a > ndim then
     error(('%s: %s %d is out of range for a %d-d input'):format(where, what, axis, ndim), 4)
@@ -81,28 +133,91 @@ local function norm_axis(where, axis, ndim, what)
   return a
 end
 
+local function norm_axes(where, axes, ndim, what)
+  if type(axes) == 'number' then axes = { axes } end
+  if type(axes) ~= 'table' then error(('%s: %s must be an axis or a list of axes, got %s'):format(where, what, type(axes)), 4) end
+  local out = {}
+  for i, a in ipairs(axes) do out[i] = norm_axis(where, a, ndim, what) end
+  return out
+end
+
+local function check_count(where, what, v)
+  if type(v) ~= 'number' or v ~= math.floor(v) or v < 1 then
+    error(('%s: %s must be a positive integer, got %s'):format(where, what, tostring(v)), 4)
+  end
+end
+
+local function check_kernel(where, kernel)
+  if type(kernel) == 'number' then kernel = { kernel } end
+  if type(kernel) ~= 'table' or #kernel == 0 then
+    error(('%s: kernel must be a list of sizes such as {3, 3}, got %s'):format(where, show(kernel)), 4)
+  end
+  for i, k in ipairs(kernel) do
+    if type(k) ~= 'number' or k ~= math.floor(k) or k < 1 then
+      error(('%s: kernel entry %d must be a positive integer, got %s'):format(where, i, tostring(k)), 4)
+    end
+  end
+  return kernel
+end
+
+local function param(name, shape, init, fix)
+  return nn.get_parameter_or_create(name, shape, init, true, not fix)
+end
+
+local function check_param_init(where, init, allowed)
+  if init == nil then return {} end
+  if type(init) ~= 'table' then error(where .. ": param_init must be a table such as {gamma = I.ConstantInitializer(2)}", 4) end
+  for k in pairs(init) do
+    if not allowed[k] then
+      local names = {}
+      for n in pairs(allowed) do names[#names + 1] = n end
+      table.sort(names)
+      error(("%s: unknown param_init key '%s' (keys: %s)"):format(where, tostring(k), table.concat(names, ', ')), 4)
+    end
+  end
+  return init
+end
+
+local function no_output_stat(where, a)
+  if a.output_stat then
+    error(where .. ': output_stat = true is not supported (the function returns only the normalized output)', 4)
+  end
+end
+
+-- beta and gamma as NNabla's _init_beta_gamma: not created under no_bias / no_scale.
+local function beta_gamma(shape, a, init)
+  local beta, gamma
+  if not a.no_bias then beta = param('beta', shape, init.beta or I.ConstantInitializer(0), a.fix_parameters) end
+  if not a.no_scale then gamma = param('gamma', shape, init.gamma or I.ConstantInitializer(1), a.fix_parameters) end
+  return beta, gamma
+end
+
 -- ---- affine ---------------------------------------------------------------------------
 local affine_spec = {
   { 'n_outmaps', required = true }, { 'base_axis', 2 }, { 'w_init' }, { 'b_init' },
-  { 'fix_parameters', false }, { 'rng' }, { 'with_bias', true }, { 'apply_w' }, { 'name' },
+  { 'fix_parameters', false }, { 'rng' }, { 'with_bias', true }, { 'apply_w' }, { 'apply_b' },
+  { 'name' },
 }
 signature('affine', affine_spec)
 function PF.affine(inp, ...)
-  check_input('PF.affine', inp)
-  local a = bind('PF.affine', affine_spec, ...)
+  local where = 'PF.affine'
+  check_input(where, inp)
+  local a = bind(where, affine_spec, ...)
   local shape = inp.shape
-  local base = norm_axis('PF.affine', a.base_axis, #shape, 'base_axis')
+  local base = norm_axis(where, a.base_axis, #shape, 'base_axis')
   local outs = type(a.n_outmaps) == 'table' and a.n_outmaps or { a.n_outmaps }
+  for _, o in ipairs(outs) do check_count(where, 'n_outmaps', o) end
   local inmaps = prod(shape, base)
   local wshape = { inmaps }
   for _, o in ipairs(outs) do wshape[#wshape + 1] = o end
-  return scoped(a.name, 'affine', function()
+  return run(where, a.name, 'affine', function()
     local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(inmaps, prod(outs)))
-    local W = nn.get_parameter_or_create('W', wshape, w_init, true, not a.fix_parameters)
+    local W = param('W', wshape, w_init, a.fix_parameters)
     if a.apply_w then W = a.apply_w(W) end
     local b
     if a.with_bias then
-      b = nn.get_parameter_or_create('b', outs, a.b_init or I.ConstantInitializer(0), true, not a.fix_parameters)
+      b = param('b', outs, a.b_init or I.ConstantInitializer(0), a.fix_parameters)
+      if a.apply_b then b = a.apply_b(b) end
     end
     return F.affine(inp, W, b, base)
   end)
@@ -114,28 +229,34 @@ local conv_spec = {
   { 'outmaps', required = true }, { 'kernel', required = true }, { 'pad' }, { 'stride' },
   { 'dilation' }, { 'group', 1 }, { 'channel_last', false }, { 'w_init' }, { 'b_init' },
   { 'base_axis', 2 }, { 'fix_parameters', false }, { 'rng' }, { 'with_bias', true },
-  { 'apply_w' }, { 'name' },
+  { 'apply_w' }, { 'apply_b' }, { 'name' },
 }
 signature('convolution', conv_spec)
 function PF.convolution(inp, ...)
-  check_input('PF.convolution', inp)
-  local a = bind('PF.convolution', conv_spec, ...)
+  local where = 'PF.convolution'
+  check_input(where, inp)
+  local a = bind(where, conv_spec, ...)
   local shape = inp.shape
-  local base = norm_axis('PF.convolution', a.base_axis, #shape, 'base_axis')
-  local kernel = type(a.kernel) == 'table' and a.kernel or { a.kernel }
-  local inmaps = shape[base]
+  local base = norm_axis(where, a.base_axis, #shape, 'base_axis')
+  local kernel = check_kernel(where, a.kernel)
+  check_count(where, 'outmaps', a.outmaps)
+  check_count(where, 'group', a.group)
+  local inmaps = a.channel_last and shape[#shape] or shape[base]
   if inmaps % a.group ~= 0 then
-    error(('PF.convolution: %d input channels are not divisible by group %d'):format(inmaps, a.group), 2)
+    error(('%s: %d input channels are not divisible by group %d'):format(where, inmaps, a.group), 2)
   end
-  local wshape = { a.outmaps, inmaps / a.group }
+  local wshape = { a.outmaps }
+  if not a.channel_last then wshape[2] = inmaps / a.group end
   for _, k in ipairs(kernel) do wshape[#wshape + 1] = k end
-  return scoped(a.name, 'conv', function()
+  if a.channel_last then wshape[#wshape + 1] = inmaps / a.group end
+  return run(where, a.name, 'conv', function()
     local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(inmaps, a.outmaps, kernel))
-    local W = nn.get_parameter_or_create('W', wshape, w_init, true, not a.fix_parameters)
+    local W = param('W', wshape, w_init, a.fix_parameters)
     if a.apply_w then W = a.apply_w(W) end
     local b
     if a.with_bias then
-      b = nn.get_parameter_or_create('b', { a.outmaps }, a.b_init or I.ConstantInitializer(0), true, not a.fix_parameters)
+      b = param('b', { a.outmaps }, a.b_init or I.ConstantInitializer(0), a.fix_parameters)
+      if a.apply_b then b = a.apply_b(b) end
     end
     return F.convolution(inp, W, b, { base_axis = base, pad = a.pad, stride = a.stride,
                                        dilation = a.dilation, group = a.group, channel_last = a.channel_last })
@@ -143,7 +264,91 @@ function PF.convolution(inp, ...)
 end
 PF.conv = PF.convolution
 
+-- ---- deconvolution --------------------------------------------------------------------
+local deconv_spec = {
+  { 'outmaps', required = true }, { 'kernel', required = true }, { 'pad' }, { 'stride' },
+  { 'dilation' }, { 'group', 1 }, { 'channel_last', false }, { 'output_padding' },
+  { 'w_init' }, { 'b_init' }, { 'base_axis', 2 }, { 'fix_parameters', false }, { 'rng' },
+  { 'with_bias', true }, { 'apply_w' }, { 'apply_b' }, { 'name' },
+}
+signature('deconvolution', deconv_spec)
+function PF.deconvolution(inp, ...)
+  local where = 'PF.deconvolution'
+  check_input(where, inp)
+  local a = bind(where, deconv_spec, ...)
+  local shape = inp.shape
+  local base = norm_axis(where, a.base_axis, #shape, 'base_axis')
+  local kernel = check_kernel(where, a.kernel)
+  check_count(where, 'outmaps', a.outmaps)
+  check_count(where, 'group', a.group)
+  if a.outmaps % a.group ~= 0 then
+    error(('%s: outmaps %d is not divisible by group %d'):format(where, a.outmaps, a.group), 2)
+  end
+  local channels = a.channel_last and shape[#shape] or shape[base]
+  local wshape = { channels }
+  if not a.channel_last then wshape[2] = a.outmaps / a.group end
+  for _, k in ipairs(kernel) do wshape[#wshape + 1] = k end
+  if a.channel_last then wshape[#wshape + 1] = a.outmaps / a.group end
+  return run(where, a.name, 'deconv', function()
+    local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(a.outmaps, channels, kernel))
+    local W = param('W', wshape, w_init, a.fix_parameters)
+    if a.apply_w then W = a.apply_w(W) end
+    local b
+    if a.with_bias then
+      b = param('b', { a.outmaps }, a.b_init or I.ConstantInitializer(0), a.fix_parameters)
+      if a.apply_b then b = a.apply_b(b) end
+    end
+    return F.deconvolution(inp, W, b, { base_axis = base, pad = a.pad, stride = a.stride,
+                                         dilation = a.dilation, group = a.group,
+                                         channel_last = a.channel_last, output_padding = a.output_padding })
+  end)
+end
+PF.deconv = PF.deconvolution
+
+-- ---- depthwise convolution ------------------------------------------------------------
+local dwconv_spec = {
+  { 'kernel', required = true }, { 'pad' }, { 'stride' }, { 'dilation' }, { 'multiplier', 1 },
+  { 'w_init' }, { 'b_init' }, { 'base_axis', 2 }, { 'fix_parameters', false }, { 'rng' },
+  { 'with_bias', true }, { 'name' },
+}
+signature('depthwise_convolution', dwconv_spec)
+function PF.depthwise_convolution(inp, ...)
+  local where = 'PF.depthwise_convolution'
+  check_input(where, inp)
+  local a = bind(where, dwconv_spec, ...)
+  local shape = inp.shape
+  local base = norm_axis(where, a.base_axis, #shape, 'base_axis')
+  local kernel = check_kernel(where, a.kernel)
+  check_count(where, 'multiplier', a.multiplier)
+  local channels = shape[base]
+  local outs = channels * a.multiplier
+  local wshape = { outs }
+  for _, k in ipairs(kernel) do wshape[#wshape + 1] = k end
+  return run(where, a.name, 'depthwise_conv', function()
+    local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(outs, channels, kernel))
+    local W = param('W', wshape, w_init, a.fix_parameters)
+    local b
+    if a.with_bias then b = param('b', { outs }, a.b_init or I.ConstantInitializer(0), a.fix_parameters) end
+    return F.depthwise_convolution(inp, W, b, { base_axis = base, pad = a.pad, stride = a.stride,
+                                                 dilation = a.dilation, multiplier = a.multiplier })
+  end)
+end
+PF.depthwise_conv = PF.depthwise_convolution
+
 -- ---- batch normalization --------------------------------------------------------------
+local bn_keys = { beta = true, gamma = true, mean = true, var = true }
+
+-- shape_stat: 1 everywhere except the axes; the four parameters under the current scope.
+local function bn_params(where, inp, a)
+  local shape = inp.shape
+  local axes = norm_axes(where, a.axes, #shape, 'axis')
+  local stat = {}
+  for i = 1, #shape do stat[i] = 1 end
+  for _, n in ipairs(axes) do stat[n] = shape[n] end
+  local init = check_param_init(where, a.param_init, bn_keys)
+  return axes, stat, init
+end
+
 local bn_spec = {
   { 'axes', { 2 } }, { 'decay_rate', 0.9 }, { 'eps', 1e-5 }, { 'batch_stat', true },
   { 'output_stat', false }, { 'fix_parameters', false }, { 'param_init' }, { 'no_scale', false },
@@ -151,27 +356,346 @@ local bn_spec = {
 }
 signature('batch_normalization', bn_spec)
 function PF.batch_normalization(inp, ...)
-  check_input('PF.batch_normalization', inp)
-  local a = bind('PF.batch_normalization', bn_spec, ...)
-  local shape = inp.shape
-  local axes = type(a.axes) == 'table' and a.axes or { a.axes }
-  local stat = {}
-  for i = 1, #shape do stat[i] = 1 end
-  local norm_axes = {}
-  for k, ax in ipairs(axes) do
-    local n = norm_axis('PF.batch_normalization', ax, #shape, 'axis')
-    stat[n] = shape[n]
-    norm_axes[k] = n
-  end
-  local init = a.param_init or {}
-  return scoped(a.name, 'bn', function()
-    local beta = nn.get_parameter_or_create('beta', stat, init.beta or I.ConstantInitializer(0), true, not a.fix_parameters and not a.no_bias)
-    local gamma = nn.get_parameter_or_create('gamma', stat, init.gamma or I.ConstantInitializer(1), true, not a.fix_parameters and not a.no_scale)
+  local where = 'PF.batch_normalization'
+  check_input(where, inp)
+  local a = bind(where, bn_spec, ...)
+  no_output_stat(where, a)
+  local axes, stat, init = bn_params(where, inp, a)
+  return run(where, a.name, 'bn', function()
+    local beta, gamma = beta_gamma(stat, a, init)
     local mean = nn.get_parameter_or_create('mean', stat, init.mean or I.ConstantInitializer(0), false)
     local var = nn.get_parameter_or_create('var', stat, init.var or I.ConstantInitializer(1), false)
-    return F.batch_normalization(inp, beta, gamma, mean, var, norm_axes, a.decay_rate, a.eps, a.batch_stat)
+    return F.batch_normalization(inp, beta, gamma, mean, var, axes, a.decay_rate, a.eps, a.batch_stat)
   end)
 end
 PF.bn = PF.batch_normalization
+
+local fbn_spec = {
+  { 'z' }, { 'axes', { 2 } }, { 'decay_rate', 0.9 }, { 'eps', 1e-5 }, { 'batch_stat', true },
+  { 'nonlinearity', 'relu' }, { 'output_stat', false }, { 'fix_parameters', false },
+  { 'param_init' }, { 'no_scale', false }, { 'no_bias', false }, { 'name' },
+}
+signature('fused_batch_normalization', fbn_spec)
+function PF.fused_batch_normalization(inp, ...)
+  local where = 'PF.fused_batch_normalization'
+  check_input(where, inp)
+  local a = bind(where, fbn_spec, ...)
+  if a.z ~= nil then check_input(where, a.z, 'z (the residual input)') end
+  no_output_stat(where, a)
+  local axes, stat, init = bn_params(where, inp, a)
+  return run(where, a.name, 'bn', function()
+    local beta, gamma = beta_gamma(stat, a, init)
+    local mean = nn.get_parameter_or_create('mean', stat, init.mean or I.ConstantInitializer(0), false)
+    local var = nn.get_parameter_or_create('var', stat, init.var or I.ConstantInitializer(1), false)
+    -- F.fused_batch_normalization takes beta and gamma always: constants stand in for the
+    -- omitted ones (as NNabla's batch normalization does inside).
+    if not beta then beta = nn.Variable(stat); beta.d = 0 end
+    if not gamma then gamma = nn.Variable(stat); gamma.d = 1 end
+    return F.fused_batch_normalization(inp, beta, gamma, mean, var, a.z, { axes = axes,
+      decay_rate = a.decay_rate, eps = a.eps, batch_stat = a.batch_stat, nonlinearity = a.nonlinearity })
+  end)
+end
+PF.fused_bn = PF.fused_batch_normalization
+
+-- ---- layer / instance / group normalization -------------------------------------------
+local bg_keys = { beta = true, gamma = true }
+
+local ln_spec = {
+  { 'batch_axis', 1 }, { 'eps', 1e-5 }, { 'output_stat', false }, { 'fix_parameters', false },
+  { 'param_init' }, { 'no_scale', false }, { 'no_bias', false }, { 'name' },
+}
+signature('layer_normalization', ln_spec)
+function PF.layer_normalization(inp, ...)
+  local where = 'PF.layer_normalization'
+  check_input(where, inp)
+  local a = bind(where, ln_spec, ...)
+  no_output_stat(where, a)
+  local shape = inp.shape
+  local baxes = norm_axes(where, a.batch_axis, #shape, 'batch_axis')
+  local stat = {}
+  for i = 1, #shape do stat[i] = shape[i] end
+  for _, b in ipairs(baxes) do stat[b] = 1 end
+  local init = check_param_init(where, a.param_init, bg_keys)
+  return run(where, a.name, 'layer_normalization', function()
+    local beta, gamma = beta_gamma(stat, a, init)
+    return F.layer_normalization(inp, beta, gamma, { batch_axis = baxes, eps = a.eps })
+  end)
+end
+
+-- shape_stat of instance and group normalization: 1 except the channel axis.
+local function channel_stat(where, inp, a)
+  local shape = inp.shape
+  local caxis = norm_axis(where, a.channel_axis, #shape, 'channel_axis')
+  local baxes = norm_axes(where, a.batch_axis, #shape, 'batch_axis')
+  for _, b in ipairs(baxes) do
+    if b == caxis then error(('%s: channel_axis %d is also a batch axis'):format(where, a.channel_axis), 4) end
+  end
+  local stat = {}
+  for i = 1, #shape do stat[i] = 1 end
+  stat[caxis] = shape[caxis]
+  return caxis, baxes, stat
+end
+
+local in_spec = {
+  { 'channel_axis', 2 }, { 'batch_axis', 1 }, { 'eps', 1e-5 }, { 'output_stat', false },
+  { 'fix_parameters', false }, { 'param_init' }, { 'no_scale', false }, { 'no_bias', false },
+  { 'name' },
+}
+signature('instance_normalization', in_spec)
+function PF.instance_normalization(inp, ...)
+  local where = 'PF.instance_normalization'
+  check_input(where, inp)
+  local a = bind(where, in_spec, ...)
+  no_output_stat(where, a)
+  local caxis, baxes, stat = channel_stat(where, inp, a)
+  local init = check_param_init(where, a.param_init, bg_keys)
+  return run(where, a.name, 'instance_normalization', function()
+    local beta, gamma = beta_gamma(stat, a, init)
+    return F.instance_normalization(inp, beta, gamma, { channel_axis = caxis, batch_axis = baxes, eps = a.eps })
+  end)
+end
+
+local gn_spec = {
+  { 'num_groups', required = true }, { 'channel_axis', 2 }, { 'batch_axis', 1 }, { 'eps', 1e-5 },
+  { 'output_stat', false }, { 'fix_parameters', false }, { 'param_init' }, { 'no_scale', false },
+  { 'no_bias', false }, { 'name' },
+}
+signature('group_normalization', gn_spec)
+function PF.group_normalization(inp, ...)
+  local where = 'PF.group_normalization'
+  check_input(where, inp)
+  local a = bind(where, gn_spec, ...)
+  no_output_stat(where, a)
+  check_count(where, 'num_groups', a.num_groups)
+  local caxis, baxes, stat = channel_stat(where, inp, a)
+  if stat[caxis] % a.num_groups ~= 0 then
+    error(('%s: %d channels are not divisible by num_groups %d'):format(where, stat[caxis], a.num_groups), 2)
+  end
+  local init = check_param_init(where, a.param_init, bg_keys)
+  return run(where, a.name, 'group_normalization', function()
+    local beta, gamma = beta_gamma(stat, a, init)
+    return F.group_normalization(inp, beta, gamma, { num_groups = a.num_groups, channel_axis = caxis,
+                                                      batch_axis = baxes, eps = a.eps })
+  end)
+end
+
+-- ---- embed ----------------------------------------------------------------------------
+local embed_spec = {
+  { 'n_inputs', required = true }, { 'n_features', required = true }, { 'initializer' },
+  { 'fix_parameters', false }, { 'apply_w' }, { 'name' },
+}
+signature('embed', embed_spec)
+function PF.embed(inp, ...)
+  local where = 'PF.embed'
+  check_input(where, inp)
+  local a = bind(where, embed_spec, ...)
+  check_count(where, 'n_inputs', a.n_inputs)
+  check_count(where, 'n_features', a.n_features)
+  return run(where, a.name, 'embed', function()
+    local init = a.initializer or I.UniformInitializer(-math.sqrt(3), math.sqrt(3))
+    local W = param('W', { a.n_inputs, a.n_features }, init, a.fix_parameters)
+    if a.apply_w then W = a.apply_w(W) end
+    return F.embed(inp, W)
+  end)
+end
+
+-- ---- prelu ----------------------------------------------------------------------------
+local prelu_spec = {
+  { 'base_axis', 2 }, { 'shared', true }, { 'fix_parameters', false }, { 'slope_init' }, { 'name' },
+}
+signature('prelu', prelu_spec)
+function PF.prelu(inp, ...)
+  local where = 'PF.prelu'
+  check_input(where, inp)
+  local a = bind(where, prelu_spec, ...)
+  local shape = inp.shape
+  local base = norm_axis(where, a.base_axis, #shape, 'base_axis')
+  local sshape = a.shared and {} or { shape[base] }
+  return run(where, a.name, 'prelu', function()
+    local slope = param('slope', sshape, a.slope_init or I.ConstantInitializer(0.25), a.fix_parameters)
+    return F.prelu(inp, slope, base)
+  end)
+end
+
+-- ---- recurrent layers (rnn, lstm, gru) ------------------------------------------------
+-- NNabla's default weights: per gate block, U(glorot(in, H)) on the input columns and
+-- U(glorot(H, H)) on the recurrent columns, concatenated along the last axis.
+-- lead: the leading shape (e.g. {D, 4, H}); n_in: input columns; H: recurrent columns.
+local function stacked_glorot(lead, n_in, H)
+  return function(shape)
+    local sa, sb = {}, {}
+    for i, v in ipairs(lead) do sa[i] = v; sb[i] = v end
+    sa[#sa + 1] = n_in
+    sb[#sb + 1] = H
+    local wa = I.UniformInitializer(I.calc_uniform_lim_glorot(n_in, H))(sa)
+    local wb = I.UniformInitializer(I.calc_uniform_lim_glorot(H, H))(sb)
+    local out = NdArray.new(shape)
+    local pa, pb, po = wa:ptr(lib.C.NL_READ), wb:ptr(lib.C.NL_READ), out:ptr(lib.C.NL_WRITE)
+    local rows, cols = prod(lead), n_in + H
+    for r = 0, rows - 1 do
+      for j = 0, n_in - 1 do po[r * cols + j] = pa[r * n_in + j] end
+      for j = 0, H - 1 do po[r * cols + n_in + j] = pb[r * H + j] end
+    end
+    return out
+  end
+end
+
+-- gates: 1 (rnn), 4 (lstm), 3 (gru); bias_gates: 1, 4, 4 (NNabla's GRU keeps b_r, b_z,
+-- b_in, b_hn). The parameters of a layer stack:
+--   weight_l0 (D, [gates,] H, I + H), weight (L-1, D, [gates,] H, D*H + H), bias (L, D, [bias_gates,] H)
+local function recurrent(where, scope, gates, bias_gates, x, h, a, fcall)
+  local xs, hs = x.shape, h.shape
+  if #xs ~= 3 then error(('%s: x must be 3-d (T, B, I), got shape %s'):format(where, lib.shape_str(xs)), 3) end
+  if #hs ~= 4 then error(('%s: h must be 4-d (L, D, B, H), got shape %s'):format(where, lib.shape_str(hs)), 3) end
+  local L, D, H, In = hs[1], a.bidirectional and 2 or 1, hs[4], xs[3]
+  if a.num_layers ~= nil and a.num_layers ~= 1 and a.num_layers ~= L then
+    error(('%s: num_layers = %s but h has %d layer(s) (h is (L, D, B, H) = %s)'):format(
+      where, tostring(a.num_layers), L, lib.shape_str(hs)), 3)
+  end
+  if hs[2] ~= D then
+    error(('%s: h has %d direction(s) on axis 2 but bidirectional = %s needs %d (h is %s)'):format(
+      where, hs[2], tostring(a.bidirectional), D, lib.shape_str(hs)), 3)
+  end
+  if hs[3] ~= xs[2] then
+    error(('%s: h has batch size %d but x has %d (x %s, h %s)'):format(
+      where, hs[3], xs[2], lib.shape_str(xs), lib.shape_str(hs)), 3)
+  end
+  local function with_gates(t, tail)
+    local s = {}
+    for _, v in ipairs(t) do s[#s + 1] = v end
+    if gates > 1 then s[#s + 1] = gates end
+    for _, v in ipairs(tail) do s[#s + 1] = v end
+    return s
+  end
+  return run(where, a.name, scope, function()
+    local lead0 = with_gates({ D }, { H })
+    local w0shape = with_gates({ D }, { H, In + H })
+    local w0 = param('weight_l0', w0shape, a.w0_init or stacked_glorot(lead0, In, H), a.fix_parameters)
+    local w
+    if L > 1 then
+      local lead = with_gates({ L - 1, D }, { H })
+      local wshape = with_gates({ L - 1, D }, { H, D * H + H })
+      w = param('weight', wshape, a.w_init or stacked_glorot(lead, D * H, H), a.fix_parameters)
+    end
+    local b
+    if a.with_bias then
+      local bshape = { L, D }
+      if bias_gates > 1 then bshape[3] = bias_gates end
+      bshape[#bshape + 1] = H
+      b = param('bias', bshape, a.b_init or I.ConstantInitializer(0), a.fix_parameters)
+    end
+    return fcall(w0, w, b, L)
+  end)
+end
+
+local rnn_spec = {
+  { 'w0_init' }, { 'w_init' }, { 'b_init' }, { 'num_layers', 1 }, { 'nonlinearity', 'tanh' },
+  { 'dropout', 0 }, { 'bidirectional', false }, { 'training', true }, { 'rng' },
+  { 'with_bias', true }, { 'fix_parameters', false }, { 'name' },
+}
+signature('rnn', rnn_spec, { 'x', 'h' })
+function PF.rnn(x, h, ...)
+  local where = 'PF.rnn'
+  check_input(where, x, 'x')
+  check_input(where, h, 'h')
+  local a = bind(where, rnn_spec, ...)
+  return recurrent(where, 'rnn', 1, 1, x, h, a, function(w0, w, b, L)
+    return F.rnn(x, h, w0, w, b, { num_layers = L, nonlinearity = a.nonlinearity, dropout = a.dropout,
+                                   bidirectional = a.bidirectional, training = a.training })
+  end)
+end
+
+local lstm_spec = {
+  { 'w0_init' }, { 'w_init' }, { 'b_init' }, { 'num_layers', 1 }, { 'dropout', 0 },
+  { 'bidirectional', false }, { 'training', true }, { 'rng' }, { 'with_bias', true },
+  { 'fix_parameters', false }, { 'name' },
+}
+signature('lstm', lstm_spec, { 'x', 'h', 'c' })
+function PF.lstm(x, h, c, ...)
+  local where = 'PF.lstm'
+  check_input(where, x, 'x')
+  check_input(where, h, 'h')
+  check_input(where, c, 'c')
+  if type(...) == 'number' then
+    error(where .. ': the 4th argument is w0_init; the old PF.lstm(x, h, c, state_size) is PF.lstm_cell', 2)
+  end
+  local a = bind(where, lstm_spec, ...)
+  local hs, cs = h.shape, c.shape
+  if lib.shape_str(hs) ~= lib.shape_str(cs) then
+    error(('%s: h and c must have the same shape, got %s and %s'):format(where, lib.shape_str(hs), lib.shape_str(cs)), 2)
+  end
+  return recurrent(where, 'lstm', 4, 4, x, h, a, function(w0, w, b, L)
+    return F.lstm(x, h, c, w0, w, b, { num_layers = L, dropout = a.dropout,
+                                       bidirectional = a.bidirectional, training = a.training })
+  end)
+end
+
+local gru_spec = lstm_spec
+signature('gru', gru_spec, { 'x', 'h' })
+function PF.gru(x, h, ...)
+  local where = 'PF.gru'
+  check_input(where, x, 'x')
+  check_input(where, h, 'h')
+  local a = bind(where, gru_spec, ...)
+  return recurrent(where, 'gru', 3, 4, x, h, a, function(w0, w, b, L)
+    return F.gru(x, h, w0, w, b, { num_layers = L, dropout = a.dropout,
+                                   bidirectional = a.bidirectional, training = a.training })
+  end)
+end
+
+-- ---- lstm_cell ------------------------------------------------------------------------
+-- NNabla's one-step LSTM built from affine: scope 'lstm', parameters lstm/affine/W
+-- (I + state_size, 4, state_size) and lstm/affine/b (4, state_size); the affine output is
+-- split into the gates i, o, f and the cell input g. Returns h_t, c_t.
+local lstm_cell_spec = {
+  { 'state_size', required = true }, { 'w_init' }, { 'b_init' }, { 'fix_parameters', false }, { 'name' },
+}
+signature('lstm_cell', lstm_cell_spec, { 'x', 'h', 'c' })
+function PF.lstm_cell(x, h, c, ...)
+  local where = 'PF.lstm_cell'
+  check_input(where, x, 'x')
+  check_input(where, h, 'h')
+  check_input(where, c, 'c')
+  local a = bind(where, lstm_cell_spec, ...)
+  check_count(where, 'state_size', a.state_size)
+  local xs, hs, cs = x.shape, h.shape, c.shape
+  local S = a.state_size
+  if #xs ~= 2 or #hs ~= 2 or #cs ~= 2 or hs[1] ~= xs[1] or cs[1] ~= xs[1] or hs[2] ~= S or cs[2] ~= S then
+    error(('%s: expects x (B, I), h and c (B, state_size = %d); got x %s, h %s, c %s'):format(
+      where, S, lib.shape_str(xs), lib.shape_str(hs), lib.shape_str(cs)), 2)
+  end
+  return run(where, a.name, 'lstm', function()
+    local xh = F.concatenate(x, h, { axis = 2 })
+    local iofc = PF.affine(xh, { 4, S }, { w_init = a.w_init, b_init = a.b_init, fix_parameters = a.fix_parameters })
+    local i_t, o_t, f_t, g_t = F.split(iofc, 2)
+    local c_t = F.sigmoid(f_t) * c + F.sigmoid(i_t) * F.tanh(g_t)
+    local h_t = F.sigmoid(o_t) * F.tanh(c_t)
+    return h_t, c_t
+  end)
+end
+
+-- PF.LSTMCell(batch_size, state_size [, h, c, name]): NNabla's stateful wrapper. cell(x
+-- [, w_init, b_init, fix_parameters]) runs one step of lstm_cell and returns h; cell.h and
+-- cell.c hold the state (zeros at first); cell:reset_state() zeroes them.
+local LSTMCell = {}
+LSTMCell.__index = LSTMCell
+function LSTMCell.__call(self, x, w_init, b_init, fix_parameters)
+  self.h, self.c = PF.lstm_cell(x, self.h, self.c, self.state_size,
+    { w_init = w_init, b_init = b_init, fix_parameters = fix_parameters or false, name = self.name })
+  return self.h
+end
+function LSTMCell:reset_state()
+  self.h.d = 0
+  self.c.d = 0
+end
+function PF.LSTMCell(batch_size, state_size, h, c, name)
+  check_count('PF.LSTMCell', 'batch_size', batch_size)
+  check_count('PF.LSTMCell', 'state_size', state_size)
+  local self = setmetatable({ batch_size = batch_size, state_size = state_size, name = name }, LSTMCell)
+  if h then self.h = h else self.h = nn.Variable({ batch_size, state_size }); self.h.d = 0 end
+  if c then self.c = c else self.c = nn.Variable({ batch_size, state_size }); self.c.d = 0 end
+  return self
+end
+PF._signatures.LSTMCell = 'PF.LSTMCell(batch_size, state_size, h=nil, c=nil, name=nil)'
 
 return PF

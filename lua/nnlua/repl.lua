@@ -697,12 +697,12 @@ function M.start(opts)
   local hist_size = tonumber(os.getenv('NNLUA_HISTORY_SIZE')) or 1000
   M.history_path = hist
   if hist then
-    local f = io.open(hist, 'a')
+    local f = io.open(hist, 'r')
     if f then
       f:close()
       rl.truncate_history(hist, hist_size)
       rl.read_history(hist)
-    else
+    elseif not rl.write_history(hist) then   -- creates it (mode 0600)
       hist = nil
     end
   end

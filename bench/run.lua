@@ -1,0 +1,231 @@
+-- bench/run.lua: nnlua's benchmark suite (`make bench`). Every case runs in its own
+-- process (bench/worker.lua; PyTorch's in bench/pytorch/bench.py) at 1 and at 2 threads
+-- (OMP_NUM_THREADS and OPENBLAS_NUM_THREADS for nnlua, torch.set_num_threads for PyTorch);
+-- each side's best is compared. Prints a table and one JSON line (prefixed "JSON ").
+--   ./scripts/nnlua bench/run.lua [--reps N] [--scale S] [--only case,case] [--no-torch]
+--                                 [--threads 1,2]
+-- Rates are medians over N repetitions (default 5) of timed blocks of steps (scale S
+-- multiplies the steps per block). PyTorch is optional: without `import torch` the
+-- nnlua numbers are printed alone.
+local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or 'bench'
+local root = here:match('^(.*)/bench$') or '.'
+
+local reps, scale, only, use_torch, threads = 5, 1, nil, true, { 1, 2 }
+do
+  local i = 1
+  while i <= #arg do
+    local a = arg[i]
+    if a == '--reps' then i = i + 1; reps = tonumber(arg[i])
+    elseif a == '--scale' then i = i + 1; scale = tonumber(arg[i])
+    elseif a == '--only' then
+      i = i + 1
+      only = {}
+      for c in arg[i]:gmatch('[^,]+') do only[c] = true end
+    elseif a == '--threads' then
+      i = i + 1
+      threads = {}
+      for c in arg[i]:gmatch('[^,]+') do threads[#threads + 1] = tonumber(c) end
+    elseif a == '--no-torch' then use_torch = false
+    else error('bench/run.lua: unknown argument ' .. a) end
+    i = i + 1
+  end
+end
+
+local function shquote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Runs a command; returns {case = {key = value}} from its RESULT lines, and its output.
+local function collect(cmd)
+  local p = io.popen(cmd .. ' 2>&1', 'r')
+  local out = p:read('*a')
+  p:close()
+  local res = {}
+  for c, k, v in out:gmatch('RESULT (%S+) (%S+) (%S+)') do
+    res[k] = tonumber(v)
+  end
+  return res, out
+end
+
+local nnlua_cmd = shquote(root .. '/scripts/nnlua') .. ' ' .. shquote(here .. '/worker.lua')
+local torch_cmd = 'python3 ' .. shquote(here .. '/pytorch/bench.py')
+
+local have_torch = false
+if use_torch then
+  local p = io.popen("python3 -c 'import torch; print(torch.__version__)' 2>/dev/null")
+  local v = p:read('*l')
+  p:close()
+  if v and v ~= '' then have_torch = v end
+end
+
+-- rows: name, worker case, key, unit, higher is better, pytorch case, target ratio
+local rows = {
+  { 'tutorial logreg (steps/s)', 'logreg', 'steps_per_s', true, 'logreg', 5 },
+  { 'tutorial MLP (steps/s)', 'mlp', 'steps_per_s', true, 'mlp', 5 },
+  { 'tutorial CNN (steps/s)', 'cnn', 'steps_per_s', true, 'cnn', 5 },
+  { 'tutorial Elman RNN (steps/s)', 'rnn', 'steps_per_s', true, 'rnn', 5 },
+  { 'tutorial Siamese (steps/s)', 'siamese', 'steps_per_s', true, 'siamese', 5 },
+  { 'LeNet batch 64 (images/s)', 'lenet64', 'images_per_s', true, 'lenet64', 1.5 },
+  { 'LeNet batch 256 (images/s)', 'lenet256', 'images_per_s', true, 'lenet256', 1.5 },
+  { 'MLP 784-1024-1024-10 b128 (images/s)', 'mlp784', 'images_per_s', true, 'mlp784', 1.5 },
+  { 'affine GEMM (GFLOP/s)', 'gemm', 'affine_gflops', true },
+  { 'OpenBLAS sgemm, same shapes (GFLOP/s)', 'gemm', 'sgemm_gflops', true },
+  { 'static graph: us per function', 'overhead', 'static_us', false },
+  { 'static backward: us per function', 'overhead', 'static_backward_us', false },
+  { 'dynamic graph: us per function', 'overhead', 'dynamic_us', false, 'dyncall' },
+  { 'tutorial loops: peak RSS (MiB)', 'memory', 'peak_rss_mib', false, 'memory', 1 },
+}
+local alloc_rows = {
+  { 'logreg', 'allocs_after_first' }, { 'mlp', 'allocs_after_first' }, { 'cnn', 'allocs_after_first' },
+  { 'rnn', 'allocs_after_first' }, { 'siamese', 'allocs_after_first' },
+  { 'logreg', 'engine_allocs_after_first' }, { 'mlp', 'engine_allocs_after_first' },
+  { 'cnn', 'engine_allocs_after_first' }, { 'rnn', 'engine_allocs_after_first' },
+  { 'siamese', 'engine_allocs_after_first' },
+}
+
+-- ---- run every case once per thread count ------------------------------------------------
+local nn_res, pt_res = {}, {}   -- [case][threads] = {key = value}
+local cases, seen = {}, {}
+for _, r in ipairs(rows) do
+  if not seen[r[2]] and (not only or only[r[2]]) then seen[r[2]] = true; cases[#cases + 1] = r[2] end
+end
+local pt_cases, pt_seen = {}, {}
+for _, r in ipairs(rows) do
+  if r[5] and not pt_seen[r[5]] and (not only or only[r[2]]) then pt_seen[r[5]] = true; pt_cases[#pt_cases + 1] = r[5] end
+end
+
+io.stderr:write(('bench: %d nnlua cases%s, threads %s, %d repetitions\n'):format(
+  #cases, have_torch and (', PyTorch ' .. have_torch) or '', table.concat(threads, ','), reps))
+for _, c in ipairs(cases) do
+  nn_res[c] = {}
+  for _, t in ipairs(threads) do
+    io.stderr:write(('  nnlua %-9s %d thread(s)\n'):format(c, t))
+    local res, out = collect(('OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d %s %s %d %g'):format(
+      t, t, nnlua_cmd, c, reps, scale))
+    if next(res) == nil then io.stderr:write(out, '\n') end
+    nn_res[c][t] = res
+  end
+end
+if have_torch then
+  for _, c in ipairs(pt_cases) do
+    pt_res[c] = {}
+    for _, t in ipairs(threads) do
+      io.stderr:write(('  torch %-9s %d thread(s)\n'):format(c, t))
+      local res, out = collect(('OMP_NUM_THREADS=%d %s --threads %d --case %s --reps %d --scale %g'):format(
+        t, torch_cmd, t, c, reps, scale))
+      if next(res) == nil then io.stderr:write(out, '\n') end
+      pt_res[c][t] = res
+    end
+  end
+end
+
+-- ---- the table -----------------------------------------------------------------------------
+local function best(per_thread, key, higher)
+  local b, bt
+  for _, t in ipairs(threads) do
+    local v = per_thread and per_thread[t] and per_thread[t][key]
+    if v and (not b or (higher and v > b) or (not higher and v < b)) then b, bt = v, t end
+  end
+  return b, bt
+end
+
+local function fmt(v)
+  if v == nil then return '-' end
+  if v >= 1000 then return ('%.0f'):format(v) end
+  if v >= 100 then return ('%.1f'):format(v) end
+  if v >= 1 then return ('%.2f'):format(v) end
+  return ('%.3f'):format(v)
+end
+
+local json_rows = {}
+local lines = {}
+local function line(...) lines[#lines + 1] = string.format(...) end
+local head = ('%-40s %10s %10s %10s | %10s %10s %10s | %8s %7s'):format(
+  'row', 'nnlua 1T', 'nnlua 2T', 'best', 'torch 1T', 'torch 2T', 'best', 'ratio', 'target')
+line('%s', head)
+line('%s', string.rep('-', #head))
+for _, r in ipairs(rows) do
+  local name, c, key, higher, ptc, target = r[1], r[2], r[3], r[4], r[5], r[6]
+  if nn_res[c] then
+    local v1 = nn_res[c][1] and nn_res[c][1][key]
+    local v2 = nn_res[c][2] and nn_res[c][2][key]
+    local b, bt = best(nn_res[c], key, higher)
+    local p1, p2, pb, pbt
+    local ptkey
+    if ptc and pt_res[ptc] then
+      for _, t in ipairs(threads) do
+        local res = pt_res[ptc][t]
+        if res then for k in pairs(res) do ptkey = k end end
+      end
+      p1 = pt_res[ptc][1] and pt_res[ptc][1][ptkey]
+      p2 = pt_res[ptc][2] and pt_res[ptc][2][ptkey]
+      pb, pbt = best(pt_res[ptc], ptkey, higher)
+    end
+    local ratio
+    if b and pb then ratio = higher and b / pb or pb / b end
+    if key == 'affine_gflops' then
+      local s = best(nn_res[c], 'sgemm_gflops', true)
+      if b and s then ratio = b / s; target = 0.9 end
+    end
+    local tstr = target and ((key == 'affine_gflops') and '>=0.90' or ('>=' .. target)) or ''
+    if key == 'static_us' then tstr = '<0.5us' end
+    local met = ''
+    if key == 'static_us' then met = b and (b < 0.5 and ' ok' or ' NO') or ''
+    elseif ratio and target then met = ratio >= target and ' ok' or ' NO' end
+    line('%-40s %10s %10s %10s | %10s %10s %10s | %8s %7s%s', name, fmt(v1), fmt(v2),
+         b and (fmt(b) .. '@' .. bt) or '-', fmt(p1), fmt(p2), pb and (fmt(pb) .. '@' .. pbt) or '-',
+         ratio and ('%.2fx'):format(ratio) or '-', tstr, met)
+    json_rows[#json_rows + 1] = { name = name, case = c, key = key, nnlua = { v1, v2, b, bt },
+                                  torch = { p1, p2, pb, pbt }, ratio = ratio, target = target }
+  end
+end
+local alloc_parts = {}
+for _, a in ipairs(alloc_rows) do
+  local res = nn_res[a[1]]
+  if res then
+    local v = best(res, a[2], false)
+    if v then
+      alloc_parts[#alloc_parts + 1] = ('%s %s=%d'):format(a[1], a[2], v)
+      json_rows[#json_rows + 1] = { name = a[1] .. ' ' .. a[2], case = a[1], key = a[2], nnlua = { v } }
+    end
+  end
+end
+if #alloc_parts > 0 then
+  line('system allocations during steps 2..N (engine: fixed batches; all: with the data iterator):')
+  for i = 1, #alloc_parts, 5 do line('  %s', table.concat(alloc_parts, ', ', i, math.min(#alloc_parts, i + 4))) end
+end
+if not have_torch then
+  line('PyTorch is absent (python3 -c "import torch" fails): nnlua numbers only.')
+end
+print(table.concat(lines, '\n'))
+
+-- ---- one JSON line --------------------------------------------------------------------------
+local function jv(v)
+  local t = type(v)
+  if v == nil then return 'null' end
+  if t == 'number' then
+    if v ~= v or v == math.huge or v == -math.huge then return 'null' end
+    return ('%.6g'):format(v)
+  end
+  if t == 'boolean' then return tostring(v) end
+  if t == 'string' then return '"' .. v:gsub('[%c"\\]', function(ch) return ('\\u%04x'):format(ch:byte()) end) .. '"' end
+  local parts = {}
+  if #v > 0 or next(v) == nil then
+    for i = 1, table.maxn(v) do parts[i] = jv(v[i]) end
+    return '[' .. table.concat(parts, ',') .. ']'
+  end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do parts[#parts + 1] = jv(tostring(k)) .. ':' .. jv(v[k]) end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+local commit = io.popen('git -C ' .. shquote(root) .. ' rev-parse --short HEAD 2>/dev/null'):read('*l') or ''
+local dirty = io.popen('git -C ' .. shquote(root) .. ' status --porcelain -uno 2>/dev/null | head -1'):read('*l')
+local out = { commit = commit .. ((dirty and dirty ~= '') and '+dirty' or ''), torch = have_torch or false,
+              threads = threads, reps = reps, rows = {} }
+for _, r in ipairs(json_rows) do
+  out.rows[#out.rows + 1] = { name = r.name, key = r.key,
+    nnlua = { t1 = r.nnlua[1], t2 = r.nnlua[2], best = r.nnlua[3], best_threads = r.nnlua[4] },
+    torch = r.torch and { t1 = r.torch[1], t2 = r.torch[2], best = r.torch[3], best_threads = r.torch[4] } or nil,
+    ratio = r.ratio, target = r.target }
+end
+print('JSON ' .. jv(out))

@@ -1,0 +1,153 @@
+-- bench/worker.lua: measures one benchmark case in this process and prints
+--   RESULT <case> <key> <value>
+-- lines for bench/run.lua, which starts one worker per case and thread count (with
+-- OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set). Usage:
+--   ./scripts/nnlua bench/worker.lua CASE [reps] [scale]
+-- Cases: logreg mlp cnn rnn siamese (tutorial loops, steps/s), lenet64 lenet256 mlp784
+-- (images/s), gemm (affine vs cblas_sgemm, GFLOP/s), overhead (us per function, static and
+-- dynamic), memory (peak RSS of the five tutorial loops, MiB).
+local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or 'bench'
+package.path = here .. '/?.lua;' .. package.path
+
+local ffi = require 'ffi'
+local nets = require 'nets'
+local C = nn.lib.C
+
+ffi.cdef [[
+typedef struct { long tv_sec; long tv_nsec; } nl_bench_timespec;
+int clock_gettime(int clk, nl_bench_timespec *ts);
+]]
+local ts = ffi.new('nl_bench_timespec')
+local CLOCK_MONOTONIC = 1
+local function now()
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+
+local case = arg[1] or error('usage: worker.lua CASE [reps] [scale]')
+local reps = tonumber(arg[2]) or 5
+local scale = tonumber(arg[3]) or 1
+
+local function median(t)
+  local s = {}
+  for i = 1, #t do s[i] = t[i] end
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) / 2] end
+  return (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+local function result(key, value)
+  print(('RESULT %s %s %.6g'):format(case, key, value))
+  io.stdout:flush()
+end
+
+-- Median seconds per call of fn over reps repetitions of n calls (after warmup calls).
+local function time_per_call(fn, n, warmup)
+  for _ = 1, warmup do fn() end
+  local times = {}
+  for r = 1, reps do
+    local t0 = now()
+    for _ = 1, n do fn() end
+    times[r] = (now() - t0) / n
+  end
+  return median(times)
+end
+
+local function vm_hwm_mib()
+  local f = io.open('/proc/self/status', 'r')
+  if not f then return 0 / 0 end
+  local kb
+  for line in f:lines() do
+    kb = kb or line:match('^VmHWM:%s*(%d+)')
+  end
+  f:close()
+  return tonumber(kb) / 1024
+end
+
+local steps_of = { logreg = 2000, mlp = 1000, cnn = 300, rnn = 600, siamese = 200,
+                   lenet64 = 12, lenet256 = 4, mlp784 = 30 }
+
+local tutorial = { logreg = true, mlp = true, cnn = true, rnn = true, siamese = true }
+
+if tutorial[case] then
+  local step = nets.tutorial(case)
+  step()                                             -- the first step sets the graph up
+  local a1 = tonumber(C.nl_alloc_count())
+  local n = math.max(1, math.floor(steps_of[case] * scale))
+  local dt = time_per_call(step, n, math.max(20, math.floor(n / 4)))
+  result('steps_per_s', 1 / dt)
+  result('allocs_after_first', tonumber(C.nl_alloc_count()) - a1)
+  -- the training step alone (fixed batches): the engine must not allocate after step 1
+  step = nets.tutorial(case, { prefetch = 8 })
+  step()
+  local a2 = tonumber(C.nl_alloc_count())
+  for _ = 1, math.max(50, math.floor(n / 2)) do step() end
+  result('engine_allocs_after_first', tonumber(C.nl_alloc_count()) - a2)
+elseif case == 'lenet64' or case == 'lenet256' or case == 'mlp784' then
+  local step, info
+  if case == 'mlp784' then step, info = nets.mlp_big(128)
+  else step, info = nets.lenet(case == 'lenet64' and 64 or 256) end
+  local n = math.max(1, math.floor(steps_of[case] * scale))
+  local dt = time_per_call(step, n, 3)
+  result('images_per_s', info.images / dt)
+elseif case == 'gemm' then
+  -- affine's forward (y = x W + b: bias copy + one sgemm) against OpenBLAS's sgemm alone
+  ffi.cdef [[
+  void cblas_sgemm(int order, int transa, int transb, int m, int n, int k, float alpha,
+                   const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+  ]]
+  local ok, blas = pcall(ffi.load, 'openblas')
+  if not ok then blas = ffi.load('libopenblas.so.0') end
+  local RowMajor, NoTrans = 101, 111
+  local shapes = { { 128, 784, 1024 }, { 128, 1024, 1024 }, { 1024, 1024, 1024 } }
+  local tot_flop, t_affine, t_sgemm = 0, 0, 0
+  for _, s in ipairs(shapes) do
+    local m, k, n = s[1], s[2], s[3]
+    local x = nn.Variable.from(nn.NdArray.randn({ m, k }))
+    local w = nn.Variable.from(nn.NdArray.randn({ k, n }))
+    local b = nn.Variable.from(nn.NdArray.randn({ n }))
+    local y = F.affine(x, w, b)
+    local flop = 2 * m * n * k
+    local calls = math.max(2, math.floor(2e9 * scale / flop))
+    local ta = time_per_call(function() y:forward() end, calls, 2)
+    local px, pw = x.d:ptr(), w.d:ptr()
+    local py = y.d:ptr(C.NL_WRITE)
+    local tg = time_per_call(function()
+      blas.cblas_sgemm(RowMajor, NoTrans, NoTrans, m, n, k, 1, px, k, pw, n, 0, py, n)
+    end, calls, 2)
+    local tag = ('%dx%dx%d'):format(m, k, n)
+    result('affine_gflops_' .. tag, flop / ta * 1e-9)
+    result('sgemm_gflops_' .. tag, flop / tg * 1e-9)
+    tot_flop, t_affine, t_sgemm = tot_flop + flop, t_affine + ta, t_sgemm + tg
+  end
+  result('affine_gflops', tot_flop / t_affine * 1e-9)
+  result('sgemm_gflops', tot_flop / t_sgemm * 1e-9)
+elseif case == 'overhead' then
+  -- a chain of 100 add_scalar on a 1-element variable
+  local x = nn.Variable({ 1 }, { need_grad = true })
+  x.d = 1
+  local h = x
+  for _ = 1, 100 do h = F.add_scalar(h, 1) end
+  local n = math.max(1, math.floor(2000 * scale))
+  local ts_ = time_per_call(function() h:forward() end, n, 100)
+  result('static_us', ts_ / 100 * 1e6)
+  local tb = time_per_call(function() h:backward() end, n, 100)
+  result('static_backward_us', tb / 100 * 1e6)
+  local function build()
+    local v = x
+    for _ = 1, 100 do v = F.add_scalar(v, 1) end
+    return v
+  end
+  local td = time_per_call(function() nn.auto_forward(build) end, math.max(1, math.floor(200 * scale)), 20)
+  result('dynamic_us', td / 100 * 1e6)
+elseif case == 'memory' then
+  for _, name in ipairs { 'logreg', 'mlp', 'cnn', 'rnn', 'siamese' } do
+    local step = nets.tutorial(name)
+    for _ = 1, 200 do step() end
+    collectgarbage()
+  end
+  result('peak_rss_mib', vm_hwm_mib())
+else
+  error('bench/worker.lua: unknown case ' .. tostring(case))
+end
