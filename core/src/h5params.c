@@ -989,3 +989,8 @@ int nl_h5_save_states(const char *path, int n, const char *const *names, const i
     if (check_states_args(path, &c)) return -1;
     return save_atomically("save_states", path, fill_states, &c);
 }
+
+/* HDF5 closes itself at exit through atexit(); after reading corrupt files that can loop
+ * and print "infinite loop closing library". Every file is closed explicitly here, so
+ * the library is told not to install that handler (it must be said before HDF5 starts). */
+__attribute__((constructor)) static void h5_no_atexit(void) { H5dont_atexit(); }
