@@ -149,12 +149,8 @@ for _, r in ipairs(rows) do
     local v2 = nn_res[c][2] and nn_res[c][2][key]
     local b, bt = best(nn_res[c], key, higher)
     local p1, p2, pb, pbt
-    local ptkey
+    local ptkey = key
     if ptc and pt_res[ptc] then
-      for _, t in ipairs(threads) do
-        local res = pt_res[ptc][t]
-        if res then for k in pairs(res) do ptkey = k end end
-      end
       p1 = pt_res[ptc][1] and pt_res[ptc][1][ptkey]
       p2 = pt_res[ptc][2] and pt_res[ptc][2][ptkey]
       pb, pbt = best(pt_res[ptc], ptkey, higher)
@@ -225,7 +221,7 @@ local out = { commit = commit .. ((dirty and dirty ~= '') and '+dirty' or ''), t
 for _, r in ipairs(json_rows) do
   out.rows[#out.rows + 1] = { name = r.name, key = r.key,
     nnlua = { t1 = r.nnlua[1], t2 = r.nnlua[2], best = r.nnlua[3], best_threads = r.nnlua[4] },
-    torch = r.torch and { t1 = r.torch[1], t2 = r.torch[2], best = r.torch[3], best_threads = r.torch[4] } or nil,
+    torch = r.torch[3] and { t1 = r.torch[1], t2 = r.torch[2], best = r.torch[3], best_threads = r.torch[4] } or nil,
     ratio = r.ratio, target = r.target }
 end
 print('JSON ' .. jv(out))

@@ -138,17 +138,15 @@ static inline float *nlc_in_grad(nl_func *f, int i, bool accum) {
     type name = (expr);           \
     if (!name) return -1
 
-/* ---- per-node device state: T is created on first use and deleted with the node ---- */
-template <class T> static void nlc_state_destroy(nl_func *f) {
+/* ---- per-node device state: T is created on first use and deleted with the node.
+ * Every implementation of one function (its cuDNN one and the CUDA kernels that one falls
+ * back to) uses the same T, so a node's state is always of the type its code expects. ---- */
+template <class T> inline void nlc_state_destroy(nl_func *f) {
     delete (T *)f->dev_state;
     f->dev_state = nullptr;
     f->dev_destroy = nullptr;
 }
-template <class T> static T *nlc_state(nl_func *f) {
-    if (f->dev_state && f->dev_destroy != &nlc_state_destroy<T>) {
-        /* another implementation's state (cannot happen: one implementation per node) */
-        f->dev_destroy(f);
-    }
+template <class T> inline T *nlc_state(nl_func *f) {
     if (!f->dev_state) {
         T *s = new (std::nothrow) T();
         if (!s) { nl_error("out of memory"); return nullptr; }

@@ -67,7 +67,7 @@ static size_t workspace_limit(int dev) {
 
 /* ---- convolution ------------------------------------------------------------------------ */
 
-static bool conv_setup(nl_func *f, conv_state *st, const conv_geom &g) {
+static bool conv_setup(conv_state *st, const conv_geom &g) {
     st->tried = true;
     const int sp = g.sd < 2 ? 2 : g.sd, nd = 2 + sp;
     int64_t xd[5], yd[5], wd[5], bd[5];
@@ -188,7 +188,7 @@ static int conv_forward(nl_func *f) {
     const int dev = f->device_id;
     cudnnHandle_t h = nlc_cudnn(dev);
     if (!h) return -1;
-    if (!st->tried) conv_setup(f, st, g);
+    if (!st->tried) conv_setup(st, g);
     if (st->ok && !st->have_fwd && !select_fwd(h, st, workspace_limit(dev))) st->ok = false;
     if (!st->ok) return nlc_conv_cuda_forward(f);
     NLC_PTR(const float *, x, nlc_in(f, 0));
@@ -215,7 +215,7 @@ static int conv_backward(nl_func *f, const bool *prop, const bool *accum) {
     const int dev = f->device_id;
     cudnnHandle_t h = nlc_cudnn(dev);
     if (!h) return -1;
-    if (!st->tried) conv_setup(f, st, g);
+    if (!st->tried) conv_setup(st, g);
     if (st->ok && (prop[0] || prop[1]) && !select_bwd(h, st, workspace_limit(dev))) st->ok = false;
     if (!st->ok) return nlc_conv_cuda_backward(f, prop, accum);
     NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
@@ -247,7 +247,7 @@ static int conv_backward(nl_func *f, const bool *prop, const bool *accum) {
 
 /* ---- pooling ------------------------------------------------------------------------------ */
 
-static bool pool_setup(nl_func *f, pool_state *st, const pool_geom &g, bool max) {
+static bool pool_setup(pool_state *st, const pool_geom &g, bool max) {
     st->tried = true;
     if (!g.ignore_border) return false;               /* NNabla's other output size */
     const int sp = g.sd < 2 ? 2 : g.sd, nd = 2 + sp;
@@ -286,7 +286,7 @@ static int pool_forward_common(nl_func *f, bool max) {
     if (!st) return -1;
     const int dev = f->device_id;
     if (max && f->training && nl_in(f, 0)->need_grad) return nlc_max_pool_cuda_forward(f);
-    if (!st->tried) pool_setup(f, st, g, max);
+    if (!st->tried) pool_setup(st, g, max);
     if (!st->ok) return max ? nlc_max_pool_cuda_forward(f) : nlc_avg_pool_cuda_forward(f);
     cudnnHandle_t h = nlc_cudnn(dev);
     if (!h) return -1;

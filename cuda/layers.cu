@@ -15,7 +15,7 @@
 #include "layers.cuh"
 #include <math.h>
 
-static const float k_one = 1.0f, k_zero = 0.0f;
+static const float k_one = 1.0f;
 
 /* ---- affine ------------------------------------------------------------------------------ */
 

@@ -156,6 +156,18 @@ describe('static graphs', function()
     assert.same({ 'sigmoid', 'add_scalar', 'tanh' }, names)
   end)
 
+  it('keeps working when a sibling output of a multi-output function is dropped', function()
+    local x = nn.Variable.from({ { 1, 2 }, { 3, 4 } }, { need_grad = true })
+    local _, b = F.split(x, 1)
+    local y = b * 2
+    collectgarbage(); collectgarbage()
+    y:forward()
+    close(y.d:flat(), { 6, 8 })
+    x.grad:zero()
+    y:backward { grad = 1 }
+    close(x.g:flat(), { 0, 0, 2, 2 })
+  end)
+
   it('frees a graph when its output is dropped', function()
     collectgarbage(); collectgarbage()
     local before = nn.memory().in_use

@@ -2,7 +2,7 @@
 
 Run by bench/run.lua (never needed by nnlua itself or its tests):
     python3 bench/pytorch/bench.py --threads N --case NAME [--reps R] [--steps K]
-prints one line per case: RESULT <case> <value> <unit>
+prints one line per case: RESULT <case> <key> <value>
 Cases: logreg mlp cnn rnn siamese (the tutorial loops, steps/s, batch 64, fed from the
 8x8 digits as nnlua's tutorial is), lenet64 lenet256 (images/s), mlp784 (images/s),
 dyncall (us per add_scalar in an eager chain of 100 on a 1-element tensor), memory (peak
@@ -271,7 +271,7 @@ def main():
     if c in ('logreg', 'mlp', 'cnn', 'rnn', 'siamese'):
         steps = max(1, int(steps_of[c] * a.scale))
         dt = measure(tutorial_step(c), steps, a.reps, warmup=max(20, steps // 4))
-        print('RESULT %s %.6g steps/s' % (c, 1.0 / dt))
+        print('RESULT %s steps_per_s %.6g' % (c, 1.0 / dt))
     elif c in ('lenet64', 'lenet256', 'mlp784'):
         batch = {'lenet64': 64, 'lenet256': 256, 'mlp784': 128}[c]
         if c == 'mlp784':
@@ -280,15 +280,15 @@ def main():
             step = random_step(LeNet(), (batch, 1, 28, 28))
         steps = max(1, int(steps_of[c] * a.scale))
         dt = measure(step, steps, a.reps, warmup=3)
-        print('RESULT %s %.6g images/s' % (c, batch / dt))
+        print('RESULT %s images_per_s %.6g' % (c, batch / dt))
     elif c == 'dyncall':
-        print('RESULT dyncall %.6g us' % dyncall(a.reps))
+        print('RESULT dyncall dynamic_us %.6g' % dyncall(a.reps))
     elif c == 'memory':
         for name in ('logreg', 'mlp', 'cnn', 'rnn', 'siamese'):
             step = tutorial_step(name)
             for _ in range(200):
                 step()
-        print('RESULT memory %.6g MiB' % vm_hwm_mib())
+        print('RESULT memory peak_rss_mib %.6g' % vm_hwm_mib())
     else:
         sys.exit('unknown case ' + c)
 

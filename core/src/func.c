@@ -224,6 +224,8 @@ static void func_free(nl_func *f) {
     if (f->dev_destroy) f->dev_destroy(f);
     if (f->def->destroy) f->def->destroy(f);
     for (int i = 0; i < f->n_in; i++) nl_var_release(f->in[i]);
+    for (int o = 0; o < f->n_out; o++)
+        if (f->owned_out & (1ull << o)) nl_var_release(f->out[o]);
     for (int s = 0; s < 4; s++)
         if (f->scratch[s]) nl_free(f->scratch[s], (size_t)f->scratch_n[s] * sizeof(float));
     free(f->in);

@@ -72,6 +72,7 @@ struct nl_func {
     int n_in, n_out;
     nl_var **in;                         /* strong references; NULL = missing optional */
     nl_var *out[NL_MAX_OUTPUTS];         /* weak; a var clears its slot when it dies */
+    uint64_t owned_out;                  /* bit o: out[o] was revived and is owned here */
     int ondim[NL_MAX_OUTPUTS];           /* set by setup */
     int64_t *oshape;                     /* n_out x NL_MAX_NDIM, set by setup */
     nl_arg *args;                        /* def->n_args entries, defaults resolved */

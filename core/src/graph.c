@@ -61,8 +61,11 @@ static int topo_order(nl_var *root) {
 static int revive_outputs(nl_func *f) {
     for (int o = 0; o < f->n_out; o++) {
         if (f->out[o]) continue;
-        return nl_error("%s: output %d was released; keep every output of a multi-output "
-                        "function while its graph is used", f->def->name, o + 1);
+        /* A parentless variable owned by the node (no cycle); freed with the node. */
+        nl_var *v = nl_var_new(f->ondim[o], f->oshape + o * NL_MAX_NDIM, 0);
+        if (!v) return nl_error_prefix("%s: output %d", f->def->name, o + 1);
+        f->out[o] = v;
+        f->owned_out |= 1ull << o;
     }
     return 0;
 }

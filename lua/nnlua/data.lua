@@ -311,6 +311,10 @@ local function make_iterator(who, get, size, batch_size, variables, opts)
     for v = 1, nvar do
       self._store[v], self._base[v] = new_store(size * self._sizes[v])
     end
+    self._store_ffi = type(self._store[1]) == 'cdata'
+    for v = 1, nvar do
+      if type(self._store[v]) ~= 'cdata' then self._store_ffi = false end
+    end
     self:_put(1, first)
   else
     self._first = first
@@ -407,10 +411,11 @@ function DataIterator:next()
   end
   local n_reset = 0
   local order = self._order
+  local direct = self:_direct_arrays()
   for b = 0, bs - 1 do
     local p = self.position + 1
     local i = order and order[p] or p
-    self:_fill(b, i)
+    if direct then self:_copy_direct(direct, b, i) else self:_fill(b, i) end
     self.position = p
     if p >= self.size and not self.stop_exhausted then
       n_reset = n_reset + 1
@@ -420,12 +425,59 @@ function DataIterator:next()
   end
   local out = {}
   for v = 1, self._nvar do
-    local shape = { bs }
-    for _, d in ipairs(self._shapes[v]) do shape[#shape + 1] = d end
-    out[v] = build_array(self._buffers[v], bs * self._sizes[v], shape)
+    if direct then
+      out[v] = direct[v]
+      direct[v] = nil
+    else
+      local shape = { bs }
+      for _, d in ipairs(self._shapes[v]) do shape[#shape + 1] = d end
+      out[v] = build_array(self._buffers[v], bs * self._sizes[v], shape)
+    end
   end
   self:_fire(n_reset)
+  if direct then
+    -- Tell the collector about the arrays' memory, which it does not see: without this,
+    -- batches that are already garbage pile up between collections.
+    collectgarbage('step', self._batch_kib)
+  end
   return unpack(out, 1, self._nvar)
+end
+
+-- With the memory cache outside the Lua heap and NdArray available, batches are copied
+-- straight from the cache into fresh engine arrays (one ffi.copy per sample and variable):
+-- returns those arrays (a reused list), else nil.
+function DataIterator:_direct_arrays()
+  if not (self._cache and self._store_ffi) then return nil end
+  local N = NdArray()
+  if not N then return nil end
+  local bs = self.batch_size
+  if not self._batch_shapes then
+    self._batch_shapes, self._direct, self._ptrs = {}, {}, {}
+    local bytes = 0
+    for v = 1, self._nvar do
+      local shape = { bs }
+      for _, d in ipairs(self._shapes[v]) do shape[#shape + 1] = d end
+      self._batch_shapes[v] = shape
+      bytes = bytes + bs * self._sizes[v] * 4
+    end
+    self._batch_kib = math.max(1, floor(bytes / 1024))
+  end
+  local arrays, ptrs = self._direct, self._ptrs
+  for v = 1, self._nvar do
+    local a = N.new(self._batch_shapes[v])
+    arrays[v] = a
+    ptrs[v] = a:ptr(N.WRITE)
+  end
+  return arrays
+end
+
+function DataIterator:_copy_direct(arrays, b, i)
+  if not self._loaded[i] then self:_put(i, self:_load(i)) end
+  local ptrs = self._ptrs
+  for v = 1, self._nvar do
+    local sz = self._sizes[v]
+    ffi.copy(ptrs[v] + b * sz, self._store[v] + (i - 1) * sz, sz * 4)
+  end
 end
 
 --- for x, y in it:iter() do ... end (endless unless stop_exhausted; then one epoch).

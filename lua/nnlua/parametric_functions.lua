@@ -43,7 +43,7 @@ local function bind(where, spec, ...)
   local opts = {}
   if n > 0 and is_options(params[n]) then opts = params[n]; params[n] = nil; n = n - 1 end
   if n > #spec then
-    error(('%s: takes at most %d arguments after the input, got %d'):format(where, #spec, n), 3)
+    error(('%s: takes at most %d arguments after the input, got %d'):format(where, #spec, n), 0)
   end
   local out, index = {}, {}
   for i, s in ipairs(spec) do
@@ -57,13 +57,13 @@ local function bind(where, spec, ...)
     if not i then
       local names = {}
       for _, s in ipairs(spec) do names[#names + 1] = s[1] end
-      error(("%s: unknown option '%s' (options: %s)"):format(where, tostring(k), table.concat(names, ', ')), 3)
+      error(("%s: unknown option '%s' (options: %s)"):format(where, tostring(k), table.concat(names, ', ')), 0)
     end
-    if params[i] ~= nil then error(("%s: argument '%s' given both by position and by name"):format(where, k), 3) end
+    if params[i] ~= nil then error(("%s: argument '%s' given both by position and by name"):format(where, k), 0) end
     out[k] = v
   end
   for _, s in ipairs(spec) do
-    if s.required and out[s[1]] == nil then error(("%s: missing argument '%s'"):format(where, s[1]), 3) end
+    if s.required and out[s[1]] == nil then error(("%s: missing argument '%s'"):format(where, s[1]), 0) end
   end
   return out
 end
@@ -96,18 +96,23 @@ local function scoped(name, inner, fn)
   return nn.parameter_scope(inner, fn)
 end
 
--- Runs fn inside the scopes; errors raised inside (by F.*, get_parameter_or_create or a
--- user's apply_w) come back naming the PF and pointing at the caller of the PF.
-local function run(where, name, inner, fn)
-  local res = { pcall(scoped, name, inner, fn) }
-  if not res[1] then
-    local msg = res[2]
-    if type(msg) ~= 'string' then error(msg, 0) end
-    msg = msg:gsub('^[^\n:]+:%d+: ', '')
-    if msg:sub(1, #where + 1) ~= where .. ':' then msg = where .. ': ' .. msg end
-    error(msg, 3)
+local function pack(...) return { n = select('#', ...), ... } end
+
+-- def(where, fn): the PF itself. Errors raised anywhere inside (argument checks, F.*,
+-- get_parameter_or_create, a user's apply_w) come back as one message that names the PF
+-- and points at the line that called it.
+local function def(where, fn)
+  return function(...)
+    local res = pack(pcall(fn, ...))
+    if not res[1] then
+      local msg = res[2]
+      if type(msg) ~= 'string' then error(msg, 0) end
+      msg = msg:gsub('^[^\n:]+:%d+: ', '')
+      if msg:sub(1, #where + 1) ~= where .. ':' then msg = where .. ': ' .. msg end
+      error(msg, 2)
+    end
+    return unpack(res, 2, res.n)
   end
-  return unpack(res, 2, table.maxn(res))
 end
 
 local function prod(t, a, b)
@@ -118,24 +123,24 @@ end
 
 local function check_input(where, x, what)
   if not nn.Variable.is(x) then
-    error(('%s: %s must be a Variable, got %s'):format(where, what or 'the input', type(x)), 3)
+    error(('%s: %s must be a Variable, got %s'):format(where, what or 'the input', type(x)), 0)
   end
 end
 
 local function norm_axis(where, axis, ndim, what)
   if type(axis) ~= 'number' or axis ~= math.floor(axis) then
-    error(('%s: %s must be an integer, got %s'):format(where, what, tostring(axis)), 4)
+    error(('%s: %s must be an integer, got %s'):format(where, what, tostring(axis)), 0)
   end
   local a = axis < 0 and ndim + axis + 1 or axis
   if axis == 0 or a < 1 or a > ndim then
-    error(('%s: %s %d is out of range for a %d-d input'):format(where, what, axis, ndim), 4)
+    error(('%s: %s %d is out of range for a %d-d input'):format(where, what, axis, ndim), 0)
   end
   return a
 end
 
 local function norm_axes(where, axes, ndim, what)
   if type(axes) == 'number' then axes = { axes } end
-  if type(axes) ~= 'table' then error(('%s: %s must be an axis or a list of axes, got %s'):format(where, what, type(axes)), 4) end
+  if type(axes) ~= 'table' then error(('%s: %s must be an axis or a list of axes, got %s'):format(where, what, type(axes)), 0) end
   local out = {}
   for i, a in ipairs(axes) do out[i] = norm_axis(where, a, ndim, what) end
   return out
@@ -143,18 +148,18 @@ end
 
 local function check_count(where, what, v)
   if type(v) ~= 'number' or v ~= math.floor(v) or v < 1 then
-    error(('%s: %s must be a positive integer, got %s'):format(where, what, tostring(v)), 4)
+    error(('%s: %s must be a positive integer, got %s'):format(where, what, tostring(v)), 0)
   end
 end
 
 local function check_kernel(where, kernel)
   if type(kernel) == 'number' then kernel = { kernel } end
   if type(kernel) ~= 'table' or #kernel == 0 then
-    error(('%s: kernel must be a list of sizes such as {3, 3}, got %s'):format(where, show(kernel)), 4)
+    error(('%s: kernel must be a list of sizes such as {3, 3}, got %s'):format(where, show(kernel)), 0)
   end
   for i, k in ipairs(kernel) do
     if type(k) ~= 'number' or k ~= math.floor(k) or k < 1 then
-      error(('%s: kernel entry %d must be a positive integer, got %s'):format(where, i, tostring(k)), 4)
+      error(('%s: kernel entry %d must be a positive integer, got %s'):format(where, i, tostring(k)), 0)
     end
   end
   return kernel
@@ -166,13 +171,13 @@ end
 
 local function check_param_init(where, init, allowed)
   if init == nil then return {} end
-  if type(init) ~= 'table' then error(where .. ": param_init must be a table such as {gamma = I.ConstantInitializer(2)}", 4) end
+  if type(init) ~= 'table' then error(where .. ": param_init must be a table such as {gamma = I.ConstantInitializer(2)}", 0) end
   for k in pairs(init) do
     if not allowed[k] then
       local names = {}
       for n in pairs(allowed) do names[#names + 1] = n end
       table.sort(names)
-      error(("%s: unknown param_init key '%s' (keys: %s)"):format(where, tostring(k), table.concat(names, ', ')), 4)
+      error(("%s: unknown param_init key '%s' (keys: %s)"):format(where, tostring(k), table.concat(names, ', ')), 0)
     end
   end
   return init
@@ -180,7 +185,7 @@ end
 
 local function no_output_stat(where, a)
   if a.output_stat then
-    error(where .. ': output_stat = true is not supported (the function returns only the normalized output)', 4)
+    error(where .. ': output_stat = true is not supported (the function returns only the normalized output)', 0)
   end
 end
 
@@ -199,7 +204,7 @@ local affine_spec = {
   { 'name' },
 }
 signature('affine', affine_spec)
-function PF.affine(inp, ...)
+PF.affine = def('PF.affine', function(inp, ...)
   local where = 'PF.affine'
   check_input(where, inp)
   local a = bind(where, affine_spec, ...)
@@ -210,7 +215,7 @@ function PF.affine(inp, ...)
   local inmaps = prod(shape, base)
   local wshape = { inmaps }
   for _, o in ipairs(outs) do wshape[#wshape + 1] = o end
-  return run(where, a.name, 'affine', function()
+  return scoped(a.name, 'affine', function()
     local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(inmaps, prod(outs)))
     local W = param('W', wshape, w_init, a.fix_parameters)
     if a.apply_w then W = a.apply_w(W) end
@@ -221,7 +226,7 @@ function PF.affine(inp, ...)
     end
     return F.affine(inp, W, b, base)
   end)
-end
+end)
 PF.linear = PF.affine
 
 -- ---- convolution ----------------------------------------------------------------------
@@ -232,7 +237,7 @@ local conv_spec = {
   { 'apply_w' }, { 'apply_b' }, { 'name' },
 }
 signature('convolution', conv_spec)
-function PF.convolution(inp, ...)
+PF.convolution = def('PF.convolution', function(inp, ...)
   local where = 'PF.convolution'
   check_input(where, inp)
   local a = bind(where, conv_spec, ...)
@@ -243,13 +248,13 @@ function PF.convolution(inp, ...)
   check_count(where, 'group', a.group)
   local inmaps = a.channel_last and shape[#shape] or shape[base]
   if inmaps % a.group ~= 0 then
-    error(('%s: %d input channels are not divisible by group %d'):format(where, inmaps, a.group), 2)
+    error(('%s: %d input channels are not divisible by group %d'):format(where, inmaps, a.group), 0)
   end
   local wshape = { a.outmaps }
   if not a.channel_last then wshape[2] = inmaps / a.group end
   for _, k in ipairs(kernel) do wshape[#wshape + 1] = k end
   if a.channel_last then wshape[#wshape + 1] = inmaps / a.group end
-  return run(where, a.name, 'conv', function()
+  return scoped(a.name, 'conv', function()
     local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(inmaps, a.outmaps, kernel))
     local W = param('W', wshape, w_init, a.fix_parameters)
     if a.apply_w then W = a.apply_w(W) end
@@ -261,7 +266,7 @@ function PF.convolution(inp, ...)
     return F.convolution(inp, W, b, { base_axis = base, pad = a.pad, stride = a.stride,
                                        dilation = a.dilation, group = a.group, channel_last = a.channel_last })
   end)
-end
+end)
 PF.conv = PF.convolution
 
 -- ---- deconvolution --------------------------------------------------------------------
@@ -272,7 +277,7 @@ local deconv_spec = {
   { 'with_bias', true }, { 'apply_w' }, { 'apply_b' }, { 'name' },
 }
 signature('deconvolution', deconv_spec)
-function PF.deconvolution(inp, ...)
+PF.deconvolution = def('PF.deconvolution', function(inp, ...)
   local where = 'PF.deconvolution'
   check_input(where, inp)
   local a = bind(where, deconv_spec, ...)
@@ -282,14 +287,14 @@ function PF.deconvolution(inp, ...)
   check_count(where, 'outmaps', a.outmaps)
   check_count(where, 'group', a.group)
   if a.outmaps % a.group ~= 0 then
-    error(('%s: outmaps %d is not divisible by group %d'):format(where, a.outmaps, a.group), 2)
+    error(('%s: outmaps %d is not divisible by group %d'):format(where, a.outmaps, a.group), 0)
   end
   local channels = a.channel_last and shape[#shape] or shape[base]
   local wshape = { channels }
   if not a.channel_last then wshape[2] = a.outmaps / a.group end
   for _, k in ipairs(kernel) do wshape[#wshape + 1] = k end
   if a.channel_last then wshape[#wshape + 1] = a.outmaps / a.group end
-  return run(where, a.name, 'deconv', function()
+  return scoped(a.name, 'deconv', function()
     local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(a.outmaps, channels, kernel))
     local W = param('W', wshape, w_init, a.fix_parameters)
     if a.apply_w then W = a.apply_w(W) end
@@ -302,7 +307,7 @@ function PF.deconvolution(inp, ...)
                                          dilation = a.dilation, group = a.group,
                                          channel_last = a.channel_last, output_padding = a.output_padding })
   end)
-end
+end)
 PF.deconv = PF.deconvolution
 
 -- ---- depthwise convolution ------------------------------------------------------------
@@ -312,7 +317,7 @@ local dwconv_spec = {
   { 'with_bias', true }, { 'name' },
 }
 signature('depthwise_convolution', dwconv_spec)
-function PF.depthwise_convolution(inp, ...)
+PF.depthwise_convolution = def('PF.depthwise_convolution', function(inp, ...)
   local where = 'PF.depthwise_convolution'
   check_input(where, inp)
   local a = bind(where, dwconv_spec, ...)
@@ -324,7 +329,7 @@ function PF.depthwise_convolution(inp, ...)
   local outs = channels * a.multiplier
   local wshape = { outs }
   for _, k in ipairs(kernel) do wshape[#wshape + 1] = k end
-  return run(where, a.name, 'depthwise_conv', function()
+  return scoped(a.name, 'depthwise_conv', function()
     local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(outs, channels, kernel))
     local W = param('W', wshape, w_init, a.fix_parameters)
     local b
@@ -332,7 +337,7 @@ function PF.depthwise_convolution(inp, ...)
     return F.depthwise_convolution(inp, W, b, { base_axis = base, pad = a.pad, stride = a.stride,
                                                  dilation = a.dilation, multiplier = a.multiplier })
   end)
-end
+end)
 PF.depthwise_conv = PF.depthwise_convolution
 
 -- ---- batch normalization --------------------------------------------------------------
@@ -355,19 +360,19 @@ local bn_spec = {
   { 'no_bias', false }, { 'name' },
 }
 signature('batch_normalization', bn_spec)
-function PF.batch_normalization(inp, ...)
+PF.batch_normalization = def('PF.batch_normalization', function(inp, ...)
   local where = 'PF.batch_normalization'
   check_input(where, inp)
   local a = bind(where, bn_spec, ...)
   no_output_stat(where, a)
   local axes, stat, init = bn_params(where, inp, a)
-  return run(where, a.name, 'bn', function()
+  return scoped(a.name, 'bn', function()
     local beta, gamma = beta_gamma(stat, a, init)
     local mean = nn.get_parameter_or_create('mean', stat, init.mean or I.ConstantInitializer(0), false)
     local var = nn.get_parameter_or_create('var', stat, init.var or I.ConstantInitializer(1), false)
     return F.batch_normalization(inp, beta, gamma, mean, var, axes, a.decay_rate, a.eps, a.batch_stat)
   end)
-end
+end)
 PF.bn = PF.batch_normalization
 
 local fbn_spec = {
@@ -376,14 +381,14 @@ local fbn_spec = {
   { 'param_init' }, { 'no_scale', false }, { 'no_bias', false }, { 'name' },
 }
 signature('fused_batch_normalization', fbn_spec)
-function PF.fused_batch_normalization(inp, ...)
+PF.fused_batch_normalization = def('PF.fused_batch_normalization', function(inp, ...)
   local where = 'PF.fused_batch_normalization'
   check_input(where, inp)
   local a = bind(where, fbn_spec, ...)
   if a.z ~= nil then check_input(where, a.z, 'z (the residual input)') end
   no_output_stat(where, a)
   local axes, stat, init = bn_params(where, inp, a)
-  return run(where, a.name, 'bn', function()
+  return scoped(a.name, 'bn', function()
     local beta, gamma = beta_gamma(stat, a, init)
     local mean = nn.get_parameter_or_create('mean', stat, init.mean or I.ConstantInitializer(0), false)
     local var = nn.get_parameter_or_create('var', stat, init.var or I.ConstantInitializer(1), false)
@@ -394,7 +399,7 @@ function PF.fused_batch_normalization(inp, ...)
     return F.fused_batch_normalization(inp, beta, gamma, mean, var, a.z, { axes = axes,
       decay_rate = a.decay_rate, eps = a.eps, batch_stat = a.batch_stat, nonlinearity = a.nonlinearity })
   end)
-end
+end)
 PF.fused_bn = PF.fused_batch_normalization
 
 -- ---- layer / instance / group normalization -------------------------------------------
@@ -405,7 +410,7 @@ local ln_spec = {
   { 'param_init' }, { 'no_scale', false }, { 'no_bias', false }, { 'name' },
 }
 signature('layer_normalization', ln_spec)
-function PF.layer_normalization(inp, ...)
+PF.layer_normalization = def('PF.layer_normalization', function(inp, ...)
   local where = 'PF.layer_normalization'
   check_input(where, inp)
   local a = bind(where, ln_spec, ...)
@@ -416,11 +421,11 @@ function PF.layer_normalization(inp, ...)
   for i = 1, #shape do stat[i] = shape[i] end
   for _, b in ipairs(baxes) do stat[b] = 1 end
   local init = check_param_init(where, a.param_init, bg_keys)
-  return run(where, a.name, 'layer_normalization', function()
+  return scoped(a.name, 'layer_normalization', function()
     local beta, gamma = beta_gamma(stat, a, init)
     return F.layer_normalization(inp, beta, gamma, { batch_axis = baxes, eps = a.eps })
   end)
-end
+end)
 
 -- shape_stat of instance and group normalization: 1 except the channel axis.
 local function channel_stat(where, inp, a)
@@ -428,7 +433,7 @@ local function channel_stat(where, inp, a)
   local caxis = norm_axis(where, a.channel_axis, #shape, 'channel_axis')
   local baxes = norm_axes(where, a.batch_axis, #shape, 'batch_axis')
   for _, b in ipairs(baxes) do
-    if b == caxis then error(('%s: channel_axis %d is also a batch axis'):format(where, a.channel_axis), 4) end
+    if b == caxis then error(('%s: channel_axis %d is also a batch axis'):format(where, a.channel_axis), 0) end
   end
   local stat = {}
   for i = 1, #shape do stat[i] = 1 end
@@ -442,18 +447,18 @@ local in_spec = {
   { 'name' },
 }
 signature('instance_normalization', in_spec)
-function PF.instance_normalization(inp, ...)
+PF.instance_normalization = def('PF.instance_normalization', function(inp, ...)
   local where = 'PF.instance_normalization'
   check_input(where, inp)
   local a = bind(where, in_spec, ...)
   no_output_stat(where, a)
   local caxis, baxes, stat = channel_stat(where, inp, a)
   local init = check_param_init(where, a.param_init, bg_keys)
-  return run(where, a.name, 'instance_normalization', function()
+  return scoped(a.name, 'instance_normalization', function()
     local beta, gamma = beta_gamma(stat, a, init)
     return F.instance_normalization(inp, beta, gamma, { channel_axis = caxis, batch_axis = baxes, eps = a.eps })
   end)
-end
+end)
 
 local gn_spec = {
   { 'num_groups', required = true }, { 'channel_axis', 2 }, { 'batch_axis', 1 }, { 'eps', 1e-5 },
@@ -461,7 +466,7 @@ local gn_spec = {
   { 'no_bias', false }, { 'name' },
 }
 signature('group_normalization', gn_spec)
-function PF.group_normalization(inp, ...)
+PF.group_normalization = def('PF.group_normalization', function(inp, ...)
   local where = 'PF.group_normalization'
   check_input(where, inp)
   local a = bind(where, gn_spec, ...)
@@ -469,15 +474,15 @@ function PF.group_normalization(inp, ...)
   check_count(where, 'num_groups', a.num_groups)
   local caxis, baxes, stat = channel_stat(where, inp, a)
   if stat[caxis] % a.num_groups ~= 0 then
-    error(('%s: %d channels are not divisible by num_groups %d'):format(where, stat[caxis], a.num_groups), 2)
+    error(('%s: %d channels are not divisible by num_groups %d'):format(where, stat[caxis], a.num_groups), 0)
   end
   local init = check_param_init(where, a.param_init, bg_keys)
-  return run(where, a.name, 'group_normalization', function()
+  return scoped(a.name, 'group_normalization', function()
     local beta, gamma = beta_gamma(stat, a, init)
     return F.group_normalization(inp, beta, gamma, { num_groups = a.num_groups, channel_axis = caxis,
                                                       batch_axis = baxes, eps = a.eps })
   end)
-end
+end)
 
 -- ---- embed ----------------------------------------------------------------------------
 local embed_spec = {
@@ -485,37 +490,37 @@ local embed_spec = {
   { 'fix_parameters', false }, { 'apply_w' }, { 'name' },
 }
 signature('embed', embed_spec)
-function PF.embed(inp, ...)
+PF.embed = def('PF.embed', function(inp, ...)
   local where = 'PF.embed'
   check_input(where, inp)
   local a = bind(where, embed_spec, ...)
   check_count(where, 'n_inputs', a.n_inputs)
   check_count(where, 'n_features', a.n_features)
-  return run(where, a.name, 'embed', function()
+  return scoped(a.name, 'embed', function()
     local init = a.initializer or I.UniformInitializer(-math.sqrt(3), math.sqrt(3))
     local W = param('W', { a.n_inputs, a.n_features }, init, a.fix_parameters)
     if a.apply_w then W = a.apply_w(W) end
     return F.embed(inp, W)
   end)
-end
+end)
 
 -- ---- prelu ----------------------------------------------------------------------------
 local prelu_spec = {
   { 'base_axis', 2 }, { 'shared', true }, { 'fix_parameters', false }, { 'slope_init' }, { 'name' },
 }
 signature('prelu', prelu_spec)
-function PF.prelu(inp, ...)
+PF.prelu = def('PF.prelu', function(inp, ...)
   local where = 'PF.prelu'
   check_input(where, inp)
   local a = bind(where, prelu_spec, ...)
   local shape = inp.shape
   local base = norm_axis(where, a.base_axis, #shape, 'base_axis')
   local sshape = a.shared and {} or { shape[base] }
-  return run(where, a.name, 'prelu', function()
+  return scoped(a.name, 'prelu', function()
     local slope = param('slope', sshape, a.slope_init or I.ConstantInitializer(0.25), a.fix_parameters)
     return F.prelu(inp, slope, base)
   end)
-end
+end)
 
 -- ---- recurrent layers (rnn, lstm, gru) ------------------------------------------------
 -- NNabla's default weights: per gate block, U(glorot(in, H)) on the input columns and
@@ -545,8 +550,8 @@ end
 --   weight_l0 (D, [gates,] H, I + H), weight (L-1, D, [gates,] H, D*H + H), bias (L, D, [bias_gates,] H)
 local function recurrent(where, scope, gates, bias_gates, x, h, a, fcall)
   local xs, hs = x.shape, h.shape
-  if #xs ~= 3 then error(('%s: x must be 3-d (T, B, I), got shape %s'):format(where, lib.shape_str(xs)), 3) end
-  if #hs ~= 4 then error(('%s: h must be 4-d (L, D, B, H), got shape %s'):format(where, lib.shape_str(hs)), 3) end
+  if #xs ~= 3 then error(('%s: x must be 3-d (T, B, I), got shape %s'):format(where, lib.shape_str(xs)), 0) end
+  if #hs ~= 4 then error(('%s: h must be 4-d (L, D, B, H), got shape %s'):format(where, lib.shape_str(hs)), 0) end
   local L, D, H, In = hs[1], a.bidirectional and 2 or 1, hs[4], xs[3]
   if a.num_layers ~= nil and a.num_layers ~= 1 and a.num_layers ~= L then
     error(('%s: num_layers = %s but h has %d layer(s) (h is (L, D, B, H) = %s)'):format(
@@ -567,7 +572,7 @@ local function recurrent(where, scope, gates, bias_gates, x, h, a, fcall)
     for _, v in ipairs(tail) do s[#s + 1] = v end
     return s
   end
-  return run(where, a.name, scope, function()
+  return scoped(a.name, scope, function()
     local lead0 = with_gates({ D }, { H })
     local w0shape = with_gates({ D }, { H, In + H })
     local w0 = param('weight_l0', w0shape, a.w0_init or stacked_glorot(lead0, In, H), a.fix_parameters)
@@ -594,7 +599,7 @@ local rnn_spec = {
   { 'with_bias', true }, { 'fix_parameters', false }, { 'name' },
 }
 signature('rnn', rnn_spec, { 'x', 'h' })
-function PF.rnn(x, h, ...)
+PF.rnn = def('PF.rnn', function(x, h, ...)
   local where = 'PF.rnn'
   check_input(where, x, 'x')
   check_input(where, h, 'h')
@@ -603,7 +608,7 @@ function PF.rnn(x, h, ...)
     return F.rnn(x, h, w0, w, b, { num_layers = L, nonlinearity = a.nonlinearity, dropout = a.dropout,
                                    bidirectional = a.bidirectional, training = a.training })
   end)
-end
+end)
 
 local lstm_spec = {
   { 'w0_init' }, { 'w_init' }, { 'b_init' }, { 'num_layers', 1 }, { 'dropout', 0 },
@@ -611,28 +616,28 @@ local lstm_spec = {
   { 'fix_parameters', false }, { 'name' },
 }
 signature('lstm', lstm_spec, { 'x', 'h', 'c' })
-function PF.lstm(x, h, c, ...)
+PF.lstm = def('PF.lstm', function(x, h, c, ...)
   local where = 'PF.lstm'
   check_input(where, x, 'x')
   check_input(where, h, 'h')
   check_input(where, c, 'c')
-  if type(...) == 'number' then
-    error(where .. ': the 4th argument is w0_init; the old PF.lstm(x, h, c, state_size) is PF.lstm_cell', 2)
+  if select('#', ...) > 0 and type((...)) == 'number' then
+    error(where .. ': the 4th argument is w0_init; the old PF.lstm(x, h, c, state_size) is PF.lstm_cell', 0)
   end
   local a = bind(where, lstm_spec, ...)
   local hs, cs = h.shape, c.shape
   if lib.shape_str(hs) ~= lib.shape_str(cs) then
-    error(('%s: h and c must have the same shape, got %s and %s'):format(where, lib.shape_str(hs), lib.shape_str(cs)), 2)
+    error(('%s: h and c must have the same shape, got %s and %s'):format(where, lib.shape_str(hs), lib.shape_str(cs)), 0)
   end
   return recurrent(where, 'lstm', 4, 4, x, h, a, function(w0, w, b, L)
     return F.lstm(x, h, c, w0, w, b, { num_layers = L, dropout = a.dropout,
                                        bidirectional = a.bidirectional, training = a.training })
   end)
-end
+end)
 
 local gru_spec = lstm_spec
 signature('gru', gru_spec, { 'x', 'h' })
-function PF.gru(x, h, ...)
+PF.gru = def('PF.gru', function(x, h, ...)
   local where = 'PF.gru'
   check_input(where, x, 'x')
   check_input(where, h, 'h')
@@ -641,7 +646,7 @@ function PF.gru(x, h, ...)
     return F.gru(x, h, w0, w, b, { num_layers = L, dropout = a.dropout,
                                    bidirectional = a.bidirectional, training = a.training })
   end)
-end
+end)
 
 -- ---- lstm_cell ------------------------------------------------------------------------
 -- NNabla's one-step LSTM built from affine: scope 'lstm', parameters lstm/affine/W
@@ -651,7 +656,7 @@ local lstm_cell_spec = {
   { 'state_size', required = true }, { 'w_init' }, { 'b_init' }, { 'fix_parameters', false }, { 'name' },
 }
 signature('lstm_cell', lstm_cell_spec, { 'x', 'h', 'c' })
-function PF.lstm_cell(x, h, c, ...)
+PF.lstm_cell = def('PF.lstm_cell', function(x, h, c, ...)
   local where = 'PF.lstm_cell'
   check_input(where, x, 'x')
   check_input(where, h, 'h')
@@ -664,7 +669,7 @@ function PF.lstm_cell(x, h, c, ...)
     error(('%s: expects x (B, I), h and c (B, state_size = %d); got x %s, h %s, c %s'):format(
       where, S, lib.shape_str(xs), lib.shape_str(hs), lib.shape_str(cs)), 2)
   end
-  return run(where, a.name, 'lstm', function()
+  return scoped(a.name, 'lstm', function()
     local xh = F.concatenate(x, h, { axis = 2 })
     local iofc = PF.affine(xh, { 4, S }, { w_init = a.w_init, b_init = a.b_init, fix_parameters = a.fix_parameters })
     local i_t, o_t, f_t, g_t = F.split(iofc, 2)
@@ -672,7 +677,7 @@ function PF.lstm_cell(x, h, c, ...)
     local h_t = F.sigmoid(o_t) * F.tanh(c_t)
     return h_t, c_t
   end)
-end
+end)
 
 -- PF.LSTMCell(batch_size, state_size [, h, c, name]): NNabla's stateful wrapper. cell(x
 -- [, w_init, b_init, fix_parameters]) runs one step of lstm_cell and returns h; cell.h and
@@ -688,14 +693,14 @@ function LSTMCell:reset_state()
   self.h.d = 0
   self.c.d = 0
 end
-function PF.LSTMCell(batch_size, state_size, h, c, name)
+PF.LSTMCell = def('PF.LSTMCell', function(batch_size, state_size, h, c, name)
   check_count('PF.LSTMCell', 'batch_size', batch_size)
   check_count('PF.LSTMCell', 'state_size', state_size)
   local self = setmetatable({ batch_size = batch_size, state_size = state_size, name = name }, LSTMCell)
   if h then self.h = h else self.h = nn.Variable({ batch_size, state_size }); self.h.d = 0 end
   if c then self.c = c else self.c = nn.Variable({ batch_size, state_size }); self.c.d = 0 end
   return self
-end
+end)
 PF._signatures.LSTMCell = 'PF.LSTMCell(batch_size, state_size, h=nil, c=nil, name=nil)'
 
 return PF

@@ -1,0 +1,220 @@
+-- nnlua.cuda: the CUDA/cuDNN backend (build/libnnlua_cuda.so, `make cuda`). Required only
+-- by nnlua.context when a 'cuda' or 'cudnn' context is asked for, so the CPU path never
+-- loads the CUDA libraries. Loading this module never raises: where the library, the
+-- driver or a device is missing, cuda.available() returns false and the reason, and
+-- cuda.check_device raises "get_extension_context('cudnn'): no CUDA available: <reason>".
+--
+--   cuda.available()             true, or false and the reason
+--   cuda.check_device(id, name)  raises unless device `id` (0-based) can run the backend
+--   cuda.device_count(), cuda.device_name(id), cuda.version(), cuda.synchronize(id)
+--   cuda.memory(id)              {in_use =, cached =, peak =, mallocs =} (bytes, cudaMalloc calls)
+--   cuda.free_cached()           give the caching allocator's free blocks back to the driver
+--   cuda.on_device(arr)          true when an nl_array's current copy is on a device
+--   cuda.sgd_update(w, g, lr) ...  the solver kernels on the device (see below); raise on error
+local ffi = require 'ffi'
+local bit = require 'bit'
+local lib = require 'nnlua.lib'
+
+local M = {}
+
+ffi.cdef [[
+int nl_cuda_init(void);
+int nl_cuda_device_count(void);
+int nl_cuda_check_device(int device_id);
+const char *nl_cuda_device_name(int device_id);
+const char *nl_cuda_version(void);
+int nl_cuda_registered_count(void);
+int nl_cuda_synchronize(int device_id);
+int64_t nl_cuda_bytes_in_use(int device_id);
+int64_t nl_cuda_bytes_cached(int device_id);
+int64_t nl_cuda_bytes_peak(int device_id);
+int64_t nl_cuda_malloc_count(int device_id);
+void nl_cuda_free_cached(void);
+int nl_cuda_set_solver_device(int device_id);
+int nl_cuda_on_device(const nl_array *a);
+int nl_cuda_sgd_update(nl_array *w, nl_array *g, float lr);
+int nl_cuda_momentum_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum);
+int nl_cuda_nesterov_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum);
+int nl_cuda_adagrad_update(nl_array *w, nl_array *g, nl_array *v, float lr, float eps);
+int nl_cuda_rmsprop_update(nl_array *w, nl_array *g, nl_array *v, float lr, float decay, float eps);
+int nl_cuda_adadelta_update(nl_array *w, nl_array *g, nl_array *e_g, nl_array *e_d, float lr, float decay, float eps);
+int nl_cuda_adam_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, float alpha_t, float beta1, float beta2,
+                        float eps, float wd);
+int nl_cuda_amsgrad_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, nl_array *v_hat, float alpha_t,
+                           float beta1, float beta2, float eps);
+int nl_cuda_adamax_update(nl_array *w, nl_array *g, nl_array *m, nl_array *u, float alpha_t, float beta1,
+                          float beta2, float eps);
+int nl_cuda_sgdw_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum, float wd);
+int nl_cuda_weight_decay(nl_array *w, nl_array *g, float decay);
+int nl_cuda_axpy(nl_array *y, float alpha, nl_array *x);
+int nl_cuda_scale(nl_array *x, float alpha);
+double nl_cuda_sum_squares(nl_array *x);
+int nl_cuda_has_inf_or_nan(nl_array *x);
+]]
+pcall(ffi.cdef, 'char *realpath(const char *path, char *resolved_path); void free(void *p);')
+
+-- The canonical directory of a file path (realpath), or the path's own directory.
+local function dir_of(path)
+  local ok, r = pcall(function() return ffi.C.realpath(path, nil) end)
+  if ok and r ~= nil then
+    local s = ffi.string(r)
+    ffi.C.free(r)
+    path = s
+  end
+  return path:match('^(.*)/[^/]*$') or '.'
+end
+
+-- Finds the library: $NNLUA_CUDA_LIB, else next to the libnnlua.so that is loaded (the
+-- CUDA library links to that one through its $ORIGIN rpath), else lib.find_library's
+-- other places -- which must then be the same directory.
+local function locate()
+  local env = os.getenv('NNLUA_CUDA_LIB')
+  if env and env ~= '' then return env end
+  local here = dir_of(lib.path)
+  local beside = here .. '/libnnlua_cuda.so'
+  local f = io.open(beside, 'rb')
+  if f then f:close() return beside end
+  local found = lib.find_library('libnnlua_cuda', 'NNLUA_CUDA_LIB')
+  if not found then
+    return nil, 'the CUDA backend (libnnlua_cuda.so) is not built; run `make cuda` on a machine with the CUDA toolkit'
+  end
+  if dir_of(found) ~= here then
+    return nil, ('%s was built beside another libnnlua.so than the one loaded (%s); build it with `make cuda` for '
+                 .. 'that build (e.g. `make cuda BUILD=%s`)'):format(found, lib.path, here:match('[^/]*$'))
+  end
+  return found
+end
+
+local reason            -- why CUDA is unavailable (nil when it is)
+local C                 -- the library namespace (kept for the life of the process)
+
+local function load()
+  local path, why = locate()
+  if not path then reason = why return end
+  local ok, clib = pcall(ffi.load, path)
+  if not ok then
+    reason = ('cannot load %s: %s'):format(path, tostring(clib))
+    return
+  end
+  C = clib
+  M.C = clib
+  M.path = path
+  if C.nl_cuda_init() ~= 0 then
+    reason = lib.last_error()
+    lib.C.nl_clear_error()
+    return
+  end
+  -- The implementations must have reached the libnnlua.so this process uses.
+  local id = lib.C.nl_function_lookup('add2')
+  if id >= 0 and lib.C.nl_function_has_impl(id, 'cuda') == 0 then
+    reason = ('%s is linked against another copy of libnnlua.so than %s; rebuild both with `make && make cuda`')
+             :format(path, lib.path)
+    return
+  end
+  M.device_count_ = C.nl_cuda_device_count()
+end
+
+load()
+
+function M.available()
+  if reason then return false, reason end
+  return true
+end
+
+function M.reason() return reason end
+
+-- Raises a clear error unless device_id can run the backend. `name` is the extension asked
+-- for ('cuda' or 'cudnn'); the message reads
+-- "get_extension_context('cudnn'): no CUDA available: <reason>".
+function M.check_device(device_id, name)
+  name = name or 'cuda'
+  local where = ("get_extension_context('%s')"):format(name)
+  if reason then error(('%s: no CUDA available: %s'):format(where, reason), 4) end
+  if type(device_id) ~= 'number' or device_id ~= math.floor(device_id) then
+    error(('%s: device_id must be an integer, got %s'):format(where, tostring(device_id)), 4)
+  end
+  if C.nl_cuda_check_device(device_id) ~= 0 then
+    local msg = lib.last_error()
+    lib.C.nl_clear_error()
+    error(('%s: %s'):format(where, msg), 4)
+  end
+  C.nl_cuda_set_solver_device(device_id)
+  return true
+end
+
+local function need()
+  if reason then error('nnlua.cuda: no CUDA available: ' .. reason, 3) end
+end
+
+function M.device_count()
+  if reason then return 0 end
+  return tonumber(C.nl_cuda_device_count())
+end
+
+function M.device_name(id)
+  need()
+  return ffi.string(C.nl_cuda_device_name(id or 0))
+end
+
+function M.version()
+  if not C then return nil end
+  return ffi.string(C.nl_cuda_version())
+end
+
+function M.synchronize(id)
+  need()
+  lib.check(C.nl_cuda_synchronize(id or 0), 'cuda.synchronize', 2)
+end
+
+function M.memory(id)
+  need()
+  id = id or 0
+  return { in_use = tonumber(C.nl_cuda_bytes_in_use(id)), cached = tonumber(C.nl_cuda_bytes_cached(id)),
+           peak = tonumber(C.nl_cuda_bytes_peak(id)), mallocs = tonumber(C.nl_cuda_malloc_count(id)) }
+end
+
+function M.free_cached()
+  if C and not reason then C.nl_cuda_free_cached() end
+end
+
+-- true when the array's current copy is on a device (its data was last written there).
+function M.on_device(arr)
+  return C ~= nil and not reason and bit.band(lib.C.nl_array_where(arr), 2) ~= 0
+end
+
+-- The solver kernels: the same arguments as the host kernels of core/solvers where those
+-- exist (nl_sgd_update(w, g, lr), nl_weight_decay(w, g, decay)); each raises on failure.
+-- Adam's alpha_t = alpha * sqrt(1 - beta2^t) / (1 - beta1^t) is computed by the caller;
+-- wd is AdamW's / SgdW's decoupled decay term (eta_t * lambda), 0 for plain Adam.
+local kernels = {
+  sgd_update = 'nl_cuda_sgd_update', momentum_update = 'nl_cuda_momentum_update',
+  nesterov_update = 'nl_cuda_nesterov_update', adagrad_update = 'nl_cuda_adagrad_update',
+  rmsprop_update = 'nl_cuda_rmsprop_update', adadelta_update = 'nl_cuda_adadelta_update',
+  adam_update = 'nl_cuda_adam_update', amsgrad_update = 'nl_cuda_amsgrad_update',
+  adamax_update = 'nl_cuda_adamax_update', sgdw_update = 'nl_cuda_sgdw_update',
+  weight_decay = 'nl_cuda_weight_decay', axpy = 'nl_cuda_axpy', scale = 'nl_cuda_scale',
+}
+for name, sym in pairs(kernels) do
+  local where = 'cuda.' .. name
+  M[name] = function(...)
+    need()
+    return lib.check(C[sym](...), where, 2)
+  end
+end
+
+function M.sum_squares(x)
+  need()
+  lib.C.nl_clear_error()
+  local s = C.nl_cuda_sum_squares(x)
+  if s ~= s and lib.last_error() ~= '' then lib.raise('cuda.sum_squares', 2) end
+  return s
+end
+
+function M.has_inf_or_nan(x)
+  need()
+  local r = C.nl_cuda_has_inf_or_nan(x)
+  if r < 0 then lib.raise('cuda.has_inf_or_nan', 2) end
+  return r == 1
+end
+
+return M

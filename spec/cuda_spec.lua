@@ -1,0 +1,554 @@
+-- The CUDA/cuDNN backend (cuda/, lua/nnlua/cuda.lua), tagged #cuda: run only these with
+-- `busted -t cuda`. Where no device exists every case is pending with a message that says
+-- why (no driver, no device, backend not built). Where one exists:
+--   * every function with a "cuda" or "cudnn" implementation runs on the GPU and on the
+--     CPU on the same inputs, forward and backward, and the outputs, the input gradients
+--     (after two backward passes into pre-filled leaf gradients: accumulation, and
+--     overwriting of intermediate gradients) and in-place updates (batch norm's running
+--     statistics) agree within tolerance -- under the 'cudnn' context (cuDNN
+--     implementations) and the 'cuda' context (the CUDA kernels they fall back to);
+--   * .d on a device variable brings the data to the host; the solver kernels match the
+--     CPU; a small CNN trains on the GPU; the caching allocator stops calling cudaMalloc
+--     once a static graph has run; bad device ids are clear errors.
+-- NNLUA_CUDA_SPEC_SELFTEST=1 runs the comparisons with the CPU on both sides (checks this
+-- file's harness on a machine without a GPU).
+local ffi = require 'ffi'
+local bit = require 'bit'
+local nn = require 'nnlua'
+local F = require 'nnlua.functions'
+local PF = require 'nnlua.parametric_functions'
+local S = require 'nnlua.solvers'
+local ext = require 'nnlua.ext_utils'
+local NdArray = nn.NdArray
+local C = nn.lib.C
+
+local selftest = os.getenv('NNLUA_CUDA_SPEC_SELFTEST') == '1'
+local cpu_ctx = ext.get_extension_context('cpu')
+
+-- The contexts, or why there are none.
+local ctx_cudnn, ctx_cuda, why
+do
+  local ok, res = pcall(ext.get_extension_context, 'cudnn', { device_id = 0 })
+  if ok then
+    ctx_cudnn = res
+    ctx_cuda = ext.get_extension_context('cuda', { device_id = 0 })
+  else
+    why = tostring(res):gsub('^.-no CUDA available: ', '')
+  end
+  if selftest then ctx_cudnn, ctx_cuda = cpu_ctx, cpu_ctx end
+end
+local have_gpu = ctx_cudnn ~= nil
+
+-- ---- comparison helpers ------------------------------------------------------------------
+
+local function max_violation(got, want, atol, rtol)
+  local pg, pw = got:ptr(), want:ptr()
+  for i = 0, want.size - 1 do
+    local a, b = pg[i], pw[i]
+    local same = a == b or (a ~= a and b ~= b)     -- equal, equal infinities, or both NaN
+    if not same then
+      local d = math.abs(a - b)
+      if d ~= d or d > atol + rtol * math.abs(b) then return i, a, b end
+    end
+  end
+end
+
+local function assert_close(got, want, atol, rtol, what)
+  assert(got.size == want.size, ('%s: %d values on the GPU, %d on the CPU'):format(what, got.size, want.size))
+  local i, a, b = max_violation(got, want, atol, rtol)
+  if i then
+    error(('%s: element %d is %.7g on the GPU, %.7g on the CPU (atol %g, rtol %g)'):format(what, i + 1, a, b, atol, rtol), 2)
+  end
+end
+
+local function randn(shape, seed)
+  nn.seed(seed)
+  return NdArray.randn(shape)
+end
+
+local function uniform(shape, lo, hi, seed)
+  nn.seed(seed)
+  return NdArray.rand(shape, lo, hi)
+end
+
+-- Input makers: shape -> NdArray (seeded per input).
+local function normal(shape) return function(seed) return randn(shape, seed) end end
+local function positive(shape) return function(seed) return uniform(shape, 0.5, 2.0, seed) end end
+local function range(shape, lo, hi) return function(seed) return uniform(shape, lo, hi, seed) end end
+local function labels(shape, classes)
+  return function(seed)
+    local a = uniform(shape, 0, classes, seed)
+    local p = a:ptr(C.NL_READWRITE)
+    for i = 0, a.size - 1 do p[i] = math.min(classes - 1, math.floor(p[i])) end
+    return a
+  end
+end
+local function binary01(shape)
+  return function(seed)
+    local a = uniform(shape, 0, 1, seed)
+    local p = a:ptr(C.NL_READWRITE)
+    for i = 0, a.size - 1 do p[i] = p[i] > 0.5 and 1 or 0 end
+    return a
+  end
+end
+-- normal values with some exact zeros, ties, NaNs and infinities (logic functions)
+local function specials(shape)
+  return function(seed)
+    local a = randn(shape, seed)
+    local p = a:ptr(C.NL_READWRITE)
+    local s = { 0, 1, -1, 0 / 0, math.huge, -math.huge, 0.5 }
+    for i = 0, a.size - 1, 3 do p[i] = s[(i / 3) % #s + 1] end
+    return a
+  end
+end
+
+-- Runs one case in a context: forward, then two backward passes into leaf gradients that
+-- start from fixed values (accumulation) with the differentiable inputs passed through an
+-- identity first (so the function's own input gradients are intermediate: overwritten).
+-- Returns y, the leaves' gradients and the leaves' data afterwards.
+local function run_case(case, ctx)
+  local vals = {}
+  for i, mk in ipairs(case.inputs) do vals[i] = mk(100 + i) end
+  local grads0, dy = {}, nil
+  return nn.context_scope(ctx, function()
+    local xs, ins = {}, {}
+    for i, v in ipairs(vals) do
+      local g = case.grad[i] or false
+      xs[i] = nn.Variable.from(v, { need_grad = g })
+      ins[i] = (g and case.wrap ~= false) and F.identity(xs[i]) or xs[i]
+    end
+    local y = case.fn(unpack(ins))
+    y:forward()
+    local res = { y = y.d:copy(), g = {}, d = {}, backend = y.parent and ffi.string(C.nl_func_backend_name(y.parent)) }
+    local any = false
+    for i = 1, #xs do any = any or (case.grad[i] or false) end
+    if any and not case.no_backward then
+      dy = randn(y.shape, 7)
+      for i, x in ipairs(xs) do
+        if case.grad[i] then
+          grads0[i] = randn(x.shape, 50 + i)
+          x.g = grads0[i]
+        end
+      end
+      y:backward { grad = dy }
+      y:backward { grad = dy }
+      for i, x in ipairs(xs) do if case.grad[i] then res.g[i] = x.g:copy() end end
+    end
+    for i, x in ipairs(xs) do res.d[i] = x.d:copy() end
+    return res
+  end)
+end
+
+local function compare(case, ctx, label)
+  local want = run_case(case, cpu_ctx)
+  local got = run_case(case, ctx)
+  local atol, rtol = case.atol or 2e-4, case.rtol or 2e-3
+  local gatol, grtol = case.grad_atol or 2e-3, case.grad_rtol or 5e-3
+  assert_close(got.y, want.y, atol, rtol, label .. ': forward')
+  for i, g in pairs(want.g) do assert_close(got.g[i], g, gatol, grtol, label .. ': gradient of input ' .. i) end
+  for i, d in ipairs(want.d) do assert_close(got.d[i], d, atol, rtol, label .. ': data of input ' .. i .. ' afterwards') end
+  return got
+end
+
+-- ---- the cases ------------------------------------------------------------------------------
+
+local S234 = { 2, 3, 4 }
+local cases = {}      -- name -> list of cases
+local function add(name, case)
+  case.grad = case.grad or {}
+  cases[name] = cases[name] or {}
+  table.insert(cases[name], case)
+end
+
+-- element-wise unary: default normal inputs; some need a domain or an argument
+local domain = {
+  log = positive(S234), asin = range(S234, -0.9, 0.9), acos = range(S234, -0.9, 0.9),
+  r_div_scalar = positive(S234), pow_scalar = positive(S234), sign = specials(S234),
+  isnan = specials(S234), isinf = specials(S234), reset_nan = specials(S234), reset_inf = specials(S234),
+  logical_not = specials(S234),
+}
+local args = {
+  pow_scalar = { 2.5 }, r_pow_scalar = { 1.7 }, add_scalar = { 0.3 }, mul_scalar = { -1.5 },
+  r_sub_scalar = { 2 }, r_div_scalar = { 3 }, maximum_scalar = { 0.2 }, minimum_scalar = { -0.2 },
+  leaky_relu = { 0.2 }, elu = { 1.3 }, softplus = { 2 }, reset_nan = { 9 }, reset_inf = { -9 },
+  logical_and_scalar = { true }, logical_or_scalar = { false }, logical_xor_scalar = { true },
+  equal_scalar = { 0 }, not_equal_scalar = { 0 }, greater_scalar = { 0.1 }, less_scalar = { 0.1 },
+  greater_equal_scalar = { 0 }, less_equal_scalar = { 0 }, sign = { 0.5 },
+}
+local logic = {
+  equal = true, not_equal = true, greater = true, greater_equal = true, less = true, less_equal = true,
+  logical_and = true, logical_or = true, logical_xor = true,
+}
+local binary = {
+  add2 = true, sub2 = true, mul2 = true, div2 = true, pow2 = true, maximum2 = true, minimum2 = true, atan2 = true,
+}
+local function unary_case(name)
+  local a = args[name] or {}
+  add(name, { inputs = { domain[name] or normal(S234) }, grad = { true },
+              fn = function(x) return F[name](x, unpack(a)) end })
+end
+local function binary_case(name, sa, sb)
+  local mk_a = (name == 'pow2') and positive(sa) or (logic[name] and specials(sa) or normal(sa))
+  local mk_b = (name == 'div2') and positive(sb) or (logic[name] and specials(sb) or normal(sb))
+  add(name, { inputs = { mk_a, mk_b }, grad = { true, true }, fn = function(a, b) return F[name](a, b) end })
+end
+for name in pairs(binary) do
+  binary_case(name, S234, S234)
+  binary_case(name, S234, { 3, 1 })
+  binary_case(name, { 1, 3, 1 }, S234)
+end
+for name in pairs(logic) do
+  binary_case(name, S234, S234)
+  binary_case(name, S234, { 4 })
+end
+add('mul2', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.mul2(x, x) end })
+add('add2', { inputs = { normal({ 64, 300 }), normal({ 300 }) }, grad = { true, true },
+              fn = function(a, b) return F.add2(a, b) end })
+
+add('selu', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.selu(x) end })
+add('celu', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.celu(x, 1.2) end })
+add('prelu', { inputs = { normal({ 2, 3, 4, 4 }), normal({ 3 }) }, grad = { true, true },
+               fn = function(x, w) return F.prelu(x, w) end })
+add('prelu', { inputs = { normal(S234), normal({ 1 }) }, grad = { true, true },
+               fn = function(x, w) return F.prelu(x, w) end })
+add('add_n', { inputs = { normal(S234), normal(S234), normal(S234) }, grad = { true, true, true },
+               fn = function(a, b, c) return F.add_n(a, b, c) end })
+add('mul_n', { inputs = { normal(S234), normal(S234), normal(S234) }, grad = { true, true, true },
+               fn = function(a, b, c) return F.mul_n(a, b, c) end })
+add('where', { inputs = { binary01({ 2, 3 }), normal(S234), normal(S234) }, grad = { false, true, true },
+               fn = function(c, t, e) return F.where(c, t, e) end })
+add('squared_error', { inputs = { normal(S234), normal(S234) }, grad = { true, true },
+                       fn = function(a, b) return F.squared_error(a, b) end })
+add('identity', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.identity(x) end })
+add('reshape', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.reshape(x, { 6, -1 }) end })
+add('slice', { inputs = { normal({ 4, 5, 6 }) }, grad = { true },
+               fn = function(x) return F.slice(x, { 1, 2, 6 }, { 4, 4, 1 }, { 2, 1, -2 }) end })
+add('slice', { inputs = { normal({ 4, 5, 6 }) }, grad = { true },
+               fn = function(x) return F.slice(x, { 2 }, { 3 }) end })
+
+for _, r in ipairs {
+  { shape = S234 }, { shape = S234, axis = 2 }, { shape = S234, axis = { 1, 3 } },
+  { shape = S234, axis = { 1, 3 }, keep = true }, { shape = { 4, 5, 6, 7 }, axis = { 1, 3 } },
+  { shape = { 70000 } }, { shape = { 64, 20000 }, axis = 1 }, { shape = { 3, 40000 }, axis = 2 },
+  { shape = { 2, 3000, 5 }, axis = 2 },
+} do
+  for _, name in ipairs { 'sum', 'mean' } do
+    local big = r.shape[1] * (r.shape[2] or 1) > 10000
+    add(name, { inputs = { normal(r.shape) }, grad = { true }, atol = big and 5e-2 or 2e-4, rtol = 1e-3,
+                fn = function(x) return F[name](x, r.axis, r.keep or false) end })
+  end
+end
+for _, name in ipairs { 'softmax', 'log_softmax' } do
+  add(name, { inputs = { normal({ 5, 10 }) }, grad = { true }, fn = function(x) return F[name](x) end })
+  add(name, { inputs = { normal({ 2, 3, 4 }) }, grad = { true }, fn = function(x) return F[name](x, 2) end })
+end
+add('softmax_cross_entropy', { inputs = { normal({ 5, 10 }), labels({ 5, 1 }, 10) }, grad = { true, false },
+                               fn = function(x, t) return F.softmax_cross_entropy(x, t) end })
+add('softmax_cross_entropy', { inputs = { normal({ 2, 4, 3 }), labels({ 2, 1, 3 }, 4) }, grad = { true, false },
+                               fn = function(x, t) return F.softmax_cross_entropy(x, t, 2) end })
+
+add('affine', { inputs = { normal({ 4, 6 }), normal({ 6, 5 }), normal({ 5 }) }, grad = { true, true, true },
+                fn = function(x, w, b) return F.affine(x, w, b) end })
+add('affine', { inputs = { normal({ 2, 3, 4 }), normal({ 12, 2, 3 }) }, grad = { true, true },
+                fn = function(x, w) return F.affine(x, w) end })
+add('affine', { inputs = { normal({ 64, 257 }), normal({ 257, 33 }), normal({ 33 }) }, grad = { true, true, true },
+                atol = 1e-3, grad_atol = 1e-2, fn = function(x, w, b) return F.affine(x, w, b) end })
+
+local conv_atol = { atol = 1e-3, grad_atol = 1e-2 }
+local function conv_case(xs, ws, opts, bias)
+  local inputs = { normal(xs), normal(ws) }
+  if bias then inputs[3] = normal({ ws[1] }) end
+  add('convolution', { inputs = inputs, grad = { true, true, bias and true or nil }, atol = conv_atol.atol,
+                       grad_atol = conv_atol.grad_atol,
+                       fn = function(x, w, b) return F.convolution(x, w, b, opts) end })
+end
+conv_case({ 2, 3, 8, 8 }, { 4, 3, 3, 3 }, { pad = { 1, 1 }, stride = { 2, 2 } }, true)
+conv_case({ 2, 4, 7, 6 }, { 6, 2, 3, 3 }, { group = 2, dilation = { 2, 1 }, pad = { 1, 0 } }, true)
+conv_case({ 2, 3, 10 }, { 4, 3, 3 }, { pad = { 1 } }, true)
+conv_case({ 1, 2, 5, 5, 5 }, { 3, 2, 2, 2, 2 }, { stride = { 1, 2, 1 } }, false)
+conv_case({ 3, 5, 4, 4 }, { 2, 5, 1, 1 }, nil, true)
+
+for _, name in ipairs { 'max_pooling', 'average_pooling' } do
+  add(name, { inputs = { normal({ 2, 3, 6, 6 }) }, grad = { true }, fn = function(x) return F[name](x, { 2, 2 }) end })
+  add(name, { inputs = { normal({ 2, 3, 6, 5 }) }, grad = { true },
+              fn = function(x) return F[name](x, { 3, 3 }, { stride = { 1, 2 }, pad = { 1, 1 } }) end })
+  add(name, { inputs = { normal({ 2, 3, 7, 7 }) }, grad = { true },
+              fn = function(x) return F[name](x, { 4, 4 }, { ignore_border = false }) end })
+  add(name, { inputs = { normal({ 2, 2, 5, 4, 6 }) }, grad = { true }, fn = function(x) return F[name](x, { 2, 2, 3 }) end })
+end
+add('average_pooling', { inputs = { normal({ 2, 3, 6, 5 }) }, grad = { true },
+                         fn = function(x) return F.average_pooling(x, { 3, 3 }, { stride = { 2, 2 }, pad = { 1, 1 }, including_pad = false }) end })
+
+local stat = { 1, 3, 1, 1 }
+add('batch_normalization', {
+  inputs = { normal({ 4, 3, 5, 5 }), normal(stat), normal(stat), normal(stat), positive(stat) },
+  grad = { true, true, true, false, false }, grad_atol = 5e-3,
+  fn = function(x, b, g, m, v) return F.batch_normalization(x, b, g, m, v) end })
+add('batch_normalization', {
+  inputs = { normal({ 4, 3, 5, 5 }), normal(stat), normal(stat), normal(stat), positive(stat) },
+  grad = { true, true, true, true, true },
+  fn = function(x, b, g, m, v) return F.batch_normalization(x, b, g, m, v, { batch_stat = false }) end })
+add('batch_normalization', {
+  inputs = { normal({ 6, 5 }), normal({ 1, 5 }), normal({ 1, 5 }), normal({ 1, 5 }), positive({ 1, 5 }) },
+  grad = { true, true, true, false, false }, grad_atol = 5e-3,
+  fn = function(x, b, g, m, v) return F.batch_normalization(x, b, g, m, v, { decay_rate = 0.7 }) end })
+add('batch_normalization', {
+  inputs = { normal({ 1, 4, 1, 1 }), normal({ 1, 4, 1, 1 }), normal({ 1, 4, 1, 1 }), normal({ 1, 4, 1, 1 }),
+             positive({ 1, 4, 1, 1 }) },
+  grad = { false, true, true, false, false },
+  fn = function(x, b, g, m, v) return F.batch_normalization(x, b, g, m, v) end })
+
+-- A default case for a function registered later with no entry here (one input of S234,
+-- or two of the same shape).
+local function default_case(name)
+  local id = C.nl_function_lookup(name)
+  local n = C.nl_function_n_inputs(id)
+  if n == 1 then unary_case(name)
+  elseif n == 2 then binary_case(name, S234, S234)
+  end
+end
+
+local function impl_names()
+  local names = {}
+  for id = 0, C.nl_function_count() - 1 do
+    local name = ffi.string(C.nl_function_name(id))
+    local cuda, cudnn = C.nl_function_has_impl(id, 'cuda') ~= 0, C.nl_function_has_impl(id, 'cudnn') ~= 0
+    if selftest then cuda = cases[name] ~= nil end
+    if cuda or cudnn then names[#names + 1] = { name, cuda, cudnn } end
+  end
+  return names
+end
+
+-- ---- the suite ------------------------------------------------------------------------------
+
+describe('#cuda CUDA/cuDNN backend', function()
+  if not have_gpu then
+    local function skip(name) pending(('no CUDA device: %s (%s)'):format(why, name)) end
+
+    it('asking for a CUDA context without a device is a clear error', function()
+      local ok, err = pcall(ext.get_extension_context, 'cudnn', { device_id = 0 })
+      assert.is_false(ok)
+      assert.matches("get_extension_context%('cudnn'%): no CUDA available: ", tostring(err))
+      local cuda = package.loaded['nnlua.cuda']
+      if cuda then assert.is_false((cuda.available())) end
+    end)
+
+    local cuda = package.loaded['nnlua.cuda']
+    if cuda and cuda.C then
+      it('the built library declares and exports every entry point', function()
+        for _, name in ipairs { 'nl_cuda_init', 'nl_cuda_device_count', 'nl_cuda_check_device', 'nl_cuda_sgd_update',
+                                'nl_cuda_adam_update', 'nl_cuda_weight_decay', 'nl_cuda_sum_squares',
+                                'nl_cuda_has_inf_or_nan', 'nl_cuda_bytes_in_use', 'nl_cuda_free_cached' } do
+          assert.is_true(pcall(function() return cuda.C[name] end), name)
+        end
+      end)
+    end
+
+    skip('every CUDA/cuDNN function agrees with the CPU, forward and backward')
+    skip('.d on a device variable brings the data to the host')
+    skip('solver kernels on the device agree with the CPU')
+    skip('a small CNN trains on the GPU')
+    skip('a static graph stops calling cudaMalloc after its first step')
+    skip('a bad device id is a clear error')
+    return
+  end
+
+  after_each(function() nn.set_default_context(cpu_ctx) end)
+
+  for _, entry in ipairs(impl_names()) do
+    local name, on_cuda, on_cudnn = entry[1], entry[2], entry[3]
+    if not cases[name] then default_case(name) end
+    local list = cases[name]
+    if not list then
+      it(name .. ' has a case in spec/cuda_spec.lua', function()
+        error('no case for ' .. name .. ' (add one to spec/cuda_spec.lua)')
+      end)
+    else
+      for k, case in ipairs(list) do
+        if on_cuda then
+          it(('%s #%d on cuda matches the CPU'):format(name, k), function()
+            local got = compare(case, ctx_cuda, name .. ' #' .. k .. ' (cuda)')
+            if not selftest and got.backend then assert.equal('cuda', got.backend) end
+          end)
+        end
+        if on_cudnn then
+          it(('%s #%d on cudnn matches the CPU'):format(name, k), function()
+            compare(case, ctx_cudnn, name .. ' #' .. k .. ' (cudnn)')
+          end)
+        end
+      end
+    end
+  end
+
+  it('max_pooling at inference (cuDNN forward) matches the CPU', function()
+    local x = randn({ 2, 3, 6, 6 }, 3)
+    local function run(ctx)
+      return nn.context_scope(ctx, function()
+        return nn.no_grad(function()
+          local y = F.max_pooling(nn.Variable.from(x), { 3, 3 }, { stride = { 2, 2 }, pad = { 1, 1 } })
+          y:forward()
+          return y.d:copy()
+        end)
+      end)
+    end
+    assert_close(run(ctx_cudnn), run(cpu_ctx), 1e-6, 0, 'max_pooling (inference)')
+  end)
+
+  it('forward with clear_no_need_grad and backward with clear_buffer match the CPU', function()
+    local function run(ctx)
+      nn.seed(11)
+      local x = NdArray.randn({ 8, 3, 8, 8 })
+      return nn.context_scope(ctx, function()
+        nn.clear_parameters()
+        local v = nn.Variable.from(x)
+        local h = F.relu(PF.convolution(v, 4, { 3, 3 }, { pad = { 1, 1 } }))
+        h = F.tanh(F.max_pooling(h, { 2, 2 }))
+        h = F.sigmoid(PF.batch_normalization(h))
+        local y = F.mean(F.softmax(PF.affine(h, 5)))
+        y:forward { clear_no_need_grad = true }
+        y:backward { clear_buffer = true }
+        local out = { y.d:copy() }
+        for _, p in nn.get_parameters():items() do out[#out + 1] = p.g:copy() end
+        return out
+      end)
+    end
+    local want, got = run(cpu_ctx), run(ctx_cudnn)
+    for i = 1, #want do assert_close(got[i], want[i], 1e-3, 1e-2, 'output/gradient ' .. i) end
+    nn.clear_parameters()
+  end)
+
+  it('.d on a device variable brings the data to the host', function()
+    local x = randn({ 3, 4 }, 5)
+    nn.context_scope(ctx_cuda, function()
+      local y = F.mul_scalar(nn.Variable.from(x), 2)
+      y:forward()
+      local d = y.d
+      if not selftest then
+        assert.equal(2, bit.band(C.nl_array_where(C.nl_var_data(y)), 3))   -- only on the device
+      end
+      local px, py = x:ptr(), d:ptr()
+      for i = 0, 11 do assert.near(2 * px[i], py[i], 1e-6) end
+      if not selftest then
+        assert.equal(3, bit.band(C.nl_array_where(C.nl_var_data(y)), 3))   -- now on both
+      end
+    end)
+  end)
+
+  it('a small CNN trains on the GPU', function()
+    nn.clear_parameters()
+    nn.seed(5)
+    local n = 32
+    local x = nn.Variable({ n, 1, 8, 8 })
+    local t = nn.Variable({ n, 1 })
+    local px, pt = x.data:ptr(C.NL_WRITE), t.data:ptr(C.NL_WRITE)
+    for i = 0, n - 1 do             -- two classes: bright top half or bright bottom half
+      local cls = i % 2
+      pt[i] = cls
+      for j = 0, 63 do
+        local top = j < 32
+        px[i * 64 + j] = ((top and cls == 0) or (not top and cls == 1)) and 1 or 0
+        px[i * 64 + j] = px[i * 64 + j] + 0.1 * math.sin(i * 7 + j)
+      end
+    end
+    local loss
+    nn.context_scope(ctx_cudnn, function()
+      local h = F.relu(PF.batch_normalization(PF.convolution(x, 4, { 3, 3 }, { pad = { 1, 1 }, name = 'c1' }), { name = 'b1' }))
+      h = F.max_pooling(h, { 2, 2 })
+      h = F.tanh(PF.affine(h, 16, { name = 'f1' }))
+      loss = F.mean(F.softmax_cross_entropy(PF.affine(h, 2, { name = 'f2' }), t))
+    end)
+    local solver = S.Sgd(0.5)
+    solver:set_parameters(nn.get_parameters())
+    loss:forward()
+    local first = loss.d:ptr()[0]
+    for _ = 1, 40 do
+      loss:forward()
+      solver:zero_grad()
+      loss:backward()
+      solver:update()
+    end
+    loss:forward()
+    local last = loss.d:ptr()[0]
+    assert.is_true(last < 0.5 * first, ('loss %g -> %g'):format(first, last))
+    nn.clear_parameters()
+  end)
+
+  if not selftest then
+    local cuda = require 'nnlua.cuda'
+
+    it('solver kernels on the device agree with the CPU', function()
+      local w0, g0 = randn({ 50 }, 1), randn({ 50 }, 2)
+      -- Sgd and weight decay against the engine's host kernels
+      local wc, gc = w0:copy(), g0:copy()
+      C.nl_weight_decay(wc._a, gc._a, 0.01)
+      C.nl_sgd_update(wc._a, gc._a, 0.1)
+      local wd, gd = w0:copy(), g0:copy()
+      cuda.weight_decay(wd._a, gd._a, 0.01)
+      cuda.sgd_update(wd._a, gd._a, 0.1)
+      assert.is_true(cuda.on_device(wd._a))
+      assert_close(wd, wc, 1e-6, 1e-6, 'sgd + weight decay')
+      -- Momentum and Adam against Lua references (NNabla's rules)
+      local function ref_momentum(w, g, m, lr, mom)
+        local pw, pg, pm = w:ptr(C.NL_READWRITE), g:ptr(), m:ptr(C.NL_READWRITE)
+        for i = 0, w.size - 1 do pm[i] = mom * pm[i] + lr * pg[i]; pw[i] = pw[i] - pm[i] end
+      end
+      local function ref_adam(w, g, m, v, a_t, b1, b2, eps)
+        local pw, pg, pm, pv = w:ptr(C.NL_READWRITE), g:ptr(), m:ptr(C.NL_READWRITE), v:ptr(C.NL_READWRITE)
+        for i = 0, w.size - 1 do
+          pm[i] = b1 * pm[i] + (1 - b1) * pg[i]
+          pv[i] = b2 * pv[i] + (1 - b2) * pg[i] ^ 2
+          pw[i] = pw[i] - a_t * pm[i] / (math.sqrt(pv[i]) + eps)
+        end
+      end
+      local wr, mr = w0:copy(), NdArray.zeros({ 50 })
+      local wg, mg = w0:copy(), NdArray.zeros({ 50 })
+      for _ = 1, 3 do
+        ref_momentum(wr, g0, mr, 0.1, 0.9)
+        cuda.momentum_update(wg._a, g0._a, mg._a, 0.1, 0.9)
+      end
+      assert_close(wg, wr, 1e-5, 1e-5, 'momentum')
+      wr, mr = w0:copy(), NdArray.zeros({ 50 })
+      local vr = NdArray.zeros({ 50 })
+      wg, mg = w0:copy(), NdArray.zeros({ 50 })
+      local vg = NdArray.zeros({ 50 })
+      for t = 1, 3 do
+        local a_t = 1e-3 * math.sqrt(1 - 0.999 ^ t) / (1 - 0.9 ^ t)
+        ref_adam(wr, g0, mr, vr, a_t, 0.9, 0.999, 1e-8)
+        cuda.adam_update(wg._a, g0._a, mg._a, vg._a, a_t, 0.9, 0.999, 1e-8, 0)
+      end
+      assert_close(wg, wr, 1e-6, 1e-4, 'adam')
+      -- gradient helpers
+      assert.near(C.nl_sum_squares(g0._a), cuda.sum_squares(g0._a), 1e-3)
+      assert.is_false(cuda.has_inf_or_nan(g0._a))
+      local bad = g0:copy()
+      bad:ptr(C.NL_READWRITE)[7] = 0 / 0
+      cuda.scale(bad._a, 2)
+      assert.is_true(cuda.has_inf_or_nan(bad._a))
+    end)
+
+    it('a static graph stops calling cudaMalloc after its first step', function()
+      nn.clear_parameters()
+      local x = nn.Variable.from(randn({ 16, 3, 8, 8 }, 9))
+      local loss
+      nn.context_scope(ctx_cudnn, function()
+        loss = F.mean(PF.affine(F.relu(PF.convolution(x, 4, { 3, 3 })), 3))
+      end)
+      local function step()
+        loss:forward { clear_no_need_grad = true }
+        loss:backward { clear_buffer = true }
+      end
+      step()
+      step()
+      local before = cuda.memory(0).mallocs
+      for _ = 1, 5 do step() end
+      assert.equal(before, cuda.memory(0).mallocs)
+      nn.clear_parameters()
+    end)
+
+    it('a bad device id is a clear error', function()
+      local ok, err = pcall(ext.get_extension_context, 'cudnn', { device_id = 99 })
+      assert.is_false(ok)
+      assert.matches("get_extension_context%('cudnn'%): device_id 99 is out of range", tostring(err))
+    end)
+  end
+end)
