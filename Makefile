@@ -69,6 +69,10 @@ test: deps all
 tutorial: deps all
 	NNLUA_PLOT=png ./scripts/nnlua tutorials/by_examples.lua
 
+# The API reference page, generated from the registry (spec/reference_spec.lua checks it).
+reference: all
+	./scripts/nnlua scripts/gen_reference.lua lua/nnlua/REFERENCE.md
+
 bench: all
 	./scripts/nnlua bench/run.lua
 

@@ -461,12 +461,13 @@ function DataIterator:_direct_arrays()
       bytes = bytes + bs * self._sizes[v] * 4
     end
     self._batch_kib = math.max(1, floor(bytes / 1024))
+    self._write_mode = require('nnlua.lib').C.NL_WRITE
   end
   local arrays, ptrs = self._direct, self._ptrs
   for v = 1, self._nvar do
     local a = N.new(self._batch_shapes[v])
     arrays[v] = a
-    ptrs[v] = a:ptr(N.WRITE)
+    ptrs[v] = a:ptr(self._write_mode)
   end
   return arrays
 end
