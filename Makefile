@@ -152,6 +152,11 @@ CUDA_HDRS  := $(HDRS) $(wildcard cuda/*.cuh cuda/*.h)
 
 cuda: $(CUDA_LIB)
 
+cuda-check:
+	@command -v $(NVCC) >/dev/null 2>&1 || { echo "make cuda: nvcc not found ($(NVCC)); set CUDA_HOME or NVCC"; exit 1; }
+	@test -f $(CUDA_HOME)/include/cudnn.h || { echo "make cuda: cuDNN headers not found in $(CUDA_HOME)/include"; exit 1; }
+$(CUDA_OBJS): | cuda-check
+
 $(BUILD)/obj/cuda/%.cu.o: cuda/%.cu $(CUDA_HDRS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_ALL) -c $< -o $@
@@ -165,4 +170,4 @@ $(CUDA_LIB): $(CUDA_OBJS) $(LIB)
 	  -lcudart -lcublas -lcudnn -Xlinker -rpath,'$$ORIGIN' -Xlinker -rpath,$(CUDA_HOME)/lib64 \
 	  -Xlinker -z,nodelete -Xlinker --no-undefined
 
-.PHONY: cuda
+.PHONY: cuda cuda-check
