@@ -13,6 +13,7 @@
  * y^T = w^T x^T in cuBLAS's terms.
  */
 #include "layers.cuh"
+#include <limits.h>
 #include <math.h>
 
 static const float k_one = 1.0f;
@@ -98,6 +99,172 @@ static int affine_backward(nl_func *f, const bool *prop, const bool *accum) {
             NLC_PTR(const float *, ones, nlc_ones(dev, m));
             const float beta = accum[2] ? 1.0f : 0.0f;
             NLC_CUBLAS(cublasSgemv(h, CUBLAS_OP_N, n, m, &k_one, dy, n, ones, 1, &beta, db, 1));
+        }
+    }
+    return 0;
+}
+
+/* ---- batch_matmul: cuBLAS, the CPU's row-major cblas calls mirrored ------------------- */
+
+/* Row-major C (M x N) = op(A) (M x K) op(B) (K x N) + beta C, as cblas_sgemm(CblasRowMajor, ...)
+ * computes it: cuBLAS (column-major) computes C^T = op(B)^T op(A)^T. */
+static cublasStatus_t rm_gemm(cublasHandle_t h, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
+                              const float *B, int ldb, float beta, float *C, int ldc) {
+    return cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &k_one, B, ldb, A,
+                       lda, &beta, C, ldc);
+}
+
+static cublasStatus_t rm_gemm_batched(cublasHandle_t h, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
+                                      long long sa, const float *B, int ldb, long long sb, float beta, float *C,
+                                      int ldc, long long sc, int batches) {
+    return cublasSgemmStridedBatched(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                                     &k_one, B, ldb, sb, A, lda, sa, &beta, C, ldc, sc, batches);
+}
+
+/* the plan of matmul.c's setup: op(a) (P, Q), op(b) (Q, R); batch axes broadcast */
+struct bmm_geom {
+    int P, Q, R, lda, ldb;
+    bool ta, tb;
+    int nb;
+    int64_t bshape[NL_MAX_NDIM], sa[NL_MAX_NDIM], sb[NL_MAX_NDIM];
+    int64_t batches, amat, bmat;
+};
+
+static void bmm_geometry(nl_func *f, bmm_geom *g) {
+    const nl_var *a = nl_in(f, 0), *b = nl_in(f, 1);
+    g->ta = nl_arg_bool(f, 0);
+    g->tb = nl_arg_bool(f, 1);
+    const int64_t ar = a->shape[a->ndim - 2], ac = a->shape[a->ndim - 1];
+    const int64_t br = b->shape[b->ndim - 2], bc = b->shape[b->ndim - 1];
+    g->P = (int)(g->ta ? ac : ar);
+    g->Q = (int)(g->ta ? ar : ac);
+    g->R = (int)(g->tb ? br : bc);
+    g->lda = (int)ac;
+    g->ldb = (int)bc;
+    g->amat = ar * ac;
+    g->bmat = br * bc;
+    const int na = a->ndim - 2, nbb = b->ndim - 2, nb = na > nbb ? na : nbb;
+    g->nb = nb;
+    int64_t sa = g->amat, sb = g->bmat;
+    g->batches = 1;
+    for (int k = nb - 1; k >= 0; k--) {
+        const int ka = k - (nb - na), kb = k - (nb - nbb);
+        const int64_t la = ka >= 0 ? a->shape[ka] : 1, lb = kb >= 0 ? b->shape[kb] : 1;
+        g->bshape[k] = la == 1 ? lb : la;
+        g->sa[k] = la == 1 ? 0 : sa;
+        g->sb[k] = lb == 1 ? 0 : sb;
+        sa *= la;
+        sb *= lb;
+        g->batches *= g->bshape[k];
+    }
+}
+
+static void bmm_offsets(const bmm_geom &g, int64_t n, int64_t *oa, int64_t *ob) {
+    *oa = *ob = 0;
+    for (int k = g.nb - 1; k >= 0; k--) {
+        const int64_t i = n % g.bshape[k];
+        n /= g.bshape[k];
+        *oa += i * g.sa[k];
+        *ob += i * g.sb[k];
+    }
+}
+
+/* a matrix stride that one strided-batched call can use: every batch its own matrix, or
+ * one matrix for all; -1 for a mixed broadcast (then one GEMM per batch) */
+static int64_t bmm_stride(int64_t size, int64_t mat, int64_t batches) {
+    if (size == mat * batches) return mat;
+    if (size == mat) return 0;
+    return -1;
+}
+
+static int ldm(int n) { return n > 0 ? n : 1; }
+
+static int bmm_forward(nl_func *f) {
+    bmm_geom g;
+    bmm_geometry(f, &g);
+    const int dev = f->device_id;
+    NLC_PTR(const float *, a, nlc_in(f, 0));
+    NLC_PTR(const float *, b, nlc_in(f, 1));
+    NLC_PTR(float *, y, nlc_out(f, 0));
+    const int64_t ystep = (int64_t)g.P * g.R;
+    if (ystep == 0 || g.batches == 0) return 0;
+    if (g.Q == 0) return nlc_fill(dev, y, 0.0f, ystep * g.batches);
+    cublasHandle_t h = nlc_cublas(dev);
+    if (!h) return -1;
+    const int64_t sa = bmm_stride(nl_in(f, 0)->size, g.amat, g.batches);
+    const int64_t sb = bmm_stride(nl_in(f, 1)->size, g.bmat, g.batches);
+    if (sa >= 0 && sb >= 0 && g.batches <= INT_MAX) {
+        NLC_CUBLAS(rm_gemm_batched(h, g.ta, g.tb, g.P, g.R, g.Q, a, ldm(g.lda), sa, b, ldm(g.ldb), sb, 0.0f, y,
+                                   ldm(g.R), ystep, (int)g.batches));
+        return 0;
+    }
+    for (int64_t n = 0; n < g.batches; n++) {
+        int64_t oa, ob;
+        bmm_offsets(g, n, &oa, &ob);
+        NLC_CUBLAS(rm_gemm(h, g.ta, g.tb, g.P, g.R, g.Q, a + oa, ldm(g.lda), b + ob, ldm(g.ldb), 0.0f, y + n * ystep,
+                           ldm(g.R)));
+    }
+    return 0;
+}
+
+/* dop(a) = dy op(b)^T, dop(b) = op(a)^T dy, summed over the batches that reuse a matrix */
+static int bmm_backward(nl_func *f, const bool *prop, const bool *accum) {
+    if (!prop[0] && !prop[1]) return 0;
+    bmm_geom g;
+    bmm_geometry(f, &g);
+    const int dev = f->device_id;
+    const int P = g.P, Q = g.Q, R = g.R;
+    const int64_t ystep = (int64_t)P * R;
+    NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
+    cublasHandle_t h = nlc_cublas(dev);
+    if (!h) return -1;
+    const bool work = ystep > 0 && Q > 0 && g.batches > 0;
+    for (int which = 0; which < 2; which++) {
+        if (!prop[which]) continue;
+        const nl_var *xv = nl_in(f, which);
+        NLC_PTR(const float *, other, nlc_in(f, 1 - which));
+        NLC_PTR(float *, dx, nlc_in_grad(f, which, accum[which]));
+        const int64_t mat = which == 0 ? g.amat : g.bmat;
+        const int64_t own = (xv->size == mat * g.batches && g.batches <= INT_MAX) ? mat : -1;
+        const int64_t so = bmm_stride(nl_in(f, 1 - which)->size, which == 0 ? g.bmat : g.amat, g.batches);
+        const bool batched = own >= 0 && so >= 0;
+        /* batched: each batch writes its own block (beta = accum); otherwise blocks repeat:
+         * clear once, then add batch by batch */
+        if (!batched && !accum[which] && nlc_fill(dev, dx, 0.0f, xv->size)) return -1;
+        if (!work) {
+            if (batched && !accum[which] && nlc_fill(dev, dx, 0.0f, xv->size)) return -1;
+            continue;
+        }
+        const float beta = batched ? (accum[which] ? 1.0f : 0.0f) : 1.0f;
+        const int64_t nloop = batched ? 1 : g.batches;
+        for (int64_t n = 0; n < nloop; n++) {
+            int64_t oa = 0, ob = 0;
+            if (!batched) bmm_offsets(g, n, &oa, &ob);
+            const float *dyn = dy + n * ystep;
+            const int cnt = batched ? (int)g.batches : 1;
+            /* one GEMM per batch in the loop: the strides are not used */
+            const long long sy = batched ? ystep : 0, so_ = batched ? so : 0, own_ = batched ? own : 0;
+            cublasStatus_t s;
+            if (which == 0) {
+                const float *bn = other + ob;
+                float *dan = dx + oa;
+                if (!g.ta)   /* da (P, Q) = dy (P, R) op(b)^T (R, Q) */
+                    s = rm_gemm_batched(h, false, !g.tb, P, Q, R, dyn, ldm(R), sy, bn, ldm(g.ldb), so_, beta, dan,
+                                        ldm(g.lda), own_, cnt);
+                else         /* da (Q, P) = op(b) (Q, R) dy^T (R, P) */
+                    s = rm_gemm_batched(h, g.tb, true, Q, P, R, bn, ldm(g.ldb), so_, dyn, ldm(R), sy, beta, dan,
+                                        ldm(g.lda), own_, cnt);
+            } else {
+                const float *an = other + oa;
+                float *dbn = dx + ob;
+                if (!g.tb)   /* db (Q, R) = op(a)^T (Q, P) dy (P, R) */
+                    s = rm_gemm_batched(h, !g.ta, false, Q, R, P, an, ldm(g.lda), so_, dyn, ldm(R), sy, beta, dbn,
+                                        ldm(g.ldb), own_, cnt);
+                else         /* db (R, Q) = dy^T (R, P) op(a) (P, Q) */
+                    s = rm_gemm_batched(h, true, g.ta, R, Q, P, dyn, ldm(R), sy, an, ldm(g.lda), so_, beta, dbn,
+                                        ldm(g.ldb), own_, cnt);
+            }
+            if (s != CUBLAS_STATUS_SUCCESS) return nlc_cublas_err(s, "cublasSgemmStridedBatched (batch_matmul)");
         }
     }
     return 0;
@@ -777,6 +944,7 @@ int nlc_bn_param_grads(nl_func *f, const bool *prop, const bool *accum, int64_t 
 
 int nlc_register_layers(void) {
     if (nlc_register("affine", "cuda", affine_forward, affine_backward)) return -1;
+    if (nlc_register("batch_matmul", "cuda", bmm_forward, bmm_backward)) return -1;
     if (nlc_register("convolution", "cuda", nlc_conv_cuda_forward, nlc_conv_cuda_backward)) return -1;
     if (nlc_register("max_pooling", "cuda", nlc_max_pool_cuda_forward, nlc_max_pool_cuda_backward)) return -1;
     if (nlc_register("average_pooling", "cuda", nlc_avg_pool_cuda_forward, nlc_avg_pool_cuda_backward)) return -1;

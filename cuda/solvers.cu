@@ -1,156 +1,440 @@
 /*
- * solvers.cu - solver updates and the gradient helpers of lua/nnlua/solvers.lua on the
- * device, with NNabla's update rules (the same as core/solvers). Each entry point takes
- * the engine's synced arrays and works where the data is: the arrays are synced to the
- * device lazily (nl_array_device), so the parameters, gradients and solver states of a
- * network trained on the GPU never travel to the host. The Lua solver calls these when
- * the gradient's current copy is on the device (nl_array_where(grad) & 2), see cuda.lua.
+ * solvers.cu - the solver update kernels and gradient helpers of core/solvers and
+ * core/src/vecops.c on the device. Every entry point nl_cuda_<name> takes exactly the
+ * arguments of the engine's host kernel nl_<name> and follows the same rule (NNabla's,
+ * see the comments in core/solvers/): per-element math in float, step-size scalars
+ * (bias corrections) from double pow/sqrt rounded to float, tensor norms summed per block
+ * and then in double on the host.
  *
- * Hyper-parameters that depend on the step count (Adam's bias-corrected alpha_t) are
- * computed by the caller in double precision and passed in.
+ * The arrays are synced to the device lazily (nl_array_device), on the device that
+ * already holds the parameter's or the gradient's copy, so a network trained on the GPU
+ * keeps its parameters, gradients and solver states there. lua/nnlua/cuda.lua exposes
+ * them as cuda.kernels.nl_<name> (the host names), and the Lua solver picks that table
+ * instead of the engine's when the gradient's current copy is on a device.
  */
 #include "common.cuh"
 #include <math.h>
 
 extern "C" {
 int nl_cuda_sgd_update(nl_array *w, nl_array *g, float lr);
+int nl_cuda_weight_decay(nl_array *w, nl_array *g, float decay);
 int nl_cuda_momentum_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum);
 int nl_cuda_nesterov_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum);
+int nl_cuda_sgdw_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum, float decay);
 int nl_cuda_adagrad_update(nl_array *w, nl_array *g, nl_array *v, float lr, float eps);
+int nl_cuda_adadelta_update(nl_array *w, nl_array *g, nl_array *e_sqr_grad, nl_array *e_sqr_delta, float lr,
+                            float decay, float eps);
 int nl_cuda_rmsprop_update(nl_array *w, nl_array *g, nl_array *v, float lr, float decay, float eps);
-int nl_cuda_adadelta_update(nl_array *w, nl_array *g, nl_array *e_g, nl_array *e_d, float lr, float decay, float eps);
-int nl_cuda_adam_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, float alpha_t, float beta1, float beta2,
-                        float eps, float wd);
-int nl_cuda_amsgrad_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, nl_array *v_hat, float alpha_t,
-                           float beta1, float beta2, float eps);
-int nl_cuda_adamax_update(nl_array *w, nl_array *g, nl_array *m, nl_array *u, float alpha_t, float beta1,
-                          float beta2, float eps);
-int nl_cuda_sgdw_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum, float wd);
-int nl_cuda_weight_decay(nl_array *w, nl_array *g, float decay);
+int nl_cuda_rmsprop_graves_update(nl_array *w, nl_array *g, nl_array *n, nl_array *gm, nl_array *d, float lr,
+                                  float decay, float momentum, float eps);
+int nl_cuda_adam_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float alpha, float beta1,
+                        float beta2, float eps, int64_t t, float decay);
+int nl_cuda_amsgrad_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, nl_array *v_hat, float alpha,
+                           float beta1, float beta2, float eps, int bias_correction, int64_t t);
+int nl_cuda_adabound_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float alpha, float init_alpha,
+                            float beta1, float beta2, float eps, float final_lr, float gamma, int64_t t);
+int nl_cuda_adamax_update(nl_array *w, nl_array *g, nl_array *m, nl_array *u, float alpha, float beta1, float beta2,
+                          float eps, int64_t t);
+int nl_cuda_lars_update(nl_array *w, nl_array *g, nl_array *v, float lr, float momentum, float coefficient,
+                        float eps, float decay);
+int nl_cuda_lamb_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float eta, float beta1, float beta2,
+                        float gamma_l, float gamma_u, float eps, int bias_correction, float decay, int64_t t);
 int nl_cuda_axpy(nl_array *y, float alpha, nl_array *x);
 int nl_cuda_scale(nl_array *x, float alpha);
 double nl_cuda_sum_squares(nl_array *x);
 int nl_cuda_has_inf_or_nan(nl_array *x);
 int nl_cuda_on_device(const nl_array *a);
+int nl_cuda_set_solver_device(int id);
 }
 
-/* The device for arrays that have never been on one (set by cuda.lua from the context). */
+/* The device for arrays that have never been on one (cuda.lua sets it from the context). */
 static int g_solver_device = 0;
-extern "C" int nl_cuda_set_solver_device(int id) {
+
+int nl_cuda_set_solver_device(int id) {
     if (id < 0 || id >= NLC_MAX_DEVICES) return nl_error("device_id %d is out of range", id);
     g_solver_device = id;
     return 0;
 }
 
-/* The device of the first array that has a device copy (the parameter's or the
- * gradient's: where the network ran), else the default. */
-static int solver_device(int n, nl_array *const *arrs) {
+int nl_cuda_on_device(const nl_array *a) { return (nl_array_where(a) & 2) != 0; }
+
+/* The device of the first array that has a device copy, else the default. */
+static int device_of(int n, nl_array *const *arrs) {
     for (int i = 0; i < n; i++)
         if (arrs[i] && nl_array_device_id(arrs[i]) >= 0) return nl_array_device_id(arrs[i]);
     return g_solver_device;
 }
 
-/* Device pointers of n arrays of one size (NULL entries are skipped). */
-static int dev_ptrs(const char *what, int n, nl_array *const *arrs, const nl_access *modes, float **out) {
-    const int dev = solver_device(n, arrs);
-    const int64_t size = nl_array_size(arrs[0]);
-    for (int i = 1; i < n; i++)
-        if (arrs[i] && nl_array_size(arrs[i]) != size)
-            return nl_error("%s: parameter has %lld elements, array %d has %lld", what, (long long)size, i + 1,
-                            (long long)nl_array_size(arrs[i]));
-    for (int i = 0; i < n; i++) {
-        out[i] = nullptr;
-        if (!arrs[i]) continue;
-        out[i] = (float *)nl_array_device(arrs[i], modes[i], dev);
-        if (!out[i]) return -1;
+enum { MAX_STATES = 4 };
+
+/* The checks of nl_solver_ptrs (core/solvers/sgd.c), then device pointers: w and the
+ * states read-write, g read-only. Returns the device, or -1 with a message. */
+static int solver_ptrs(const char *who, nl_array *w, nl_array *g, int n_states, nl_array *const *states,
+                       float **pw, const float **pg, float **ps) {
+    if (!w || !g) return nl_error("%s update: no parameter or gradient array", who);
+    const int64_t n = nl_array_size(w);
+    if (nl_array_size(g) != n)
+        return nl_error("%s update: parameter has %lld elements, gradient %lld", who, (long long)n,
+                        (long long)nl_array_size(g));
+    for (int k = 0; k < n_states; k++) {
+        if (!states[k]) return nl_error("%s update: state array %d is missing", who, k + 1);
+        if (nl_array_size(states[k]) != n)
+            return nl_error("%s update: parameter has %lld elements, state %d has %lld", who, (long long)n, k + 1,
+                            (long long)nl_array_size(states[k]));
+        int clash = states[k] == w || states[k] == g;
+        for (int j = 0; j < k; j++) clash |= states[j] == states[k];
+        if (clash)
+            return nl_error("%s update: state arrays must be distinct from each other and from the parameter and "
+                            "its gradient", who);
     }
+    nl_array *both[2] = {w, g};
+    const int dev = device_of(2, both);
+    if (!(*pg = (const float *)nl_array_device(g, NL_READ, dev))) return -1;
+    if (!(*pw = (float *)nl_array_device(w, NL_READWRITE, dev))) return -1;
+    for (int k = 0; k < n_states; k++)
+        if (!(ps[k] = (float *)nl_array_device(states[k], NL_READWRITE, dev))) return -1;
+    return dev;
+}
+
+/* Scalars of an update: k[] as in core/solvers' nl_solver_ctx. */
+struct sk { float k[8]; };
+
+#define KERNEL(name) __global__ void name(int64_t n, float *w, const float *__restrict__ g, float *s0, float *s1, \
+                                          float *s2, sk c)
+
+KERNEL(k_sgd) { NLC_LOOP(i, n) w[i] -= c.k[0] * g[i]; }
+
+KERNEL(k_momentum) {
+    const float lr = c.k[0], mom = c.k[1];
+    NLC_LOOP(i, n) {
+        s0[i] = mom * s0[i] + lr * g[i];
+        w[i] -= s0[i];
+    }
+}
+
+KERNEL(k_nesterov) {
+    const float lr = c.k[0], mom = c.k[1];
+    NLC_LOOP(i, n) {
+        const float prev = s0[i];
+        s0[i] = mom * s0[i] - lr * g[i];
+        w[i] += -mom * prev + (1 + mom) * s0[i];
+    }
+}
+
+KERNEL(k_sgdw) {
+    const float lr = c.k[0], mom = c.k[1], decay = c.k[2];
+    NLC_LOOP(i, n) {
+        s0[i] = mom * s0[i] + lr * g[i];
+        w[i] = w[i] - s0[i] - decay * w[i];
+    }
+}
+
+KERNEL(k_adagrad) {
+    const float lr = c.k[0], eps = c.k[1];
+    NLC_LOOP(i, n) {
+        s0[i] += g[i] * g[i];
+        w[i] -= lr * g[i] / (sqrtf(s0[i]) + eps);
+    }
+}
+
+KERNEL(k_adadelta) {
+    const float lr = c.k[0], decay = c.k[1], eps = c.k[2];
+    NLC_LOOP(i, n) {
+        s0[i] = s0[i] * decay + g[i] * g[i] * (1 - decay);
+        const float delta = sqrtf((s1[i] + eps) / (s0[i] + eps)) * g[i];
+        s1[i] = s1[i] * decay + delta * delta * (1 - decay);
+        w[i] -= lr * delta;
+    }
+}
+
+KERNEL(k_rmsprop) {
+    const float lr = c.k[0], decay = c.k[1], eps = c.k[2];
+    NLC_LOOP(i, n) {
+        s0[i] = s0[i] * decay + g[i] * g[i] * (1 - decay);
+        w[i] -= lr / (sqrtf(s0[i]) + eps) * g[i];
+    }
+}
+
+KERNEL(k_rmsprop_graves) {
+    const float lr = c.k[0], decay = c.k[1], mom = c.k[2], eps = c.k[3];
+    NLC_LOOP(i, n) {
+        s0[i] = decay * s0[i] + (1 - decay) * g[i] * g[i];
+        s1[i] = decay * s1[i] + (1 - decay) * g[i];
+        s2[i] = mom * s2[i] - lr * g[i] / sqrtf(s0[i] - s1[i] * s1[i] + eps);
+        w[i] += s2[i];
+    }
+}
+
+KERNEL(k_adam) {
+    const float at = c.k[0], b1 = c.k[1], b2 = c.k[2], eps = c.k[3], decay = c.k[4];
+    NLC_LOOP(i, n) {
+        s0[i] = b1 * s0[i] + (1 - b1) * g[i];
+        s1[i] = b2 * s1[i] + (1 - b2) * g[i] * g[i];
+        w[i] = w[i] - at * s0[i] / (sqrtf(s1[i]) + eps) - decay * w[i];
+    }
+}
+
+KERNEL(k_amsgrad) {
+    const float at = c.k[0], b1 = c.k[1], b2 = c.k[2], eps = c.k[3];
+    NLC_LOOP(i, n) {
+        s0[i] = b1 * s0[i] + (1 - b1) * g[i];
+        s1[i] = b2 * s1[i] + (1 - b2) * g[i] * g[i];
+        s2[i] = s2[i] > s1[i] ? s2[i] : s1[i];
+        w[i] = w[i] - at * s0[i] / (sqrtf(s2[i]) + eps);
+    }
+}
+
+KERNEL(k_adabound) {
+    const float at = c.k[0], b1 = c.k[1], b2 = c.k[2], eps = c.k[3], lower = c.k[4], upper = c.k[5];
+    NLC_LOOP(i, n) {
+        s0[i] = b1 * s0[i] + (1 - b1) * g[i];
+        s1[i] = b2 * s1[i] + (1 - b2) * g[i] * g[i];
+        float eta = at / (sqrtf(s1[i]) + eps);
+        eta = eta > lower ? eta : lower;
+        eta = upper < eta ? upper : eta;
+        w[i] = w[i] - eta * s0[i];
+    }
+}
+
+KERNEL(k_adamax) {
+    const float at = c.k[0], b1 = c.k[1], b2 = c.k[2], eps = c.k[3];
+    NLC_LOOP(i, n) {
+        s0[i] = b1 * s0[i] + (1 - b1) * g[i];
+        const float du = b2 * s1[i], ag = fabsf(g[i]);
+        s1[i] = du > ag ? du : ag;
+        w[i] = w[i] - at * s0[i] / (s1[i] + eps);
+    }
+}
+
+/* Lars: g <- g + decay*w (in place, as NNabla); v <- momentum*v + local*g; w <- w - v */
+__global__ void k_lars(int64_t n, float *w, float *g, float *v, float local, float mom, float decay) {
+    NLC_LOOP(i, n) {
+        if (decay != 0.0f) g[i] += decay * w[i];
+        v[i] = mom * v[i] + local * g[i];
+        w[i] -= v[i];
+    }
+}
+
+/* Lamb pass 1: m, v updated; per block: sum r^2 and sum w^2 into part[2 * block + 0/1] */
+__global__ void k_lamb1(int64_t n, const float *w, const float *g, float *m, float *v, float b1, float b2, float c1,
+                        float c2, float eps, float decay, float *part) {
+    float rs = 0.0f, ws = 0.0f;
+    NLC_LOOP(i, n) {
+        m[i] = b1 * m[i] + (1 - b1) * g[i];
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+        const float r = (m[i] / c1) / (sqrtf(v[i] / c2) + eps) + decay * w[i];
+        rs += r * r;
+        ws += w[i] * w[i];
+    }
+    rs = nlc_block_sum(rs);
+    ws = nlc_block_sum(ws);
+    if (threadIdx.x == 0) { part[2 * blockIdx.x] = rs; part[2 * blockIdx.x + 1] = ws; }
+}
+
+__global__ void k_lamb2(int64_t n, float *w, const float *m, const float *v, float c1, float c2, float eps, float decay,
+                        float eta_local) {
+    NLC_LOOP(i, n) {
+        const float r = (m[i] / c1) / (sqrtf(v[i] / c2) + eps) + decay * w[i];
+        w[i] = w[i] - eta_local * r;
+    }
+}
+
+/* per block: sum of squares of x (and of y when given) and the count of non-finite x */
+__global__ void k_sumsq(int64_t n, const float *x, const float *y, float *part) {
+    float s = 0.0f, t = 0.0f, bad = 0.0f;
+    NLC_LOOP(i, n) {
+        const float v = x[i];
+        s += v * v;
+        if (!isfinite(v)) bad += 1.0f;
+        if (y) t += y[i] * y[i];
+    }
+    s = nlc_block_sum(s);
+    t = nlc_block_sum(t);
+    bad = nlc_block_sum(bad);
+    if (threadIdx.x == 0) { part[3 * blockIdx.x] = s; part[3 * blockIdx.x + 1] = t; part[3 * blockIdx.x + 2] = bad; }
+}
+
+enum { MAX_PART_BLOCKS = 1024 };
+
+/* Sums (in double) the per-block partials of stride k: out[j] = sum_b part[k * b + j]. */
+static int sum_parts(const float *part, unsigned blocks, int k, double *out) {
+    static float h[3 * MAX_PART_BLOCKS];
+    NLC_CUDA(cudaMemcpy(h, part, (size_t)k * blocks * sizeof(float), cudaMemcpyDeviceToHost));
+    for (int j = 0; j < k; j++) out[j] = 0.0;
+    for (unsigned b = 0; b < blocks; b++)
+        for (int j = 0; j < k; j++) out[j] += h[k * b + j];
     return 0;
 }
 
-#define NL_RW NL_READWRITE
+static unsigned part_blocks(int64_t n) {
+    unsigned b = nlc_blocks(n);
+    return b > (unsigned)MAX_PART_BLOCKS ? (unsigned)MAX_PART_BLOCKS : b;
+}
 
-__global__ void k_sgd(int64_t n, float *w, const float *g, float lr) {
-    NLC_LOOP(i, n) w[i] -= lr * g[i];
+/* sums[0] = sum x^2, sums[1] = sum y^2 (y may be NULL), sums[2] = non-finite x */
+static int sum_squares(int dev, const float *x, const float *y, int64_t n, double *sums) {
+    sums[0] = sums[1] = sums[2] = 0.0;
+    if (n == 0) return 0;
+    const unsigned blocks = part_blocks(n);
+    nlc_buf part;
+    NLC_PTR(float *, d, part.get(3 * (int64_t)blocks, dev));
+    k_sumsq<<<blocks, NLC_THREADS>>>(n, x, y, d);
+    NLC_LAUNCHED("sum of squares");
+    return sum_parts(d, blocks, 3, sums);
 }
-__global__ void k_momentum(int64_t n, float *w, const float *g, float *m, float lr, float mom) {
-    NLC_LOOP(i, n) {
-        const float v = mom * m[i] + lr * g[i];
-        m[i] = v;
-        w[i] -= v;
-    }
+
+static float adam_correction(float beta1, float beta2, int64_t t) {
+    return (float)(sqrt(1 - pow((double)beta2, (double)t)) / (1 - pow((double)beta1, (double)t)));
 }
-__global__ void k_nesterov(int64_t n, float *w, const float *g, float *m, float lr, float mom) {
-    NLC_LOOP(i, n) {
-        const float prev = m[i];
-        const float v = mom * prev - lr * g[i];
-        m[i] = v;
-        w[i] += -mom * prev + (1.0f + mom) * v;
-    }
+
+static int check_t(const char *who, int64_t t) {
+    if (t < 1) return nl_error("%s update: step count t must be at least 1, got %lld", who, (long long)t);
+    return 0;
 }
-__global__ void k_adagrad(int64_t n, float *w, const float *g, float *v, float lr, float eps) {
-    NLC_LOOP(i, n) {
-        const float s = v[i] + g[i] * g[i];
-        v[i] = s;
-        w[i] -= lr * g[i] / (sqrtf(s) + eps);
-    }
+
+template <class K>
+static int run(const char *who, K kernel, nl_array *w, nl_array *g, int n_states, nl_array *const *states, sk c) {
+    float *pw, *ps[MAX_STATES] = {nullptr, nullptr, nullptr, nullptr};
+    const float *pg;
+    if (solver_ptrs(who, w, g, n_states, states, &pw, &pg, ps) < 0) return -1;
+    const int64_t n = nl_array_size(w);
+    if (n == 0) return 0;
+    kernel<<<nlc_blocks(n), NLC_THREADS>>>(n, pw, pg, ps[0], ps[1], ps[2], c);
+    NLC_LAUNCHED(who);
+    return 0;
 }
-__global__ void k_rmsprop(int64_t n, float *w, const float *g, float *v, float lr, float decay, float eps) {
-    NLC_LOOP(i, n) {
-        const float s = decay * v[i] + (1.0f - decay) * g[i] * g[i];
-        v[i] = s;
-        w[i] -= lr * g[i] / (sqrtf(s) + eps);
-    }
+
+extern "C" {
+
+int nl_cuda_sgd_update(nl_array *w, nl_array *g, float lr) {
+    if (nl_array_size(w) != nl_array_size(g))
+        return nl_error("sgd update: parameter has %lld elements, gradient %lld", (long long)nl_array_size(w),
+                        (long long)nl_array_size(g));
+    return run("Sgd", k_sgd, w, g, 0, nullptr, sk{{lr}});
 }
-__global__ void k_adadelta(int64_t n, float *w, const float *g, float *eg, float *ed, float lr, float decay, float eps) {
-    NLC_LOOP(i, n) {
-        const float e1 = decay * eg[i] + (1.0f - decay) * g[i] * g[i];
-        const float d = sqrtf((ed[i] + eps) / (e1 + eps)) * g[i];
-        eg[i] = e1;
-        ed[i] = decay * ed[i] + (1.0f - decay) * d * d;
-        w[i] -= lr * d;
-    }
+
+int nl_cuda_weight_decay(nl_array *w, nl_array *g, float decay) {
+    if (decay == 0.0f) return 0;
+    return nl_cuda_axpy(g, decay, w);
 }
-/* Adam (wd = 0) and AdamW (wd = eta_t * lambda): w -= alpha_t m / (sqrt(v) + eps) + wd w */
-__global__ void k_adam(int64_t n, float *w, const float *g, float *m, float *v, float alpha_t, float b1, float b2,
-                       float eps, float wd) {
-    NLC_LOOP(i, n) {
-        const float mi = b1 * m[i] + (1.0f - b1) * g[i];
-        const float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        m[i] = mi;
-        v[i] = vi;
-        w[i] = w[i] - alpha_t * mi / (sqrtf(vi) + eps) - wd * w[i];
-    }
+
+int nl_cuda_momentum_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum) {
+    return run("Momentum", k_momentum, w, g, 1, &m, sk{{lr, momentum}});
 }
-__global__ void k_amsgrad(int64_t n, float *w, const float *g, float *m, float *v, float *vh, float alpha_t, float b1,
-                          float b2, float eps) {
-    NLC_LOOP(i, n) {
-        const float mi = b1 * m[i] + (1.0f - b1) * g[i];
-        const float vi = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        const float h = fmaxf(vh[i], vi);
-        m[i] = mi;
-        v[i] = vi;
-        vh[i] = h;
-        w[i] -= alpha_t * mi / (sqrtf(h) + eps);
-    }
+
+int nl_cuda_nesterov_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum) {
+    return run("Nesterov", k_nesterov, w, g, 1, &m, sk{{lr, momentum}});
 }
-__global__ void k_adamax(int64_t n, float *w, const float *g, float *m, float *u, float alpha_t, float b1, float b2,
-                         float eps) {
-    NLC_LOOP(i, n) {
-        const float mi = b1 * m[i] + (1.0f - b1) * g[i];
-        const float ui = fmaxf(b2 * u[i], fabsf(g[i]));
-        m[i] = mi;
-        u[i] = ui;
-        w[i] -= alpha_t * mi / (ui + eps);
-    }
+
+int nl_cuda_sgdw_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum, float decay) {
+    return run("SgdW", k_sgdw, w, g, 1, &m, sk{{lr, momentum, decay}});
 }
-/* SgdW: m = momentum m + lr g; w = w - m - wd w  (wd = lr / lr_init * lambda) */
-__global__ void k_sgdw(int64_t n, float *w, const float *g, float *m, float lr, float mom, float wd) {
-    NLC_LOOP(i, n) {
-        const float v = mom * m[i] + lr * g[i];
-        m[i] = v;
-        w[i] = w[i] - v - wd * w[i];
-    }
+
+int nl_cuda_adagrad_update(nl_array *w, nl_array *g, nl_array *v, float lr, float eps) {
+    return run("Adagrad", k_adagrad, w, g, 1, &v, sk{{lr, eps}});
 }
+
+int nl_cuda_adadelta_update(nl_array *w, nl_array *g, nl_array *e_sqr_grad, nl_array *e_sqr_delta, float lr,
+                            float decay, float eps) {
+    nl_array *st[2] = {e_sqr_grad, e_sqr_delta};
+    return run("Adadelta", k_adadelta, w, g, 2, st, sk{{lr, decay, eps}});
+}
+
+int nl_cuda_rmsprop_update(nl_array *w, nl_array *g, nl_array *v, float lr, float decay, float eps) {
+    return run("RMSprop", k_rmsprop, w, g, 1, &v, sk{{lr, decay, eps}});
+}
+
+int nl_cuda_rmsprop_graves_update(nl_array *w, nl_array *g, nl_array *n, nl_array *gm, nl_array *d, float lr,
+                                  float decay, float momentum, float eps) {
+    nl_array *st[3] = {n, gm, d};
+    return run("RMSpropGraves", k_rmsprop_graves, w, g, 3, st, sk{{lr, decay, momentum, eps}});
+}
+
+int nl_cuda_adam_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float alpha, float beta1,
+                        float beta2, float eps, int64_t t, float decay) {
+    if (check_t("Adam", t)) return -1;
+    nl_array *st[2] = {mean, var};
+    return run("Adam", k_adam, w, g, 2, st, sk{{alpha * adam_correction(beta1, beta2, t), beta1, beta2, eps, decay}});
+}
+
+int nl_cuda_amsgrad_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, nl_array *v_hat, float alpha,
+                           float beta1, float beta2, float eps, int bias_correction, int64_t t) {
+    if (check_t("AMSGRAD", t)) return -1;
+    nl_array *st[3] = {m, v, v_hat};
+    const float at = alpha * (bias_correction ? adam_correction(beta1, beta2, t) : 1.0f);
+    return run("AMSGRAD", k_amsgrad, w, g, 3, st, sk{{at, beta1, beta2, eps}});
+}
+
+int nl_cuda_adabound_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float alpha, float init_alpha,
+                            float beta1, float beta2, float eps, float final_lr, float gamma, int64_t t) {
+    if (check_t("AdaBound", t)) return -1;
+    nl_array *st[2] = {mean, var};
+    const float final = final_lr * (alpha / init_alpha), gt = gamma * (float)t;
+    sk c = {{alpha * adam_correction(beta1, beta2, t), beta1, beta2, eps, final * (1 - 1 / (gt + 1)),
+             final * (1 + 1 / gt)}};
+    return run("AdaBound", k_adabound, w, g, 2, st, c);
+}
+
+int nl_cuda_adamax_update(nl_array *w, nl_array *g, nl_array *m, nl_array *u, float alpha, float beta1, float beta2,
+                          float eps, int64_t t) {
+    if (check_t("Adamax", t)) return -1;
+    nl_array *st[2] = {m, u};
+    const float at = alpha * (float)(1 / (1 - pow((double)beta1, (double)t)));
+    return run("Adamax", k_adamax, w, g, 2, st, sk{{at, beta1, beta2, eps}});
+}
+
+int nl_cuda_lars_update(nl_array *w, nl_array *g, nl_array *v, float lr, float momentum, float coefficient,
+                        float eps, float decay) {
+    float *pw, *pv;
+    const float *pg0;
+    const int dev = solver_ptrs("Lars", w, g, 1, &v, &pw, &pg0, &pv);
+    if (dev < 0) return -1;
+    const int64_t n = nl_array_size(w);
+    double sums[3];
+    if (sum_squares(dev, pg0, pw, n, sums)) return -1;
+    const float gn = (float)sqrt(sums[0]), wn = (float)sqrt(sums[1]);
+    float x = gn + decay * wn;
+    if (!(x >= 0))
+        return nl_error("Lars update: the local learning rate would be negative or NaN (gradient norm %g, weight "
+                        "norm %g, weight decay %g)", gn, wn, decay);
+    if (x < eps) x += eps;
+    const float local = wn < eps ? lr : lr * coefficient * wn / x;
+    NLC_PTR(float *, pg, (float *)nl_array_device(g, NL_READWRITE, dev));
+    if (n == 0) return 0;
+    k_lars<<<nlc_blocks(n), NLC_THREADS>>>(n, pw, pg, pv, local, momentum, decay);
+    NLC_LAUNCHED("Lars");
+    return 0;
+}
+
+int nl_cuda_lamb_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float eta, float beta1, float beta2,
+                        float gamma_l, float gamma_u, float eps, int bias_correction, float decay, int64_t t) {
+    if (t < 1) return nl_error("Lamb update: step count t must be at least 1, got %lld", (long long)t);
+    nl_array *st[2] = {mean, var};
+    float *pw, *ps[2];
+    const float *pg;
+    const int dev = solver_ptrs("Lamb", w, g, 2, st, &pw, &pg, ps);
+    if (dev < 0) return -1;
+    const int64_t n = nl_array_size(w);
+    if (n == 0) return 0;
+    const float c1 = bias_correction ? (float)(1 - pow((double)beta1, (double)t)) : 1.0f;
+    const float c2 = bias_correction ? (float)(1 - pow((double)beta2, (double)t)) : 1.0f;
+    const unsigned blocks = part_blocks(n);
+    nlc_buf part;
+    NLC_PTR(float *, d, part.get(2 * (int64_t)blocks, dev));
+    k_lamb1<<<blocks, NLC_THREADS>>>(n, pw, pg, ps[0], ps[1], beta1, beta2, c1, c2, eps, decay, d);
+    NLC_LAUNCHED("Lamb");
+    double sums[2];
+    if (sum_parts(d, blocks, 2, sums)) return -1;
+    const float rn = (float)sqrt(sums[0]);
+    float wn = (float)sqrt(sums[1]);
+    if (wn < gamma_l) wn = gamma_l;
+    if (wn > gamma_u) wn = gamma_u;
+    const double local = rn > eps ? (double)(wn / rn) : 1.0;
+    k_lamb2<<<nlc_blocks(n), NLC_THREADS>>>(n, pw, ps[0], ps[1], c1, c2, eps, decay, (float)(eta * local));
+    NLC_LAUNCHED("Lamb");
+    return 0;
+}
+
 __global__ void k_axpy_(int64_t n, float *y, float a, const float *x) {
     NLC_LOOP(i, n) y[i] += a * x[i];
 }
@@ -158,198 +442,44 @@ __global__ void k_scale_(int64_t n, float *x, float a) {
     NLC_LOOP(i, n) x[i] *= a;
 }
 
-#define LAUNCH(what, kernel, ...)                                                   \
-    do {                                                                            \
-        if (n > 0) {                                                                \
-            kernel<<<nlc_blocks(n), NLC_THREADS>>>(n, __VA_ARGS__);                 \
-            NLC_LAUNCHED(what);                                                     \
-        }                                                                           \
-    } while (0)
-
-extern "C" {
-
-int nl_cuda_on_device(const nl_array *a) { return (nl_array_where(a) & 2) != 0; }
-
-int nl_cuda_sgd_update(nl_array *w, nl_array *g, float lr) {
-    nl_array *a[2] = {w, g};
-    const nl_access md[2] = {NL_RW, NL_READ};
-    float *p[2];
-    if (dev_ptrs("sgd update", 2, a, md, p)) return -1;
-    const int64_t n = nl_array_size(w);
-    LAUNCH("sgd update", k_sgd, p[0], p[1], lr);
-    return 0;
-}
-
-int nl_cuda_momentum_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum) {
-    nl_array *a[3] = {w, g, m};
-    const nl_access md[3] = {NL_RW, NL_READ, NL_RW};
-    float *p[3];
-    if (dev_ptrs("momentum update", 3, a, md, p)) return -1;
-    const int64_t n = nl_array_size(w);
-    LAUNCH("momentum update", k_momentum, p[0], p[1], p[2], lr, momentum);
-    return 0;
-}
-
-int nl_cuda_nesterov_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum) {
-    nl_array *a[3] = {w, g, m};
-    const nl_access md[3] = {NL_RW, NL_READ, NL_RW};
-    float *p[3];
-    if (dev_ptrs("nesterov update", 3, a, md, p)) return -1;
-    const int64_t n = nl_array_size(w);
-    LAUNCH("nesterov update", k_nesterov, p[0], p[1], p[2], lr, momentum);
-    return 0;
-}
-
-int nl_cuda_adagrad_update(nl_array *w, nl_array *g, nl_array *v, float lr, float eps) {
-    nl_array *a[3] = {w, g, v};
-    const nl_access md[3] = {NL_RW, NL_READ, NL_RW};
-    float *p[3];
-    if (dev_ptrs("adagrad update", 3, a, md, p)) return -1;
-    const int64_t n = nl_array_size(w);
-    LAUNCH("adagrad update", k_adagrad, p[0], p[1], p[2], lr, eps);
-    return 0;
-}
-
-int nl_cuda_rmsprop_update(nl_array *w, nl_array *g, nl_array *v, float lr, float decay, float eps) {
-    nl_array *a[3] = {w, g, v};
-    const nl_access md[3] = {NL_RW, NL_READ, NL_RW};
-    float *p[3];
-    if (dev_ptrs("rmsprop update", 3, a, md, p)) return -1;
-    const int64_t n = nl_array_size(w);
-    LAUNCH("rmsprop update", k_rmsprop, p[0], p[1], p[2], lr, decay, eps);
-    return 0;
-}
-
-int nl_cuda_adadelta_update(nl_array *w, nl_array *g, nl_array *e_g, nl_array *e_d, float lr, float decay, float eps) {
-    nl_array *a[4] = {w, g, e_g, e_d};
-    const nl_access md[4] = {NL_RW, NL_READ, NL_RW, NL_RW};
-    float *p[4];
-    if (dev_ptrs("adadelta update", 4, a, md, p)) return -1;
-    const int64_t n = nl_array_size(w);
-    LAUNCH("adadelta update", k_adadelta, p[0], p[1], p[2], p[3], lr, decay, eps);
-    return 0;
-}
-
-int nl_cuda_adam_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, float alpha_t, float beta1, float beta2,
-                        float eps, float wd) {
-    nl_array *a[4] = {w, g, m, v};
-    const nl_access md[4] = {NL_RW, NL_READ, NL_RW, NL_RW};
-    float *p[4];
-    if (dev_ptrs("adam update", 4, a, md, p)) return -1;
-    const int64_t n = nl_array_size(w);
-    LAUNCH("adam update", k_adam, p[0], p[1], p[2], p[3], alpha_t, beta1, beta2, eps, wd);
-    return 0;
-}
-
-int nl_cuda_amsgrad_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, nl_array *v_hat, float alpha_t,
-                           float beta1, float beta2, float eps) {
-    nl_array *a[5] = {w, g, m, v, v_hat};
-    const nl_access md[5] = {NL_RW, NL_READ, NL_RW, NL_RW, NL_RW};
-    float *p[5];
-    if (dev_ptrs("amsgrad update", 5, a, md, p)) return -1;
-    const int64_t n = nl_array_size(w);
-    LAUNCH("amsgrad update", k_amsgrad, p[0], p[1], p[2], p[3], p[4], alpha_t, beta1, beta2, eps);
-    return 0;
-}
-
-int nl_cuda_adamax_update(nl_array *w, nl_array *g, nl_array *m, nl_array *u, float alpha_t, float beta1,
-                          float beta2, float eps) {
-    nl_array *a[4] = {w, g, m, u};
-    const nl_access md[4] = {NL_RW, NL_READ, NL_RW, NL_RW};
-    float *p[4];
-    if (dev_ptrs("adamax update", 4, a, md, p)) return -1;
-    const int64_t n = nl_array_size(w);
-    LAUNCH("adamax update", k_adamax, p[0], p[1], p[2], p[3], alpha_t, beta1, beta2, eps);
-    return 0;
-}
-
-int nl_cuda_sgdw_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum, float wd) {
-    nl_array *a[3] = {w, g, m};
-    const nl_access md[3] = {NL_RW, NL_READ, NL_RW};
-    float *p[3];
-    if (dev_ptrs("sgdw update", 3, a, md, p)) return -1;
-    const int64_t n = nl_array_size(w);
-    LAUNCH("sgdw update", k_sgdw, p[0], p[1], p[2], lr, momentum, wd);
-    return 0;
-}
-
-/* g += decay * w */
-int nl_cuda_weight_decay(nl_array *w, nl_array *g, float decay) {
-    if (decay == 0.0f) return 0;
-    return nl_cuda_axpy(g, decay, w);
-}
-
 int nl_cuda_axpy(nl_array *y, float alpha, nl_array *x) {
-    nl_array *a[2] = {y, x};
-    const nl_access md[2] = {NL_RW, NL_READ};
-    float *p[2];
-    if (dev_ptrs("axpy", 2, a, md, p)) return -1;
+    if (nl_array_size(y) != nl_array_size(x))
+        return nl_error("axpy: arrays of %lld and %lld elements", (long long)nl_array_size(y),
+                        (long long)nl_array_size(x));
+    nl_array *both[2] = {y, x};
+    const int dev = device_of(2, both);
+    NLC_PTR(const float *, px, (const float *)nl_array_device(x, NL_READ, dev));
+    NLC_PTR(float *, py, (float *)nl_array_device(y, NL_READWRITE, dev));
     const int64_t n = nl_array_size(y);
-    LAUNCH("axpy", k_axpy_, p[0], alpha, p[1]);
+    if (n == 0) return 0;
+    k_axpy_<<<nlc_blocks(n), NLC_THREADS>>>(n, py, alpha, px);
+    NLC_LAUNCHED("axpy");
     return 0;
 }
 
 int nl_cuda_scale(nl_array *x, float alpha) {
-    float *p = (float *)nl_array_device(x, NL_READWRITE, solver_device(1, &x));
-    if (!p) return -1;
+    NLC_PTR(float *, p, (float *)nl_array_device(x, NL_READWRITE, device_of(1, &x)));
     const int64_t n = nl_array_size(x);
-    LAUNCH("scale", k_scale_, p, alpha);
-    return 0;
-}
-
-}   /* extern "C" */
-
-/* sum of squares (as double) and the count of non-finite values, per block, then summed */
-__global__ void k_sumsq_partial(int64_t n, const float *x, float *part) {
-    float s = 0.0f, bad = 0.0f;
-    NLC_LOOP(i, n) {
-        const float v = x[i];
-        s += v * v;
-        if (!isfinite(v)) bad += 1.0f;
-    }
-    s = nlc_block_sum(s);
-    bad = nlc_block_sum(bad);
-    if (threadIdx.x == 0) {
-        part[2 * blockIdx.x] = s;
-        part[2 * blockIdx.x + 1] = bad;
-    }
-}
-
-static int sumsq(nl_array *x, double *sum, double *bad) {
-    const int dev = solver_device(1, &x);
-    const float *p = (const float *)nl_array_device(x, NL_READ, dev);
-    if (!p) return -1;
-    const int64_t n = nl_array_size(x);
-    *sum = 0.0;
-    *bad = 0.0;
     if (n == 0) return 0;
-    unsigned blocks = nlc_blocks(n);
-    if (blocks > 1024) blocks = 1024;
-    nlc_buf part;
-    NLC_PTR(float *, d, part.get(2 * (int64_t)blocks, dev));
-    k_sumsq_partial<<<blocks, NLC_THREADS>>>(n, p, d);
-    NLC_LAUNCHED("sum of squares");
-    float h[2048];
-    NLC_CUDA(cudaMemcpy(h, d, 2 * blocks * sizeof(float), cudaMemcpyDeviceToHost));
-    for (unsigned b = 0; b < blocks; b++) {
-        *sum += h[2 * b];
-        *bad += h[2 * b + 1];
-    }
+    k_scale_<<<nlc_blocks(n), NLC_THREADS>>>(n, p, alpha);
+    NLC_LAUNCHED("scale");
     return 0;
 }
-
-extern "C" {
 
 double nl_cuda_sum_squares(nl_array *x) {
-    double s, bad;
-    if (sumsq(x, &s, &bad)) return NAN;
-    return s;
+    const int dev = device_of(1, &x);
+    const float *p = (const float *)nl_array_device(x, NL_READ, dev);
+    double sums[3];
+    if (!p || sum_squares(dev, p, nullptr, nl_array_size(x), sums)) return NAN;
+    return sums[0];
 }
 
 int nl_cuda_has_inf_or_nan(nl_array *x) {
-    double s, bad;
-    if (sumsq(x, &s, &bad)) return -1;
-    return bad > 0.0 ? 1 : 0;
+    const int dev = device_of(1, &x);
+    const float *p = (const float *)nl_array_device(x, NL_READ, dev);
+    double sums[3];
+    if (!p || sum_squares(dev, p, nullptr, nl_array_size(x), sums)) return -1;
+    return sums[2] > 0.0 ? 1 : 0;
 }
 
 }   /* extern "C" */

@@ -5,9 +5,9 @@
  * x: (B..., C, I...) with the channel axis at base_axis (Lua-style, 1-based), weight:
  * (OC, C/group, K...), bias: (OC); y: (B..., OC, O...) with
  *   O = (I + 2*pad - dilation*(K-1) - 1) / stride + 1.
- * pad/stride/dilation default to 0/1/1 per spatial axis. Lowered to GEMM per sample:
- * im2col into a column buffer (node scratch, reused), one sgemm per group; backward
- * uses the same buffer for dW = dy col^T and for dx = col2im(W^T dy).
+ * pad/stride/dilation default to 0/1/1 per spatial axis. Lowered to GEMM over chunks of
+ * samples: im2col of a chunk into one column buffer (node scratch, reused), one sgemm per
+ * group and chunk; backward uses the same buffer for dW = dy col^T and dx = col2im(W^T dy).
  * Internally 1-d and 2-d problems are 3-d ones with leading size-1 axes.
  */
 #include "../src/function.h"
@@ -42,6 +42,9 @@ typedef struct conv_state {
     int64_t ocg, kg;           /* per group: output channels, rows of col (C/group * prod K) */
     int64_t p_in, p_out;       /* prod of input / output spatial sizes */
     bool direct;               /* 1x1 kernel, stride 1, no pad: col is x itself */
+    int64_t nb;                /* samples per chunk of the batched lowering */
+    int32_t *idx;              /* small maps: im2col as a table, (C*K rows, P) offsets into
+                                * a sample of x, -1 for padding; NULL: computed on the fly */
 } conv_state;
 
 /* Output positions o in [0, n_out) with 0 <= o*s + off < n_in form [*lo, *hi). */
@@ -56,53 +59,56 @@ static inline void valid_range(int64_t off, int64_t s, int64_t n_in, int64_t n_o
     *hi = b;
 }
 
-/* x: (C, I0, I1, I2) -> col: (C * K0 * K1 * K2, O0 * O1 * O2), zeros where the window
- * reads padding. */
-static void im2col(const conv_geom *g, const float *x, float *col) {
+/* x: (C, I0, I1, I2) -> col: (C * K0 * K1 * K2) rows of O0 * O1 * O2 values, row r at
+ * col + r * ld (ld >= O0*O1*O2: samples of a batch chunk sit side by side), zeros where
+ * the window reads padding. */
+static void im2col(const conv_geom *g, const float *restrict x, float *restrict col, int64_t ld) {
     const int64_t O0 = g->out[0], O1 = g->out[1], O2 = g->out[2];
     const int64_t I0 = g->in[0], I1 = g->in[1], I2 = g->in[2];
+    const int64_t s2 = g->stride[2];
     float *row = col;
     for (int64_t c = 0; c < g->c; c++)
         for (int64_t a = 0; a < g->k[0]; a++)
             for (int64_t b = 0; b < g->k[1]; b++)
-                for (int64_t e = 0; e < g->k[2]; e++, row += O0 * O1 * O2) {
-                    const int64_t off2 = e * g->dil[2] - g->pad[2], s2 = g->stride[2];
+                for (int64_t e = 0; e < g->k[2]; e++, row += ld) {
+                    const int64_t off2 = e * g->dil[2] - g->pad[2];
                     int64_t lo, hi;
                     valid_range(off2, s2, I2, O2, &lo, &hi);
                     float *r = row;
                     for (int64_t o0 = 0; o0 < O0; o0++) {
                         const int64_t i0 = o0 * g->stride[0] - g->pad[0] + a * g->dil[0];
                         if (i0 < 0 || i0 >= I0) {
-                            memset(r, 0, (size_t)(O1 * O2) * sizeof(float));
+                            for (int64_t j = 0; j < O1 * O2; j++) r[j] = 0.0f;
                             r += O1 * O2;
                             continue;
                         }
                         for (int64_t o1 = 0; o1 < O1; o1++, r += O2) {
                             const int64_t i1 = o1 * g->stride[1] - g->pad[1] + b * g->dil[1];
                             if (i1 < 0 || i1 >= I1) {
-                                memset(r, 0, (size_t)O2 * sizeof(float));
+                                for (int64_t o2 = 0; o2 < O2; o2++) r[o2] = 0.0f;
                                 continue;
                             }
-                            const float *src = x + ((c * I0 + i0) * I1 + i1) * I2;
+                            const float *src = x + ((c * I0 + i0) * I1 + i1) * I2 + off2;
                             for (int64_t o2 = 0; o2 < lo; o2++) r[o2] = 0.0f;
-                            if (s2 == 1) memcpy(r + lo, src + lo + off2, (size_t)(hi - lo) * sizeof(float));
-                            else for (int64_t o2 = lo; o2 < hi; o2++) r[o2] = src[o2 * s2 + off2];
+                            if (s2 == 1) for (int64_t o2 = lo; o2 < hi; o2++) r[o2] = src[o2];
+                            else for (int64_t o2 = lo; o2 < hi; o2++) r[o2] = src[o2 * s2];
                             for (int64_t o2 = hi; o2 < O2; o2++) r[o2] = 0.0f;
                         }
                     }
                 }
 }
 
-/* col: (C * K0 * K1 * K2, O0 * O1 * O2) -> dx: (C, I0, I1, I2), adding into dx. */
-static void col2im_add(const conv_geom *g, const float *col, float *dx) {
+/* col rows as im2col writes them (row stride ld) -> dx: (C, I0, I1, I2), adding into dx. */
+static void col2im_add(const conv_geom *g, const float *restrict col, int64_t ld, float *restrict dx) {
     const int64_t O0 = g->out[0], O1 = g->out[1], O2 = g->out[2];
     const int64_t I0 = g->in[0], I1 = g->in[1], I2 = g->in[2];
+    const int64_t s2 = g->stride[2];
     const float *row = col;
     for (int64_t c = 0; c < g->c; c++)
         for (int64_t a = 0; a < g->k[0]; a++)
             for (int64_t b = 0; b < g->k[1]; b++)
-                for (int64_t e = 0; e < g->k[2]; e++, row += O0 * O1 * O2) {
-                    const int64_t off2 = e * g->dil[2] - g->pad[2], s2 = g->stride[2];
+                for (int64_t e = 0; e < g->k[2]; e++, row += ld) {
+                    const int64_t off2 = e * g->dil[2] - g->pad[2];
                     int64_t lo, hi;
                     valid_range(off2, s2, I2, O2, &lo, &hi);
                     for (int64_t o0 = 0; o0 < O0; o0++) {
@@ -112,11 +118,32 @@ static void col2im_add(const conv_geom *g, const float *col, float *dx) {
                             const int64_t i1 = o1 * g->stride[1] - g->pad[1] + b * g->dil[1];
                             if (i1 < 0 || i1 >= I1) continue;
                             const float *r = row + (o0 * O1 + o1) * O2;
-                            float *dst = dx + ((c * I0 + i0) * I1 + i1) * I2;
-                            for (int64_t o2 = lo; o2 < hi; o2++) dst[o2 * s2 + off2] += r[o2];
+                            float *dst = dx + ((c * I0 + i0) * I1 + i1) * I2 + off2;
+                            if (s2 == 1) for (int64_t o2 = lo; o2 < hi; o2++) dst[o2] += r[o2];
+                            else for (int64_t o2 = lo; o2 < hi; o2++) dst[o2 * s2] += r[o2];
                         }
                     }
                 }
+}
+
+/* The im2col map of one sample as a table (see conv_state.idx); the same walk as im2col. */
+static void im2col_table(const conv_geom *g, int32_t *tab) {
+    const int64_t O0 = g->out[0], O1 = g->out[1], O2 = g->out[2];
+    const int64_t I0 = g->in[0], I1 = g->in[1], I2 = g->in[2];
+    int32_t *r = tab;
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t a = 0; a < g->k[0]; a++)
+            for (int64_t b = 0; b < g->k[1]; b++)
+                for (int64_t e = 0; e < g->k[2]; e++)
+                    for (int64_t o0 = 0; o0 < O0; o0++)
+                        for (int64_t o1 = 0; o1 < O1; o1++)
+                            for (int64_t o2 = 0; o2 < O2; o2++) {
+                                const int64_t i0 = o0 * g->stride[0] - g->pad[0] + a * g->dil[0];
+                                const int64_t i1 = o1 * g->stride[1] - g->pad[1] + b * g->dil[1];
+                                const int64_t i2 = o2 * g->stride[2] - g->pad[2] + e * g->dil[2];
+                                bool in = i0 >= 0 && i0 < I0 && i1 >= 0 && i1 < I1 && i2 >= 0 && i2 < I2;
+                                *r++ = in ? (int32_t)(((c * I0 + i0) * I1 + i1) * I2 + i2) : -1;
+                            }
 }
 
 static int list_arg(nl_func *f, int k, const char *name, int sd, int64_t deflt, int64_t min,
@@ -233,107 +260,236 @@ static int conv_setup(nl_func *f) {
         (double)st.kg * (double)group * (double)st.p_out > (double)INT64_MAX / 8)
         return nl_error("x %s with weight %s is too large for the GEMM lowering", xs, ws);
     nl_set_out_shape(f, 0, x->ndim, oshape);
+    /* Chunks of samples whose column buffer stays around 1 MiB (at least one sample);
+     * 1x1 convolutions read x in place, one sample at a time. */
+    const int64_t per_sample = st.kg * group * st.p_out;
+    st.nb = per_sample > 0 ? ((int64_t)1 << 18) / per_sample : 1;
+    if (st.nb < 1 || st.direct) st.nb = 1;
+    if (st.nb > st.outer) st.nb = st.outer > 0 ? st.outer : 1;
+    if ((double)st.nb * (double)st.p_out > (double)INT_MAX) st.nb = 1;
+
+    /* Small maps (the table at most 256 Ki entries) gather through a precomputed table. */
+    const int64_t rows = c * st.g.k[0] * st.g.k[1] * st.g.k[2];
+    if (!st.direct && rows * st.p_out <= ((int64_t)1 << 18) && c * st.p_in <= INT32_MAX) {
+        st.idx = malloc((size_t)(rows * st.p_out) * sizeof(int32_t));
+        if (!st.idx) return nl_error("out of memory");
+        im2col_table(&st.g, st.idx);
+    }
 
     conv_state *s = malloc(sizeof *s);
-    if (!s) return nl_error("out of memory");
+    if (!s) { free(st.idx); return nl_error("out of memory"); }
     *s = st;
     f->state = s;
     return 0;
 }
 
-static void conv_destroy(nl_func *f) { free(f->state); }
+static void conv_destroy(nl_func *f) {
+    conv_state *st = f->state;
+    if (st) free(st->idx);
+    free(st);
+}
+
+/* ---- batched lowering -------------------------------------------------------------
+ * Samples are processed in chunks of st->nb: the chunk's columns sit side by side in one
+ * column buffer (Kg*G rows of nb*P values), so that each group needs one GEMM per chunk
+ * instead of one per sample (the tutorial's convolutions have P = 16 outputs per map).
+ * With nb > 1, outputs go through a (OC, nb*P) buffer that is scattered into y (N, OC, P),
+ * and output gradients are gathered into it. The data movement runs on the engine's
+ * threads when large; the GEMMs use OpenBLAS's. */
+
+typedef struct conv_ctx {
+    const conv_state *st;
+    const float *x;      /* the chunk's first sample */
+    float *col;
+    float *t;            /* (OC, nb*P) */
+    float *y;            /* the chunk's first sample (y or dx) */
+    const float *b;      /* bias or NULL */
+    int64_t nb;          /* samples in this chunk */
+    bool accum;
+} conv_ctx;
+
+static void im2col_range(int64_t j0, int64_t j1, void *vc) {
+    const conv_ctx *c = vc;
+    const conv_state *st = c->st;
+    const int64_t xsz = st->g.c * st->p_in, P = st->p_out, ld = c->nb * P;
+    if (!st->idx) {
+        for (int64_t j = j0; j < j1; j++) im2col(&st->g, c->x + j * xsz, c->col + j * P, ld);
+        return;
+    }
+    const int64_t rows = st->kg * st->group;
+    for (int64_t j = j0; j < j1; j++) {
+        const float *restrict xn = c->x + j * xsz;
+        for (int64_t r = 0; r < rows; r++) {
+            const int32_t *restrict ir = st->idx + r * P;
+            float *restrict d = c->col + r * ld + j * P;
+            for (int64_t p = 0; p < P; p++) d[p] = ir[p] >= 0 ? xn[ir[p]] : 0.0f;
+        }
+    }
+}
+
+/* t (OC, nb*P) (+ bias) -> y (nb, OC, P) */
+static void scatter_range(int64_t j0, int64_t j1, void *vc) {
+    const conv_ctx *c = vc;
+    const conv_state *st = c->st;
+    const int64_t P = st->p_out, ld = c->nb * P;
+    for (int64_t j = j0; j < j1; j++)
+        for (int64_t o = 0; o < st->oc; o++) {
+            const float *restrict src = c->t + o * ld + j * P;
+            float *restrict dst = c->y + (j * st->oc + o) * P;
+            const float bo = c->b ? c->b[o] : 0.0f;
+            for (int64_t i = 0; i < P; i++) dst[i] = src[i] + bo;
+        }
+}
+
+/* dy (nb, OC, P) -> t (OC, nb*P); here c->x is dy */
+static void gather_range(int64_t j0, int64_t j1, void *vc) {
+    const conv_ctx *c = vc;
+    const conv_state *st = c->st;
+    const int64_t P = st->p_out, ld = c->nb * P;
+    for (int64_t j = j0; j < j1; j++)
+        for (int64_t o = 0; o < st->oc; o++) {
+            const float *restrict src = c->x + (j * st->oc + o) * P;
+            float *restrict dst = c->t + o * ld + j * P;
+            for (int64_t i = 0; i < P; i++) dst[i] = src[i];
+        }
+}
+
+/* col (Kg*G, nb*P) -> dx (nb, C, I...), overwriting or adding */
+static void col2im_range(int64_t j0, int64_t j1, void *vc) {
+    const conv_ctx *c = vc;
+    const conv_state *st = c->st;
+    const int64_t xsz = st->g.c * st->p_in, ld = c->nb * st->p_out;
+    const int64_t P = st->p_out, rows = st->kg * st->group;
+    for (int64_t j = j0; j < j1; j++) {
+        float *restrict dxn = c->y + j * xsz;
+        if (!c->accum) memset(dxn, 0, (size_t)xsz * sizeof(float));
+        if (!st->idx) {
+            col2im_add(&st->g, c->col + j * P, ld, dxn);
+            continue;
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            const int32_t *restrict ir = st->idx + r * P;
+            const float *restrict s = c->col + r * ld + j * P;
+            for (int64_t p = 0; p < P; p++)
+                if (ir[p] >= 0) dxn[ir[p]] += s[p];
+        }
+    }
+}
+
+static float *conv_col(nl_func *f, const conv_state *st) {
+    float *col = nl_func_scratch(f, 0, st->kg * st->group * st->p_out * st->nb);
+    if (!col) nl_error("out of memory for the column buffer");
+    return col;
+}
+
+static float *conv_tmp(nl_func *f, const conv_state *st) {
+    float *t = nl_func_scratch(f, 1, st->oc * st->p_out * st->nb);
+    if (!t) nl_error("out of memory for the output buffer");
+    return t;
+}
 
 /* x: (B, C, I...), w: (OC, C/G, K...), b: (OC) -> y: (B, OC, O...);
- * per sample and group: y_g (OC/G, P) = w_g (OC/G, Kg) col_g (Kg, P) */
+ * per chunk and group: y_g (OC/G, nb*P) = w_g (OC/G, Kg) col_g (Kg, nb*P) */
 static int conv_forward(nl_func *f) {
     const conv_state *st = f->state;
-    const int ocg = (int)st->ocg, kg = (int)st->kg, p = (int)st->p_out;
+    const int ocg = (int)st->ocg, kg = (int)st->kg;
+    const int64_t P = st->p_out, xsz = st->g.c * st->p_in, ysz = st->oc * P;
     NL_PTR(const float *, x, nl_in_data(f, 0));
     NL_PTR(const float *, w, nl_in_data(f, 1));
     NL_PTR(float *, y, nl_out_data(f, 0));
     const float *b = NULL;
     if (f->in[2]) { b = nl_in_data(f, 2); if (!b) return -1; }
-    float *col = NULL;
-    if (!st->direct) {
-        col = nl_func_scratch(f, 0, st->kg * st->group * st->p_out);
-        if (!col) return nl_error("out of memory for the column buffer");
-    }
-    for (int64_t n = 0; n < st->outer; n++) {
-        const float *xn = x + n * st->g.c * st->p_in;
-        float *yn = y + n * st->oc * st->p_out;
-        if (!st->direct) im2col(&st->g, xn, col);
-        const float *cn = st->direct ? xn : col;
-        if (b)
+    float *col = NULL, *t = NULL;
+    if (!st->direct && !(col = conv_col(f, st))) return -1;
+    if (st->nb > 1 && !(t = conv_tmp(f, st))) return -1;
+    for (int64_t n0 = 0; n0 < st->outer; n0 += st->nb) {
+        const int64_t nb = st->outer - n0 < st->nb ? st->outer - n0 : st->nb;
+        const int np = (int)(nb * P);
+        conv_ctx c = {.st = st, .x = x + n0 * xsz, .col = col, .t = t, .y = y + n0 * ysz,
+                      .b = b, .nb = nb};
+        if (!st->direct) nl_parallel_for(nb, st->kg * st->group * P, im2col_range, &c);
+        const float *cn = st->direct ? c.x : col;   /* direct: nb == 1 */
+        float *out = nb > 1 ? t : c.y;
+        if (nb == 1 && b)
             for (int64_t o = 0; o < st->oc; o++)
-                for (int64_t i = 0; i < p; i++) yn[o * p + i] = b[o];
+                for (int64_t i = 0; i < P; i++) out[o * P + i] = b[o];
         for (int64_t g = 0; g < st->group; g++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, p, kg,
-                        1.0f, w + g * ocg * kg, kg, cn + g * kg * p, p,
-                        b ? 1.0f : 0.0f, yn + g * ocg * p, p);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, np, kg,
+                        1.0f, w + g * ocg * kg, kg, cn + g * kg * np, np,
+                        (nb == 1 && b) ? 1.0f : 0.0f, out + g * ocg * np, np);
+        if (nb > 1) nl_parallel_for(nb, ysz, scatter_range, &c);
     }
     return 0;
 }
 
-/* dy: (B, OC, O...); db (OC) = sum of dy over B and O; dw_g (OC/G, Kg) = sum_n dy_g col_g^T;
- * dx_n = col2im(w_g^T dy_g) */
+/* dy: (B, OC, O...); db (OC) = sum of dy over B and O; dw_g (OC/G, Kg) = sum over chunks
+ * dy_g col_g^T; dcol_g = w_g^T dy_g, dx = col2im(dcol) */
 static int conv_backward(nl_func *f, const bool *prop, const bool *accum) {
     const conv_state *st = f->state;
-    const int ocg = (int)st->ocg, kg = (int)st->kg, p = (int)st->p_out;
+    const int ocg = (int)st->ocg, kg = (int)st->kg;
     const bool pb = f->in[2] && prop[2];
     if (!prop[0] && !prop[1] && !pb) return 0;
     NL_PTR(const float *, dy, nl_out_grad(f, 0));
-    const int64_t ysz = st->oc * st->p_out, xsz = st->g.c * st->p_in;
+    const int64_t P = st->p_out, ysz = st->oc * P, xsz = st->g.c * st->p_in;
     if (pb) {
         NL_PTR(float *, db, nl_in_grad(f, 2, accum[2]));
         for (int64_t o = 0; o < st->oc; o++) {
             double s = 0;
             for (int64_t n = 0; n < st->outer; n++) {
-                const float *r = dy + n * ysz + o * st->p_out;
-                for (int64_t i = 0; i < st->p_out; i++) s += r[i];
+                const float *r = dy + n * ysz + o * P;
+                float sf = 0.0f;
+                for (int64_t i = 0; i < P; i++) sf += r[i];
+                s += sf;
             }
             db[o] = accum[2] ? db[o] + (float)s : (float)s;
         }
     }
-    float *col = NULL;
-    if (!st->direct && (prop[0] || prop[1])) {
-        col = nl_func_scratch(f, 0, st->kg * st->group * st->p_out);
-        if (!col) return nl_error("out of memory for the column buffer");
-    }
+    if (!prop[0] && !prop[1]) return 0;
+    float *col = NULL, *t = NULL;
+    if (!st->direct && !(col = conv_col(f, st))) return -1;
+    if (st->nb > 1 && !(t = conv_tmp(f, st))) return -1;
+    const float *x = NULL, *w = NULL;
+    float *dw = NULL, *dx = NULL;
     if (prop[1]) {
-        NL_PTR(const float *, x, nl_in_data(f, 0));
-        NL_PTR(float *, dw, nl_in_grad(f, 1, accum[1]));
-        if (st->outer == 0 && !accum[1])
-            memset(dw, 0, (size_t)(st->oc * st->kg) * sizeof(float));
-        for (int64_t n = 0; n < st->outer; n++) {
-            const float *xn = x + n * xsz;
-            if (!st->direct) im2col(&st->g, xn, col);
-            const float *cn = st->direct ? xn : col;
-            const float beta = (n == 0 && !accum[1]) ? 0.0f : 1.0f;
+        if (!(x = nl_in_data(f, 0)) || !(dw = nl_in_grad(f, 1, accum[1]))) return -1;
+        if (st->outer == 0 && !accum[1]) memset(dw, 0, (size_t)(st->oc * st->kg) * sizeof(float));
+    }
+    if (prop[0] && (!(w = nl_in_data(f, 1)) || !(dx = nl_in_grad(f, 0, accum[0])))) return -1;
+    for (int64_t n0 = 0; n0 < st->outer; n0 += st->nb) {
+        const int64_t nb = st->outer - n0 < st->nb ? st->outer - n0 : st->nb;
+        const int np = (int)(nb * P);
+        conv_ctx c = {.st = st, .col = col, .t = t, .nb = nb, .accum = accum[0]};
+        const float *dyc = dy + n0 * ysz;
+        if (nb > 1) {
+            c.x = dyc;
+            nl_parallel_for(nb, ysz, gather_range, &c);
+            dyc = t;
+        }
+        if (prop[1]) {
+            c.x = x + n0 * xsz;
+            if (!st->direct) nl_parallel_for(nb, st->kg * st->group * P, im2col_range, &c);
+            const float *cn = st->direct ? c.x : col;
+            const float beta = (n0 == 0 && !accum[1]) ? 0.0f : 1.0f;
             for (int64_t g = 0; g < st->group; g++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, kg, p,
-                            1.0f, dy + n * ysz + g * ocg * p, p, cn + g * kg * p, p,
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, kg, np,
+                            1.0f, dyc + g * ocg * np, np, cn + g * kg * np, np,
                             beta, dw + g * ocg * kg, kg);
         }
-    }
-    if (prop[0]) {
-        NL_PTR(const float *, w, nl_in_data(f, 1));
-        NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
-        for (int64_t n = 0; n < st->outer; n++) {
-            float *dxn = dx + n * xsz;
-            const float *dyn = dy + n * ysz;
-            if (st->direct) {
+        if (prop[0]) {
+            float *dxc = dx + n0 * xsz;
+            if (st->direct) {   /* nb == 1: dx_g = w_g^T dy_g directly */
                 for (int64_t g = 0; g < st->group; g++)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, p, ocg,
-                                1.0f, w + g * ocg * kg, kg, dyn + g * ocg * p, p,
-                                accum[0] ? 1.0f : 0.0f, dxn + g * kg * p, p);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, np, ocg,
+                                1.0f, w + g * ocg * kg, kg, dyc + g * ocg * np, np,
+                                accum[0] ? 1.0f : 0.0f, dxc + g * kg * np, np);
                 continue;
             }
             for (int64_t g = 0; g < st->group; g++)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, p, ocg,
-                            1.0f, w + g * ocg * kg, kg, dyn + g * ocg * p, p,
-                            0.0f, col + g * kg * p, p);
-            if (!accum[0]) memset(dxn, 0, (size_t)xsz * sizeof(float));
-            col2im_add(&st->g, col, dxn);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, np, ocg,
+                            1.0f, w + g * ocg * kg, kg, dyc + g * ocg * np, np,
+                            0.0f, col + g * kg * np, np);
+            c.y = dxc;
+            nl_parallel_for(nb, st->kg * st->group * P, col2im_range, &c);
         }
     }
     return 0;

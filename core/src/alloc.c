@@ -8,7 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { N_BUCKETS = 48, CACHE_PER_BUCKET = 64 };
+enum { N_BUCKETS = 48 };
+
+/* The cache keeps freed blocks while it holds less than 64 MiB plus half the peak in use:
+ * enough for the arrays that die between two garbage collections (the Lua side collects
+ * when the engine's bytes grow by a quarter, at least 64 MiB), so that a training loop fed
+ * fresh batches by a data iterator also stops reaching the system allocator. */
+static const int64_t CACHE_BASE_BYTES = (int64_t)64 << 20;
 
 typedef struct cached_block { struct cached_block *next; } cached_block;
 
@@ -61,7 +67,7 @@ void nl_free(void *p, size_t bytes) {
     size_t rounded;
     int b = bucket_of(bytes, &rounded);
     g_mem.in_use -= (int64_t)rounded;
-    if (b < N_BUCKETS && g_mem.count[b] < CACHE_PER_BUCKET) {
+    if (b < N_BUCKETS && g_mem.cached + (int64_t)rounded <= CACHE_BASE_BYTES + g_mem.peak / 2) {
         cached_block *c = p;
         c->next = g_mem.head[b];
         g_mem.head[b] = c;

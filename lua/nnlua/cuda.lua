@@ -10,14 +10,16 @@
 --   cuda.memory(id)              {in_use =, cached =, peak =, mallocs =} (bytes, cudaMalloc calls)
 --   cuda.free_cached()           give the caching allocator's free blocks back to the driver
 --   cuda.on_device(arr)          true when an nl_array's current copy is on a device
---   cuda.sgd_update(w, g, lr) ...  the solver kernels on the device (see below); raise on error
+--   cuda.kernels.nl_sgd_update(w, g, lr), ...  the solver kernels on the device under the
+--                                engine's host names and signatures; cuda.kernels_for(g)
+--                                picks them or lib.C for a gradient array
 local ffi = require 'ffi'
 local bit = require 'bit'
 local lib = require 'nnlua.lib'
 
 local M = {}
 
-ffi.cdef [[
+M.cdef = [[
 int nl_cuda_init(void);
 int nl_cuda_device_count(void);
 int nl_cuda_check_device(int device_id);
@@ -33,25 +35,36 @@ void nl_cuda_free_cached(void);
 int nl_cuda_set_solver_device(int device_id);
 int nl_cuda_on_device(const nl_array *a);
 int nl_cuda_sgd_update(nl_array *w, nl_array *g, float lr);
+int nl_cuda_weight_decay(nl_array *w, nl_array *g, float decay);
 int nl_cuda_momentum_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum);
 int nl_cuda_nesterov_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum);
+int nl_cuda_sgdw_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum, float decay);
 int nl_cuda_adagrad_update(nl_array *w, nl_array *g, nl_array *v, float lr, float eps);
+int nl_cuda_adadelta_update(nl_array *w, nl_array *g, nl_array *e_sqr_grad, nl_array *e_sqr_delta, float lr,
+                            float decay, float eps);
 int nl_cuda_rmsprop_update(nl_array *w, nl_array *g, nl_array *v, float lr, float decay, float eps);
-int nl_cuda_adadelta_update(nl_array *w, nl_array *g, nl_array *e_g, nl_array *e_d, float lr, float decay, float eps);
-int nl_cuda_adam_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, float alpha_t, float beta1, float beta2,
-                        float eps, float wd);
-int nl_cuda_amsgrad_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, nl_array *v_hat, float alpha_t,
-                           float beta1, float beta2, float eps);
-int nl_cuda_adamax_update(nl_array *w, nl_array *g, nl_array *m, nl_array *u, float alpha_t, float beta1,
-                          float beta2, float eps);
-int nl_cuda_sgdw_update(nl_array *w, nl_array *g, nl_array *m, float lr, float momentum, float wd);
-int nl_cuda_weight_decay(nl_array *w, nl_array *g, float decay);
+int nl_cuda_rmsprop_graves_update(nl_array *w, nl_array *g, nl_array *n, nl_array *gm, nl_array *d, float lr,
+                                  float decay, float momentum, float eps);
+int nl_cuda_adam_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float alpha, float beta1,
+                        float beta2, float eps, int64_t t, float decay);
+int nl_cuda_amsgrad_update(nl_array *w, nl_array *g, nl_array *m, nl_array *v, nl_array *v_hat, float alpha,
+                           float beta1, float beta2, float eps, int bias_correction, int64_t t);
+int nl_cuda_adabound_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float alpha, float init_alpha,
+                            float beta1, float beta2, float eps, float final_lr, float gamma, int64_t t);
+int nl_cuda_adamax_update(nl_array *w, nl_array *g, nl_array *m, nl_array *u, float alpha, float beta1, float beta2,
+                          float eps, int64_t t);
+int nl_cuda_lars_update(nl_array *w, nl_array *g, nl_array *v, float lr, float momentum, float coefficient,
+                        float eps, float decay);
+int nl_cuda_lamb_update(nl_array *w, nl_array *g, nl_array *mean, nl_array *var, float eta, float beta1, float beta2,
+                        float gamma_l, float gamma_u, float eps, int bias_correction, float decay, int64_t t);
 int nl_cuda_axpy(nl_array *y, float alpha, nl_array *x);
 int nl_cuda_scale(nl_array *x, float alpha);
 double nl_cuda_sum_squares(nl_array *x);
 int nl_cuda_has_inf_or_nan(nl_array *x);
 ]]
-pcall(ffi.cdef, 'char *realpath(const char *path, char *resolved_path); void free(void *p);')
+ffi.cdef(M.cdef)
+pcall(ffi.cdef, 'char *realpath(const char *path, char *resolved_path);')
+pcall(ffi.cdef, 'void free(void *p);')
 
 -- The canonical directory of a file path (realpath), or the path's own directory.
 local function dir_of(path)
@@ -79,8 +92,8 @@ local function locate()
     return nil, 'the CUDA backend (libnnlua_cuda.so) is not built; run `make cuda` on a machine with the CUDA toolkit'
   end
   if dir_of(found) ~= here then
-    return nil, ('%s was built beside another libnnlua.so than the one loaded (%s); build it with `make cuda` for '
-                 .. 'that build (e.g. `make cuda BUILD=%s`)'):format(found, lib.path, here:match('[^/]*$'))
+    return nil, ('%s was built beside another libnnlua.so than the one loaded (%s); run `make cuda` with the '
+                 .. 'settings of that build (BUILD=..., SANITIZE=...)'):format(found, lib.path)
   end
   return found
 end
@@ -111,7 +124,6 @@ local function load()
              :format(path, lib.path)
     return
   end
-  M.device_count_ = C.nl_cuda_device_count()
 end
 
 load()
@@ -182,39 +194,28 @@ function M.on_device(arr)
   return C ~= nil and not reason and bit.band(lib.C.nl_array_where(arr), 2) ~= 0
 end
 
--- The solver kernels: the same arguments as the host kernels of core/solvers where those
--- exist (nl_sgd_update(w, g, lr), nl_weight_decay(w, g, decay)); each raises on failure.
--- Adam's alpha_t = alpha * sqrt(1 - beta2^t) / (1 - beta1^t) is computed by the caller;
--- wd is AdamW's / SgdW's decoupled decay term (eta_t * lambda), 0 for plain Adam.
-local kernels = {
-  sgd_update = 'nl_cuda_sgd_update', momentum_update = 'nl_cuda_momentum_update',
-  nesterov_update = 'nl_cuda_nesterov_update', adagrad_update = 'nl_cuda_adagrad_update',
-  rmsprop_update = 'nl_cuda_rmsprop_update', adadelta_update = 'nl_cuda_adadelta_update',
-  adam_update = 'nl_cuda_adam_update', amsgrad_update = 'nl_cuda_amsgrad_update',
-  adamax_update = 'nl_cuda_adamax_update', sgdw_update = 'nl_cuda_sgdw_update',
-  weight_decay = 'nl_cuda_weight_decay', axpy = 'nl_cuda_axpy', scale = 'nl_cuda_scale',
+-- The solver kernels and gradient helpers on the device, under the engine's host names:
+-- cuda.kernels.nl_sgd_update(w, g, lr) is nl_cuda_sgd_update, with exactly the arguments,
+-- the rule and the status of the host kernel C.nl_sgd_update (core/solvers/), and so for
+-- every update kernel, nl_weight_decay, nl_axpy, nl_scale, nl_sum_squares (NaN with an
+-- error on failure) and nl_has_inf_or_nan (-1 on failure). A solver calls
+-- (cuda.on_device(g) and cuda.kernels or lib.C).nl_<kernel>(...), see M.kernels_for.
+M.kernel_names = {
+  'sgd_update', 'weight_decay', 'momentum_update', 'nesterov_update', 'sgdw_update', 'adagrad_update',
+  'adadelta_update', 'rmsprop_update', 'rmsprop_graves_update', 'adam_update', 'amsgrad_update',
+  'adabound_update', 'adamax_update', 'lars_update', 'lamb_update', 'axpy', 'scale', 'sum_squares',
+  'has_inf_or_nan',
 }
-for name, sym in pairs(kernels) do
-  local where = 'cuda.' .. name
-  M[name] = function(...)
-    need()
-    return lib.check(C[sym](...), where, 2)
-  end
+M.kernels = {}
+if C and not reason then
+  for _, name in ipairs(M.kernel_names) do M.kernels['nl_' .. name] = C['nl_cuda_' .. name] end
 end
 
-function M.sum_squares(x)
-  need()
-  lib.C.nl_clear_error()
-  local s = C.nl_cuda_sum_squares(x)
-  if s ~= s and lib.last_error() ~= '' then lib.raise('cuda.sum_squares', 2) end
-  return s
-end
-
-function M.has_inf_or_nan(x)
-  need()
-  local r = C.nl_cuda_has_inf_or_nan(x)
-  if r < 0 then lib.raise('cuda.has_inf_or_nan', 2) end
-  return r == 1
+-- The kernel table for a gradient array: the device's when its current copy is there,
+-- else the engine's (lib.C).
+function M.kernels_for(g)
+  if C ~= nil and not reason and bit.band(lib.C.nl_array_where(g), 2) ~= 0 then return M.kernels end
+  return lib.C
 end
 
 return M

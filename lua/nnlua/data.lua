@@ -435,11 +435,6 @@ function DataIterator:next()
     end
   end
   self:_fire(n_reset)
-  if direct then
-    -- Tell the collector about the arrays' memory, which it does not see: without this,
-    -- batches that are already garbage pile up between collections.
-    collectgarbage('step', self._batch_kib)
-  end
   return unpack(out, 1, self._nvar)
 end
 
@@ -453,14 +448,11 @@ function DataIterator:_direct_arrays()
   local bs = self.batch_size
   if not self._batch_shapes then
     self._batch_shapes, self._direct, self._ptrs = {}, {}, {}
-    local bytes = 0
     for v = 1, self._nvar do
       local shape = { bs }
       for _, d in ipairs(self._shapes[v]) do shape[#shape + 1] = d end
       self._batch_shapes[v] = shape
-      bytes = bytes + bs * self._sizes[v] * 4
     end
-    self._batch_kib = math.max(1, floor(bytes / 1024))
     self._write_mode = require('nnlua.lib').C.NL_WRITE
   end
   local arrays, ptrs = self._direct, self._ptrs

@@ -63,17 +63,9 @@ local inbuf = ffi.new('nl_var *[?]', C.NL_MAX_INPUTS)
 local MAX_IN = tonumber(C.NL_MAX_INPUTS)
 local outbuf = ffi.new('nl_var *[?]', C.NL_MAX_OUTPUTS)
 
--- Memory pressure: the engine counts the bytes its arrays hold; Lua's collector does not
--- see them, so collect when they have grown by a quarter (at least 64 MiB) since the last
--- collection (Torch7 learned this the hard way).
-local gc_mark = 0
-local function memory_pressure()
-  local inuse = tonumber(C.nl_bytes_in_use())
-  if inuse > gc_mark * 1.25 + 64 * 1048576 then
-    collectgarbage()
-    gc_mark = tonumber(C.nl_bytes_in_use())
-  end
-end
+-- Memory pressure (lib.memory_pressure): collect when the engine's arrays have grown by a
+-- quarter (at least 64 MiB) since the last collection.
+local memory_pressure = lib.memory_pressure
 F._memory_pressure = memory_pressure
 
 local function fail(d, msg, level)

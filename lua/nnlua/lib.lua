@@ -67,6 +67,19 @@ function M.last_error()
   return ffi.string(C.nl_last_error())
 end
 
+-- Memory pressure: the engine counts the bytes its arrays hold; Lua's collector does not
+-- see them, so collect when they have grown by a quarter (at least 64 MiB) since the last
+-- collection (Torch7 learned this the hard way). Called where arrays are made (F wrappers,
+-- new NdArrays such as the data iterators' batches): one FFI call when nothing is due.
+local gc_mark = 0
+function M.memory_pressure()
+  local inuse = tonumber(C.nl_bytes_in_use())
+  if inuse > gc_mark * 1.25 + 64 * 1048576 then
+    collectgarbage()
+    gc_mark = tonumber(C.nl_bytes_in_use())
+  end
+end
+
 -- Formats a shape list Lua-style: {64, 1, 8, 8}.
 function M.shape_str(shape)
   local parts = {}

@@ -55,6 +55,7 @@ local function alloc(shape, where)
   local n = shape_size(shape)
   local arr = C.nl_array_new(n)
   if arr == nil then lib.raise(where or 'NdArray', 2) end
+  lib.memory_pressure()
   return wrap(arr, 0, copy_list(shape), true)
 end
 

@@ -1121,6 +1121,7 @@ local terminals_cache = nil
 local output_dir = nil
 local backend = nil          -- nil (auto), 'png' or 'window'
 local last_script = nil
+local display_failure = nil  -- why show() could not open a window, once it failed (kept)
 
 local NOT_FOUND = 'plot: gnuplot not found (install it with: apt-get install gnuplot-nox)'
 
@@ -1145,6 +1146,7 @@ end
 function M.set_gnuplot_path(p)
   gnuplot_override = p
   terminals_cache = nil
+  display_failure = nil
 end
 
 local function find_gnuplot()
@@ -1313,18 +1315,24 @@ function M.set_backend(b)
 end
 function M.get_backend() return backend end
 
+-- The window terminal show() should use, or nil and (when a window was wanted: a display is
+-- set, or the backend asks for one) the reason there is none, said once to the user.
 local function window_terminal()
   local mode = backend or os.getenv('NNLUA_PLOT')
   if mode == 'png' or mode == 'file' then return nil end
   local display = os.getenv('DISPLAY') or os.getenv('WAYLAND_DISPLAY')
-  if (not display or display == '') and mode ~= 'aqua' and mode ~= 'window' then return nil end
+  local asked = mode == 'window' or mode == 'qt' or mode == 'wxt' or mode == 'x11' or mode == 'aqua'
+  if (not display or display == '') and mode ~= 'aqua' and not asked then return nil end
   local terms = M.terminals()
   local wanted = { 'qt', 'wxt', 'x11', 'aqua' }
   if mode == 'qt' or mode == 'wxt' or mode == 'x11' or mode == 'aqua' then wanted = { mode } end
   for _, t in ipairs(wanted) do
     if terms[t] then return t end
   end
-  return nil
+  if #wanted == 1 then
+    return nil, fmt('this gnuplot has no %s terminal (NNLUA_PLOT=%s)', wanted[1], wanted[1])
+  end
+  return nil, 'no window terminal in this gnuplot (install gnuplot-qt or gnuplot-x11)'
 end
 
 local shown_count = 0
@@ -1352,19 +1360,99 @@ local function mkdir_p(dir, who)
   end
 end
 
+-- gnuplot's messages when it cannot reach the display (wxt, x11, qt).
+local DISPLAY_FAILURES = { 'unable to open display', 'cannot open display', 'could not connect to display',
+                           'unable to initialize gtk', 'failed to initialize wxwidgets', 'x11 aborted',
+                           'no qt platform plugin', 'could not load the qt platform plugin' }
+
+local setsid_path = false     -- false: not looked up yet; nil: none
+local WINDOW_TIMEOUT = 30     -- seconds gnuplot may take to open a window
+
+-- The first line of err naming a display failure, or nil.
+local function display_failure_in(err)
+  local lower = err:lower()
+  for _, pat in ipairs(DISPLAY_FAILURES) do
+    if lower:find(pat, 1, true) then
+      for l in err:gmatch('[^\n]+') do
+        if l:lower():find(pat, 1, true) then
+          return (l:gsub('^%d+:%d+:%d+: ', ''):gsub('^%s+', ''):gsub('^gnuplot: ', ''):gsub('%s+$', ''))
+        end
+      end
+    end
+  end
+  return nil
+end
+
+-- Opens a window for fig with gnuplot -persist. gnuplot runs to the end of the script and exits,
+-- while the window stays up in a process of its own (gnuplot_qt, gnuplot_x11 or wxt's forked
+-- child) until the user closes it; gnuplot is started in a session of its own (setsid) so that
+-- Ctrl-C in the REPL does not close the windows. show() waits for gnuplot to exit (a fraction of
+-- a second), so gnuplot's errors reach the user, but never longer than WINDOW_TIMEOUT, and it
+-- stops waiting as soon as gnuplot says that it cannot reach the display (gnuplot's qt terminal
+-- would otherwise wait a minute for a gnuplot_qt that has already given up).
+-- Returns true, or false and the reason when no window could be opened; raises gnuplot's error
+-- for a faulty script.
 local function show_window(fig, term)
   local script = build_script(fig, fmt("set terminal %s %d size %d,%d persist noenhanced font 'sans,%g' title %s",
     term, fig.id, fig.width, fig.height, fig.fontsize, gpstr('Figure ' .. fig.id)), nil)
-  -- check the script on a file terminal first, so that errors reach the user
-  local check = build_script(fig, term_for(fig, 'png', 'plot.show'), '/dev/null')
-  run_gnuplot('plot.show', check)
+  -- gnuplot 5.4's window terminals hide every titled plot of a multiplot with an opaque key when
+  -- the multiplot is closed, so the window's script leaves it open: gnuplot exits right after.
+  script = script:gsub('\nunset multiplot\n', '\n')
+  -- a dry run on gnuplot's 'unknown' terminal (no output, cheap) first, so that a faulty
+  -- script raises its error without leaving an empty window behind
+  run_gnuplot('plot.show', build_script(fig, 'set terminal unknown', nil))
+  if setsid_path == false then
+    setsid_path = nil
+    for dir in (os.getenv('PATH') or '/usr/bin:/bin'):gmatch('[^:]+') do
+      if is_executable(dir .. '/setsid') then setsid_path = dir .. '/setsid'; break end
+    end
+  end
   local gp = find_gnuplot()
-  local sfile = os.tmpname()
+  last_script = script
+  local sfile, efile, pfile, rfile = os.tmpname(), os.tmpname(), os.tmpname(), os.tmpname()
   local f = assert(io.open(sfile, 'wb'))
   f:write(script)
   f:close()
-  os.execute('(' .. shquote(gp) .. ' -persist ' .. shquote(sfile) .. ' </dev/null >/dev/null 2>&1; rm -f '
-             .. shquote(sfile) .. ') &')
+  local run = shquote(gp) .. ' -persist ' .. shquote(sfile) .. ' </dev/null >/dev/null 2>' .. shquote(efile)
+  if setsid_path then run = shquote(setsid_path) .. ' ' .. run end
+  -- in the background (which also makes it ignore SIGINT where there is no setsid); the pid and
+  -- then the exit status come back in files
+  os.execute('(' .. run .. ' & echo $! >' .. shquote(pfile) .. '; wait $!; echo $? >' .. shquote(rfile)
+             .. '.tmp; mv ' .. shquote(rfile .. '.tmp') .. ' ' .. shquote(rfile) .. ') </dev/null >/dev/null 2>&1 &')
+  local t0, delay = os.time(), 0.005
+  local code, failure
+  while true do
+    local r = read_file(rfile):match('%d+')
+    if r then code = tonumber(r) break end
+    failure = display_failure_in(read_file(efile))
+    if not failure and os.difftime(os.time(), t0) > WINDOW_TIMEOUT then
+      failure = fmt('gnuplot did not open the window within %d s', WINDOW_TIMEOUT)
+    end
+    if failure then
+      local pid = read_file(pfile):match('%d+')
+      if pid then
+        -- setsid made gnuplot the leader of a process group of its own: end that whole group
+        os.execute('kill ' .. (setsid_path and ('-- -' .. pid) or pid) .. ' 2>/dev/null')
+      end
+      for _ = 1, 50 do                       -- let the background shell finish (1 s at most)
+        if read_file(rfile) ~= '' then break end
+        os.execute('sleep 0.02')
+      end
+      break
+    end
+    os.execute('sleep ' .. delay)
+    delay = math.min(delay * 2, 0.05)
+  end
+  local err = read_file(efile)
+  for _, p in ipairs { sfile, efile, pfile, rfile } do os.remove(p) end
+  failure = failure or display_failure_in(err)
+  if failure then
+    local display = os.getenv('DISPLAY') or os.getenv('WAYLAND_DISPLAY') or ''
+    return false, fmt('cannot open a window on display %s (gnuplot %s terminal: %s)',
+                      display ~= '' and display or '(none)', term, failure)
+  end
+  check_stderr('plot.show', err, code)
+  return true
 end
 
 ----------------------------------------------------------------------------------------------
@@ -1512,34 +1600,60 @@ end
 
 --- plot.show(): displays every open figure (a window when a display is available; in the
 -- terminal with the 'terminal'/'sixel' backend; otherwise a PNG in the output folder, printing
--- "[plot] saved <path>"), then closes them.
+-- "[plot] saved <path>"), then closes them. Windows do not block: the script goes on and the
+-- windows stay until closed (gnuplot -persist). When a window was wanted but cannot be had (no
+-- window terminal in this gnuplot, display unreachable) it says why once, on the line of the
+-- first file it writes instead, and writes files from then on.
 -- Returns the list of files written (empty when windows were opened).
+local noted = {}
+
+local function window_for_show()
+  local term, why = window_terminal()
+  if term and display_failure then return nil, display_failure end
+  return term, why
+end
+
 function M.show()
   local written = {}
   local figs = figures
   figures, current = {}, nil
   local tmode = #figs > 0 and terminal_mode() or nil
-  local term = #figs > 0 and not tmode and window_terminal() or nil
+  local term, why
+  if #figs > 0 and not tmode then term, why = window_for_show() end
   local first_err
   for _, fig in ipairs(figs) do
     local ok, err = pcall(function()
       if tmode then
         show_in_terminal(fig, tmode)
+        return
       elseif term then
-        show_window(fig, term)
-      else
-        local dir = M.get_output_dir()
-        mkdir_p(dir, 'plot.show')
-        local path = dir:gsub('/+$', '') .. '/' .. figure_file_name(fig)
-        render_file(fig, path, 'plot.show')
-        print('[plot] saved ' .. path)
-        written[#written + 1] = path
+        local opened, reason = show_window(fig, term)
+        if opened then return end
+        term, why, display_failure = nil, reason, reason
       end
+      local dir = M.get_output_dir()
+      mkdir_p(dir, 'plot.show')
+      local path = dir:gsub('/+$', '') .. '/' .. figure_file_name(fig)
+      render_file(fig, path, 'plot.show')
+      if why and not noted[why] then
+        noted[why] = true
+        print('[plot] ' .. why .. '; saved ' .. path)
+      else
+        print('[plot] saved ' .. path)
+      end
+      written[#written + 1] = path
     end)
     if not ok and not first_err then first_err = err end
   end
   if first_err then error(first_err, 0) end
   return written
+end
+
+--- plot.window_terminal(): the gnuplot terminal show() opens windows with ('qt', 'wxt', 'x11'),
+-- or nil (and, when a window was wanted, the reason) when show() writes files instead.
+function M.window_terminal()
+  if terminal_mode() then return nil end
+  return window_for_show()
 end
 
 --- plot.write_png_image(path, a, {scale = k, vmin =, vmax =}): writes a 2-D array as a grayscale

@@ -25,6 +25,14 @@ local Variable = require 'nnlua.variable'
 local NdArray = require 'nnlua.ndarray'
 local C = lib.C
 
+-- The update kernels for a gradient array: the CUDA backend's (cuda.kernels, the same names,
+-- arguments and rules) when the gradient's current copy is on a device, else the engine's.
+-- nnlua.cuda is loaded only by a cuda/cudnn context, so the CPU path never touches it.
+local function K(g)
+  local cuda = package.loaded['nnlua.cuda']
+  return cuda and cuda.kernels_for(g) or C
+end
+
 local S = {}
 S._signatures = {}
 
@@ -250,7 +258,10 @@ function Solver:weight_decay(decay)
   end
   if decay == 0 then return end
   for _, p in ipairs(self.params) do
-    if has_grad(p) then lib.check(C.nl_weight_decay(C.nl_var_data(p), C.nl_var_grad(p), decay), self.name .. ':weight_decay') end
+    if has_grad(p) then
+      local g = C.nl_var_grad(p)
+      lib.check(K(g).nl_weight_decay(C.nl_var_data(p), g, decay), self.name .. ':weight_decay')
+    end
   end
 end
 
@@ -261,9 +272,9 @@ function Solver:clip_grad_by_norm(clip_norm)
   for _, p in ipairs(self.params) do
     if has_grad(p) then
       local g = C.nl_var_grad(p)
-      local sq = C.nl_sum_squares(g)
+      local sq = K(g).nl_sum_squares(g)
       if sq > clip_norm * clip_norm then
-        lib.check(C.nl_scale(g, clip_norm / math.sqrt(sq)), self.name .. ':clip_grad_by_norm')
+        lib.check(K(g).nl_scale(g, clip_norm / math.sqrt(sq)), self.name .. ':clip_grad_by_norm')
       end
     end
   end
@@ -272,13 +283,16 @@ end
 function Solver:scale_grad(scale)
   if type(scale) ~= 'number' then error(self.name .. ':scale_grad: expected a number', 2) end
   for _, p in ipairs(self.params) do
-    if has_grad(p) then lib.check(C.nl_scale(C.nl_var_grad(p), scale), self.name .. ':scale_grad') end
+    if has_grad(p) then
+      local g = C.nl_var_grad(p)
+      lib.check(K(g).nl_scale(g, scale), self.name .. ':scale_grad')
+    end
   end
 end
 
 function Solver:check_inf_or_nan_grad()
   for _, p in ipairs(self.params) do
-    if has_grad(p) and C.nl_has_inf_or_nan(C.nl_var_grad(p)) ~= 0 then return true end
+    if has_grad(p) and K(C.nl_var_grad(p)).nl_has_inf_or_nan(C.nl_var_grad(p)) ~= 0 then return true end
   end
   return false
 end
@@ -469,54 +483,54 @@ end
 
 define('Sgd', {
   args = { { 'lr', 1e-3 } },
-  update = function(self, w, g) return C.nl_sgd_update(w, g, self.lr) end,
+  update = function(self, w, g) return K(g).nl_sgd_update(w, g, self.lr) end,
 })
 
 define('SgdW', {
   args = { { 'lr', 1e-3 }, { 'momentum', 0.9 }, { 'wd', 1e-4 } },
   states = { 'm' }, fused = true,
   update = function(self, w, g, s)
-    return C.nl_sgdw_update(w, g, s[1], self.lr, self.momentum, (self.lr / self.init_lr) * self.wd_rate)
+    return K(g).nl_sgdw_update(w, g, s[1], self.lr, self.momentum, (self.lr / self.init_lr) * self.wd_rate)
   end,
 })
 
 define('Momentum', {
   args = { { 'lr', 1e-3 }, { 'momentum', 0.9 } },
   states = { 'm' },
-  update = function(self, w, g, s) return C.nl_momentum_update(w, g, s[1], self.lr, self.momentum) end,
+  update = function(self, w, g, s) return K(g).nl_momentum_update(w, g, s[1], self.lr, self.momentum) end,
 })
 
 define('Nesterov', {
   args = { { 'lr', 1e-3 }, { 'momentum', 0.9 } },
   states = { 'm' },
-  update = function(self, w, g, s) return C.nl_nesterov_update(w, g, s[1], self.lr, self.momentum) end,
+  update = function(self, w, g, s) return K(g).nl_nesterov_update(w, g, s[1], self.lr, self.momentum) end,
 })
 
 define('Adagrad', {
   args = { { 'lr', 1e-2 }, { 'eps', 1e-8 } },
   states = { 'v' },
-  update = function(self, w, g, s) return C.nl_adagrad_update(w, g, s[1], self.lr, self.eps) end,
+  update = function(self, w, g, s) return K(g).nl_adagrad_update(w, g, s[1], self.lr, self.eps) end,
 })
 
 define('Adadelta', {
   args = { { 'lr', 1.0 }, { 'decay', 0.95 }, { 'eps', 1e-6 } },
   states = { 'e_sqr_grad', 'e_sqr_delta' },
   update = function(self, w, g, s)
-    return C.nl_adadelta_update(w, g, s[1], s[2], self.lr, self.decay, self.eps)
+    return K(g).nl_adadelta_update(w, g, s[1], s[2], self.lr, self.decay, self.eps)
   end,
 })
 
 define('RMSprop', {
   args = { { 'lr', 1e-3 }, { 'decay', 0.9 }, { 'eps', 1e-8 } },
   states = { 'v' },
-  update = function(self, w, g, s) return C.nl_rmsprop_update(w, g, s[1], self.lr, self.decay, self.eps) end,
+  update = function(self, w, g, s) return K(g).nl_rmsprop_update(w, g, s[1], self.lr, self.decay, self.eps) end,
 })
 
 define('RMSpropGraves', {
   args = { { 'lr', 1e-4 }, { 'decay', 0.95 }, { 'momentum', 0.9 }, { 'eps', 1e-4 } },
   states = { 'n', 'g', 'd' },
   update = function(self, w, g, s)
-    return C.nl_rmsprop_graves_update(w, g, s[1], s[2], s[3], self.lr, self.decay, self.momentum, self.eps)
+    return K(g).nl_rmsprop_graves_update(w, g, s[1], s[2], s[3], self.lr, self.decay, self.momentum, self.eps)
   end,
 })
 
@@ -524,7 +538,7 @@ define('Adam', {
   args = ADAM_ARGS, lr = 'alpha',
   states = { 'mean', 'var' },
   update = function(self, w, g, s, t)
-    return C.nl_adam_update(w, g, s[1], s[2], self.alpha, self.beta1, self.beta2, self.eps, t, 0)
+    return K(g).nl_adam_update(w, g, s[1], s[2], self.alpha, self.beta1, self.beta2, self.eps, t, 0)
   end,
 })
 
@@ -532,7 +546,7 @@ define('AdamW', {
   args = with(ADAM_ARGS, { 'wd', 1e-4 }), lr = 'alpha',
   states = { 'mean', 'var' }, fused = true,
   update = function(self, w, g, s, t)
-    return C.nl_adam_update(w, g, s[1], s[2], self.alpha, self.beta1, self.beta2, self.eps, t,
+    return K(g).nl_adam_update(w, g, s[1], s[2], self.alpha, self.beta1, self.beta2, self.eps, t,
                             (self.alpha / self.init_alpha) * self.wd_rate)
   end,
 })
@@ -541,7 +555,7 @@ define('AMSGRAD', {
   args = with(ADAM_ARGS, { 'bias_correction', false }), lr = 'alpha',
   states = { 'm', 'v', 'v_hat' },
   update = function(self, w, g, s, t)
-    return C.nl_amsgrad_update(w, g, s[1], s[2], s[3], self.alpha, self.beta1, self.beta2, self.eps,
+    return K(g).nl_amsgrad_update(w, g, s[1], s[2], s[3], self.alpha, self.beta1, self.beta2, self.eps,
                                self.bias_correction and 1 or 0, t)
   end,
 })
@@ -550,7 +564,7 @@ define('AdaBound', {
   args = with(ADAM_ARGS, { 'final_lr', 0.1 }, { 'gamma', 0.001 }), lr = 'alpha',
   states = { 'mean', 'var' },
   update = function(self, w, g, s, t)
-    return C.nl_adabound_update(w, g, s[1], s[2], self.alpha, self.init_alpha, self.beta1, self.beta2,
+    return K(g).nl_adabound_update(w, g, s[1], s[2], self.alpha, self.init_alpha, self.beta1, self.beta2,
                                 self.eps, self.final_lr, self.gamma, t)
   end,
 })
@@ -559,7 +573,7 @@ define('Adamax', {
   args = { { 'alpha', 2e-3 }, { 'beta1', 0.9 }, { 'beta2', 0.999 }, { 'eps', 1e-8 } }, lr = 'alpha',
   states = { 'm', 'u' },
   update = function(self, w, g, s, t)
-    return C.nl_adamax_update(w, g, s[1], s[2], self.alpha, self.beta1, self.beta2, self.eps, t)
+    return K(g).nl_adamax_update(w, g, s[1], s[2], self.alpha, self.beta1, self.beta2, self.eps, t)
   end,
 })
 
@@ -567,7 +581,7 @@ define('Lars', {
   args = { { 'lr', 1e-3 }, { 'momentum', 0.9 }, { 'coefficient', 1e-3 }, { 'eps', 1e-6 } },
   states = { 'v' }, fused = true,
   update = function(self, w, g, s)
-    return C.nl_lars_update(w, g, s[1], self.lr, self.momentum, self.coefficient, self.eps, self.wd_rate)
+    return K(g).nl_lars_update(w, g, s[1], self.lr, self.momentum, self.coefficient, self.eps, self.wd_rate)
   end,
 })
 
@@ -576,7 +590,7 @@ define('Lamb', {
            { 'eps', 1e-6 }, { 'bias_correction', false } },
   lr = 'eta', states = { 'mean', 'var' }, fused = true,
   update = function(self, w, g, s, t)
-    return C.nl_lamb_update(w, g, s[1], s[2], self.eta, self.beta1, self.beta2, self.gamma_l, self.gamma_u,
+    return K(g).nl_lamb_update(w, g, s[1], s[2], self.eta, self.beta1, self.beta2, self.gamma_l, self.gamma_u,
                             self.eps, self.bias_correction and 1 or 0, self.wd_rate, t)
   end,
 })
