@@ -60,6 +60,7 @@ DEBIAN_PKGS := luajit libluajit-5.1-dev libopenblas-openmp-dev libhdf5-dev hdf5-
                gnuplot-nox lua-busted luarocks pkg-config gcc make
 deps:
 	@missing=""; for p in $(DEBIAN_PKGS); do \
+	  if [ $$p = gnuplot-nox ] && command -v gnuplot >/dev/null 2>&1; then continue; fi; \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

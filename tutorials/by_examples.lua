@@ -31,7 +31,7 @@ local function show(name)
   local path = figure_dir .. '/' .. name .. '.png'
   plt.savefig(path)
   print('[figure] ' .. path)
-  if os.getenv('DISPLAY') and os.getenv('NNLUA_PLOT') ~= 'png' then plt.show() end
+  if os.getenv('NNLUA_PLOT') ~= 'png' and plt.window_terminal() then plt.show() end
   plt.close()
 end
 

@@ -78,7 +78,7 @@ function M.plot_stats(digits)
   os.execute("mkdir -p '" .. dir .. "'")
   plot.savefig(dir .. '/00_digits.png')
   print('[figure] ' .. dir .. '/00_digits.png')
-  if os.getenv('DISPLAY') and os.getenv('NNLUA_PLOT') ~= 'png' then plot.show() end
+  if os.getenv('NNLUA_PLOT') ~= 'png' and plot.window_terminal() then plot.show() end
   plot.close()
 end
 

@@ -6,6 +6,7 @@
  *   squared_error(x0, x1): y = (x0 - x1)^2, same shapes.
  */
 #include "../src/function.h"
+#include "vmath.h"
 #include <math.h>
 #include <string.h>
 
@@ -57,6 +58,56 @@ static int sce_label(float l, int64_t C, int64_t pos, int64_t *out) {
     return 0;
 }
 
+/* Checks every label first, so that the kernels below cannot fail half-way. */
+static int sce_check_labels(const float *t, int64_t n, int64_t C) {
+    for (int64_t pos = 0; pos < n; pos++) {
+        int64_t label;
+        if (sce_label(t[pos], C, pos, &label)) return -1;
+    }
+    return 0;
+}
+
+typedef struct sce_ctx {
+    const float *x, *t, *dy;
+    float *y, *lse, *dx;
+    int64_t C;
+    bool accum;
+} sce_ctx;
+
+/* inner == 1 (classes contiguous): rows [o0, o1) of x (outer, C) -> lse, y */
+static void sce_fwd_rows(int64_t o0, int64_t o1, void *vc) {
+    const sce_ctx *c = vc;
+    const int64_t C = c->C;
+    for (int64_t o = o0; o < o1; o++) {
+        const float *restrict xo = c->x + o * C;
+        float m = -INFINITY;
+        for (int64_t k = 0; k < C; k++) m = xo[k] > m ? xo[k] : m;
+        if (m == -INFINITY) m = 0;                       /* all -inf: avoid inf - inf */
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t k = 0; k < C; k++) s += nl_vexpf(xo[k] - m);
+        const float lse = m + logf(s);
+        c->lse[o] = lse;
+        c->y[o] = lse - xo[(int64_t)c->t[o]];
+    }
+}
+
+/* inner == 1: dx (outer, C) (+)= dy * (softmax(x) - onehot(label)) for rows [o0, o1) */
+static void sce_bwd_rows(int64_t o0, int64_t o1, void *vc) {
+    const sce_ctx *c = vc;
+    const int64_t C = c->C;
+    for (int64_t o = o0; o < o1; o++) {
+        const float *restrict xo = c->x + o * C;
+        float *restrict d = c->dx + o * C;
+        const float g = c->dy[o], lse = c->lse[o];
+        if (c->accum)
+            for (int64_t k = 0; k < C; k++) d[k] += g * nl_vexpf(xo[k] - lse);
+        else
+            for (int64_t k = 0; k < C; k++) d[k] = g * nl_vexpf(xo[k] - lse);
+        d[(int64_t)c->t[o]] -= g;
+    }
+}
+
 /* x: (outer, C, inner); target: (outer, 1, inner); y: (outer, 1, inner) = lse - x[label];
  * keeps lse = log(sum_c exp(x)) per (outer, inner) in scratch 0 for backward */
 static int sce_forward(nl_func *f) {
@@ -66,6 +117,12 @@ static int sce_forward(nl_func *f) {
     NL_PTR(const float *, t, nl_in_data(f, 1));
     NL_PTR(float *, y, nl_out_data(f, 0));
     NL_PTR(float *, lse, nl_func_scratch(f, 0, outer * inner + 1));
+    if (sce_check_labels(t, outer * inner, C)) return -1;
+    if (inner == 1) {
+        sce_ctx c = {.x = x, .t = t, .y = y, .lse = lse, .C = C};
+        nl_parallel_for(outer, 8 * C, sce_fwd_rows, &c);
+        return 0;
+    }
     NL_PTR(float *, sum, nl_func_scratch(f, 1, inner + 1));
     for (int64_t o = 0; o < outer; o++) {
         const float *xo = x + o * C * inner;
@@ -77,13 +134,11 @@ static int sce_forward(nl_func *f) {
         for (int64_t i = 0; i < inner; i++)
             if (mx[i] == -INFINITY) mx[i] = 0;
         for (int64_t c = 0; c < C; c++)
-            for (int64_t i = 0; i < inner; i++) sum[i] += expf(xo[c * inner + i] - mx[i]);
+            for (int64_t i = 0; i < inner; i++) sum[i] += nl_vexpf(xo[c * inner + i] - mx[i]);
         for (int64_t i = 0; i < inner; i++) {
             const int64_t pos = o * inner + i;
-            int64_t label;
-            if (sce_label(t[pos], C, pos, &label)) return -1;
             mx[i] += logf(sum[i]);                       /* now lse */
-            y[pos] = mx[i] - xo[label * inner + i];
+            y[pos] = mx[i] - xo[(int64_t)t[pos] * inner + i];
         }
     }
     return 0;
@@ -98,22 +153,26 @@ static int sce_backward(nl_func *f, const bool *prop, const bool *accum) {
         NL_PTR(const float *, t, nl_in_data(f, 1));
         NL_PTR(const float *, dy, nl_out_grad(f, 0));
         NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
-        NL_PTR(const float *, lse, nl_func_scratch(f, 0, outer * inner + 1));
-        for (int64_t o = 0; o < outer; o++) {
-            const float *xo = x + o * C * inner;
-            float *dxo = dx + o * C * inner;
-            for (int64_t c = 0; c < C; c++)
+        NL_PTR(float *, lse, nl_func_scratch(f, 0, outer * inner + 1));
+        if (sce_check_labels(t, outer * inner, C)) return -1;
+        if (inner == 1) {
+            sce_ctx c = {.x = x, .t = t, .dy = dy, .lse = lse, .dx = dx, .C = C, .accum = accum[0]};
+            nl_parallel_for(outer, 8 * C, sce_bwd_rows, &c);
+        } else {
+            for (int64_t o = 0; o < outer; o++) {
+                const float *xo = x + o * C * inner;
+                float *dxo = dx + o * C * inner;
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t i = 0; i < inner; i++) {
+                        const int64_t k = c * inner + i, pos = o * inner + i;
+                        float g = dy[pos] * nl_vexpf(xo[k] - lse[pos]);
+                        if (accum[0]) dxo[k] += g;
+                        else dxo[k] = g;
+                    }
                 for (int64_t i = 0; i < inner; i++) {
-                    const int64_t k = c * inner + i, pos = o * inner + i;
-                    float g = dy[pos] * expf(xo[k] - lse[pos]);
-                    if (accum[0]) dxo[k] += g;
-                    else dxo[k] = g;
+                    const int64_t pos = o * inner + i;
+                    dxo[(int64_t)t[pos] * inner + i] -= dy[pos];
                 }
-            for (int64_t i = 0; i < inner; i++) {
-                const int64_t pos = o * inner + i;
-                int64_t label;
-                if (sce_label(t[pos], C, pos, &label)) return -1;
-                dxo[label * inner + i] -= dy[pos];
             }
         }
     }

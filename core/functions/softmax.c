@@ -5,6 +5,7 @@
  * time with per-inner scratch rows, so every axis is read contiguously.
  */
 #include "../src/function.h"
+#include "vmath.h"
 #include <math.h>
 
 enum { SM_AXIS };
@@ -31,6 +32,62 @@ static int softmax_setup(nl_func *f) {
     return 0;
 }
 
+typedef struct sm_ctx {
+    const float *x, *y, *dy;
+    float *out;
+    int64_t C;
+    int log;
+    bool accum;
+} sm_ctx;
+
+/* inner == 1 (the axis contiguous): rows [o0, o1) of x (outer, C) -> y */
+static void sm_fwd_rows(int64_t o0, int64_t o1, void *vc) {
+    const sm_ctx *c = vc;
+    const int64_t C = c->C;
+    for (int64_t o = o0; o < o1; o++) {
+        const float *restrict xo = c->x + o * C;
+        float *restrict yo = c->out + o * C;
+        float m = -INFINITY;
+        for (int64_t k = 0; k < C; k++) m = xo[k] > m ? xo[k] : m;
+        if (m == -INFINITY) m = 0;                       /* all -inf: avoid inf - inf */
+        float s = 0.0f;
+        if (c->log) {
+#pragma omp simd reduction(+ : s)
+            for (int64_t k = 0; k < C; k++) s += nl_vexpf(xo[k] - m);
+            const float lse = m + logf(s);
+            for (int64_t k = 0; k < C; k++) yo[k] = xo[k] - lse;
+        } else {
+            for (int64_t k = 0; k < C; k++) yo[k] = nl_vexpf(xo[k] - m);
+#pragma omp simd reduction(+ : s)
+            for (int64_t k = 0; k < C; k++) s += yo[k];
+            const float inv = 1.0f / s;
+            for (int64_t k = 0; k < C; k++) yo[k] *= inv;
+        }
+    }
+}
+
+/* inner == 1: softmax dx = y * (dy - sum dy*y); log_softmax dx = dy - exp(y) * sum dy */
+static void sm_bwd_rows(int64_t o0, int64_t o1, void *vc) {
+    const sm_ctx *c = vc;
+    const int64_t C = c->C;
+    for (int64_t o = o0; o < o1; o++) {
+        const float *restrict yo = c->y + o * C, *restrict go = c->dy + o * C;
+        float *restrict d = c->out + o * C;
+        float s = 0.0f;
+        if (c->log) {
+#pragma omp simd reduction(+ : s)
+            for (int64_t k = 0; k < C; k++) s += go[k];
+            if (c->accum) for (int64_t k = 0; k < C; k++) d[k] += go[k] - nl_vexpf(yo[k]) * s;
+            else for (int64_t k = 0; k < C; k++) d[k] = go[k] - nl_vexpf(yo[k]) * s;
+        } else {
+#pragma omp simd reduction(+ : s)
+            for (int64_t k = 0; k < C; k++) s += go[k] * yo[k];
+            if (c->accum) for (int64_t k = 0; k < C; k++) d[k] += yo[k] * (go[k] - s);
+            else for (int64_t k = 0; k < C; k++) d[k] = yo[k] * (go[k] - s);
+        }
+    }
+}
+
 /* x: (outer, C, inner); y: (outer, C, inner).
  * log_softmax = 0: y = exp(x - m) / sum_c exp(x - m); 1: y = x - m - log(sum_c exp(x - m)). */
 static int softmax_forward_common(nl_func *f, int log_softmax) {
@@ -38,6 +95,11 @@ static int softmax_forward_common(nl_func *f, int log_softmax) {
     if (softmax_dims(f, &outer, &C, &inner)) return -1;
     NL_PTR(const float *, x, nl_in_data(f, 0));
     NL_PTR(float *, y, nl_out_data(f, 0));
+    if (inner == 1) {
+        sm_ctx c = {.x = x, .out = y, .C = C, .log = log_softmax};
+        nl_parallel_for(outer, 8 * C, sm_fwd_rows, &c);
+        return 0;
+    }
     NL_PTR(float *, ws, nl_func_scratch(f, 0, 2 * inner + 1));
     float *mx = ws, *sum = ws + inner;
     for (int64_t o = 0; o < outer; o++) {
@@ -51,7 +113,7 @@ static int softmax_forward_common(nl_func *f, int log_softmax) {
             if (mx[i] == -INFINITY) mx[i] = 0;   /* all -inf: avoid inf - inf */
         for (int64_t c = 0; c < C; c++)
             for (int64_t i = 0; i < inner; i++) {
-                float e = expf(xo[c * inner + i] - mx[i]);
+                float e = nl_vexpf(xo[c * inner + i] - mx[i]);
                 if (!log_softmax) yo[c * inner + i] = e;
                 sum[i] += e;
             }
@@ -77,6 +139,11 @@ static int softmax_backward_common(nl_func *f, const bool *prop, const bool *acc
     NL_PTR(const float *, y, nl_out_data_r(f, 0));
     NL_PTR(const float *, dy, nl_out_grad(f, 0));
     NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
+    if (inner == 1) {
+        sm_ctx c = {.y = y, .dy = dy, .out = dx, .C = C, .log = log_softmax, .accum = accum[0]};
+        nl_parallel_for(outer, 8 * C, sm_bwd_rows, &c);
+        return 0;
+    }
     NL_PTR(float *, ws, nl_func_scratch(f, 1, inner + 1));
     float *s = ws;
     for (int64_t o = 0; o < outer; o++) {
@@ -94,7 +161,7 @@ static int softmax_backward_common(nl_func *f, const bool *prop, const bool *acc
         for (int64_t c = 0; c < C; c++)
             for (int64_t i = 0; i < inner; i++) {
                 const int64_t k = c * inner + i;
-                float g = log_softmax ? go[k] - expf(yo[k]) * s[i] : yo[k] * (go[k] - s[i]);
+                float g = log_softmax ? go[k] - nl_vexpf(yo[k]) * s[i] : yo[k] * (go[k] - s[i]);
                 if (accum[0]) dxo[k] += g;
                 else dxo[k] = g;
             }

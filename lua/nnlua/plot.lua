@@ -14,9 +14,11 @@
 -- come back as Lua errors ("plot.savefig: gnuplot: line 12: ...").
 --
 -- show(): with a display (DISPLAY or WAYLAND_DISPLAY set, gnuplot offering qt/wxt/x11, and
--- NNLUA_PLOT ~= 'png') it opens a persistent window; otherwise it writes a PNG into the output
--- folder (plot.set_output_dir, default $NNLUA_FIGURES or ./figures) and prints
--- "[plot] saved figures/figure_001.png". It never fails for want of a window.
+-- NNLUA_PLOT ~= 'png') it opens a persistent window and returns at once; otherwise it writes a
+-- PNG into the output folder (plot.set_output_dir, default $NNLUA_FIGURES or ./figures) and
+-- prints "[plot] saved figures/figure_001.png". It never fails for want of a window: where a
+-- display is set but no window can be had (gnuplot-nox, display unreachable), the first such
+-- line says why.
 --
 -- Conventions: plot(y) uses x = 1..n; imshow puts pixel (1, 1) at the top left with the
 -- y axis pointing down (pixel centres at integer coordinates), like matplotlib but 1-based.
@@ -1322,7 +1324,7 @@ local function window_terminal()
   if mode == 'png' or mode == 'file' then return nil end
   local display = os.getenv('DISPLAY') or os.getenv('WAYLAND_DISPLAY')
   local asked = mode == 'window' or mode == 'qt' or mode == 'wxt' or mode == 'x11' or mode == 'aqua'
-  if (not display or display == '') and mode ~= 'aqua' and not asked then return nil end
+  if (not display or display == '') and not asked then return nil end
   local terms = M.terminals()
   local wanted = { 'qt', 'wxt', 'x11', 'aqua' }
   if mode == 'qt' or mode == 'wxt' or mode == 'x11' or mode == 'aqua' then wanted = { mode } end

@@ -106,8 +106,18 @@ local function assign(arr, shape, value, where)
   end
 end
 
-function setters.d(v, value) assign(C.nl_var_data(v), shape_of(v), value, 'Variable.d') end
-function setters.g(v, value) assign(C.nl_var_grad(v), shape_of(v), value, 'Variable.g') end
+-- x.d = batch in a training loop: an NdArray of the right size is copied straight in
+-- (no view, no shape table); everything else goes through assign.
+local is_nd = NdArray.is
+local function set_array(v, arr, value, where)
+  if is_nd(value) and value.size == tonumber(C.nl_var_size(v)) then
+    lib.check(C.nl_array_copy(arr, 0, value._a, value._off, value.size), where, 3)
+    return
+  end
+  assign(arr, shape_of(v), value, where)
+end
+function setters.d(v, value) set_array(v, C.nl_var_data(v), value, 'Variable.d') end
+function setters.g(v, value) set_array(v, C.nl_var_grad(v), value, 'Variable.g') end
 setters.data = setters.d
 setters.grad = setters.g
 function setters.need_grad(v, b) C.nl_var_set_need_grad(v, b and 1 or 0) end
