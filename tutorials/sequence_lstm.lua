@@ -21,9 +21,7 @@ nn.seed(tonumber(os.getenv('NNLUA_EXAMPLE_SEED')) or 313)
 
 -- The digits: the first 1500 images train, the other 297 are held out.
 local digits = td.load_digits()
-local train = { images = digits.images:rows(1, n_train), target = digits.target:rows(1, n_train), n = n_train }
-local test = { images = digits.images:rows(n_train + 1), target = digits.target:rows(n_train + 1),
-               n = digits.n - n_train }
+local train, test = td.split_digits(digits, n_train)
 local data = td.data_iterator_tiny_digits(train, { batch_size = batch_size, shuffle = true, seed = 1 })
 
 -- images {B, 1, 8, 8} -> sequence {T = 8, B, 8} (row t of every image at step t) -> logits {B, 10}
@@ -61,28 +59,13 @@ for i = 1, steps do
   if i == 1 or i % 50 == 0 then print(('step %4d  loss %.4f'):format(i, losses[i])) end
 end
 
-local function mean(list, a, b)
-  local s = 0
-  for i = a, b do s = s + list[i] end
-  return s / (b - a + 1)
-end
-
--- Accuracy on a whole set with one graph of that batch size (same parameters).
-local function accuracy(set)
-  local xe, te = nn.Variable({ set.n, 1, 8, 8 }), nn.Variable({ set.n, 1 })
-  xe.d = set.images:reshape({ set.n, 1, 8, 8 })
-  te.d = set.target:reshape({ set.n, 1 })
-  local err = F.mean(F.top_n_error(lstm_classifier(xe), te))
-  err:forward { clear_buffer = true }
-  return 1 - err.d:item()
-end
-
+local first, final = td.loss_trend(losses)
 local results = {
   losses = losses,
-  first = mean(losses, 1, math.min(20, steps)),
-  final = mean(losses, math.max(1, steps - 49), steps),
-  train_accuracy = accuracy(train),
-  test_accuracy = accuracy(test),
+  first = first,
+  final = final,
+  train_accuracy = td.accuracy(train, lstm_classifier),
+  test_accuracy = td.accuracy(test, lstm_classifier),
   seconds = os.clock() - t_start,
 }
 print(('sequence_lstm: loss %.4f -> %.4f, train accuracy %.4f, test accuracy %.4f'):format(

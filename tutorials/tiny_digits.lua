@@ -1,6 +1,7 @@
 -- tiny_digits: the 8x8 handwritten digits (UCI / scikit-learn's load_digits) for the
 -- "NNabla by Examples" tutorial: load_digits, plot_stats and data_iterator_tiny_digits,
--- as NNabla's tutorial helper of the same name provides them.
+-- as NNabla's tutorial helper of the same name provides them; and, for the example scripts
+-- (resnet_digits.lua, sequence_lstm.lua), split_digits, accuracy and loss_trend.
 local NdArray = require 'nnlua.ndarray'
 
 local M = {}
@@ -94,6 +95,40 @@ function M.data_iterator_tiny_digits(digits, opts)
   end
   return data.data_iterator_simple(load, digits.n, opts.batch_size or 64,
     { shuffle = opts.shuffle or false, seed = opts.seed or opts.rng, with_memory_cache = true })
+end
+
+-- split_digits(digits, n_train) -> train, test: the first n_train samples and the rest,
+-- each {images =, target =, n =} (what data_iterator_tiny_digits and accuracy take).
+function M.split_digits(digits, n_train)
+  local train = { images = digits.images:rows(1, n_train), target = digits.target:rows(1, n_train), n = n_train }
+  local test = { images = digits.images:rows(n_train + 1), target = digits.target:rows(n_train + 1),
+                 n = digits.n - n_train }
+  return train, test
+end
+
+-- accuracy(set, predict): the top-1 accuracy of predict(x) (x images {n, 1, 8, 8} -> logits
+-- {n, classes}) on the whole set, with one graph of batch size set.n (predict builds it on
+-- the current parameters).
+function M.accuracy(set, predict)
+  local nn = require 'nnlua'
+  local F = require 'nnlua.functions'
+  local xe, te = nn.Variable({ set.n, 1, 8, 8 }), nn.Variable({ set.n, 1 })
+  xe.d = set.images:reshape({ set.n, 1, 8, 8 })
+  te.d = set.target:reshape({ set.n, 1 })
+  local err = F.mean(F.top_n_error(predict(xe), te))
+  err:forward { clear_buffer = true }
+  return 1 - err.d:item()
+end
+
+-- loss_trend(losses) -> first, final: the mean of the first 20 and of the last 50 losses.
+function M.loss_trend(losses)
+  local function mean(a, b)
+    local s = 0
+    for i = a, b do s = s + losses[i] end
+    return s / (b - a + 1)
+  end
+  local n = #losses
+  return mean(1, math.min(20, n)), mean(math.max(1, n - 49), n)
 end
 
 return M

@@ -11,6 +11,7 @@
  * Internally 1-d and 2-d problems are 3-d ones with leading size-1 axes.
  */
 #include "../src/function.h"
+#include "vmath.h"
 #include <cblas.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -28,6 +29,15 @@ static const nl_argdef conv_args[] = {
 };
 
 enum { SD = 3 };   /* spatial axes handled by the kernels (fewer are padded with 1s) */
+enum { CONV_TABLE_X = 4096 };   /* largest sample (C * prod I) lowered through a table */
+
+/* im2col copies and zeroes runs of a few values: keep them inline loops rather than
+ * calls to memcpy/memset (GCC's loop distribution would make them calls). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NL_NO_MEMCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NL_NO_MEMCALLS
+#endif
 
 typedef struct conv_geom {
     int64_t c;                 /* input channels */
@@ -43,8 +53,14 @@ typedef struct conv_state {
     int64_t p_in, p_out;       /* prod of input / output spatial sizes */
     bool direct;               /* 1x1 kernel, stride 1, no pad: col is x itself */
     int64_t nb;                /* samples per chunk of the batched lowering */
-    int32_t *idx;              /* small maps: im2col as a table, (C*K rows, P) offsets into
-                                * a sample of x, -1 for padding; NULL: computed on the fly */
+    int32_t *idx;              /* small samples: im2col as a table, (C*K rows, P) offsets
+                                * into a sample of x, which is copied into a buffer with one
+                                * zero after it: padding reads offset C*I (the zero); NULL:
+                                * im2col computed on the fly */
+    int32_t *inv_off;          /* with idx: for input offset i, the table entries reading it */
+    int32_t *inv_r, *inv_p;    /* are inv_off[i] .. inv_off[i+1]-1: their row and column */
+    int64_t *inv_q;            /* and their place in a chunk's column buffer: r*q_nb*P + p */
+    int64_t q_nb;              /* the chunk size inv_q was computed for */
 } conv_state;
 
 /* Output positions o in [0, n_out) with 0 <= o*s + off < n_in form [*lo, *hi). */
@@ -62,7 +78,8 @@ static inline void valid_range(int64_t off, int64_t s, int64_t n_in, int64_t n_o
 /* x: (C, I0, I1, I2) -> col: (C * K0 * K1 * K2) rows of O0 * O1 * O2 values, row r at
  * col + r * ld (ld >= O0*O1*O2: samples of a batch chunk sit side by side), zeros where
  * the window reads padding. */
-static void im2col(const conv_geom *g, const float *restrict x, float *restrict col, int64_t ld) {
+static inline __attribute__((always_inline)) void im2col(const conv_geom *g, const float *restrict x,
+                                                          float *restrict col, int64_t ld) {
     const int64_t O0 = g->out[0], O1 = g->out[1], O2 = g->out[2];
     const int64_t I0 = g->in[0], I1 = g->in[1], I2 = g->in[2];
     const int64_t s2 = g->stride[2];
@@ -90,8 +107,13 @@ static void im2col(const conv_geom *g, const float *restrict x, float *restrict 
                             }
                             const float *src = x + ((c * I0 + i0) * I1 + i1) * I2 + off2;
                             for (int64_t o2 = 0; o2 < lo; o2++) r[o2] = 0.0f;
-                            if (s2 == 1) for (int64_t o2 = lo; o2 < hi; o2++) r[o2] = src[o2];
-                            else for (int64_t o2 = lo; o2 < hi; o2++) r[o2] = src[o2 * s2];
+                            /* short runs: a vector loop, not a call to memcpy */
+                            if (s2 == 1) {
+#pragma omp simd
+                                for (int64_t o2 = lo; o2 < hi; o2++) r[o2] = src[o2];
+                            } else {
+                                for (int64_t o2 = lo; o2 < hi; o2++) r[o2] = src[o2 * s2];
+                            }
                             for (int64_t o2 = hi; o2 < O2; o2++) r[o2] = 0.0f;
                         }
                     }
@@ -99,7 +121,8 @@ static void im2col(const conv_geom *g, const float *restrict x, float *restrict 
 }
 
 /* col rows as im2col writes them (row stride ld) -> dx: (C, I0, I1, I2), adding into dx. */
-static void col2im_add(const conv_geom *g, const float *restrict col, int64_t ld, float *restrict dx) {
+static inline __attribute__((always_inline)) void col2im_add(const conv_geom *g, const float *restrict col,
+                                                              int64_t ld, float *restrict dx) {
     const int64_t O0 = g->out[0], O1 = g->out[1], O2 = g->out[2];
     const int64_t I0 = g->in[0], I1 = g->in[1], I2 = g->in[2];
     const int64_t s2 = g->stride[2];
@@ -142,8 +165,51 @@ static void im2col_table(const conv_geom *g, int32_t *tab) {
                                 const int64_t i1 = o1 * g->stride[1] - g->pad[1] + b * g->dil[1];
                                 const int64_t i2 = o2 * g->stride[2] - g->pad[2] + e * g->dil[2];
                                 bool in = i0 >= 0 && i0 < I0 && i1 >= 0 && i1 < I1 && i2 >= 0 && i2 < I2;
-                                *r++ = in ? (int32_t)(((c * I0 + i0) * I1 + i1) * I2 + i2) : -1;
+                                *r++ = (int32_t)(in ? ((c * I0 + i0) * I1 + i1) * I2 + i2
+                                                    : g->c * I0 * I1 * I2);
                             }
+}
+
+static void conv_free_tables(conv_state *st) {
+    free(st->idx); free(st->inv_off); free(st->inv_r); free(st->inv_p); free(st->inv_q);
+    st->idx = st->inv_off = st->inv_r = st->inv_p = NULL;
+    st->inv_q = NULL;
+}
+
+/* Narrow or strided maps of small samples (see conv_state.idx; the table at most 256 Ki
+ * entries) gather through a precomputed table, and col2im gathers through its inverse;
+ * wide stride-1 rows are copied as runs (no tables). Needs st->g, nb, p_in, p_out. */
+static int conv_tables(conv_state *st) {
+    const conv_geom *g = &st->g;
+    const int64_t rows = g->c * g->k[0] * g->k[1] * g->k[2], P = st->p_out;
+    const int64_t nt = rows * P, xs = g->c * st->p_in;
+    const bool narrow = g->out[2] < 8 || g->stride[2] != 1;
+    if (st->direct || !narrow || nt > ((int64_t)1 << 18) || xs >= CONV_TABLE_X || nt == 0) return 0;
+    int32_t *cursor = malloc((size_t)(xs + 1) * sizeof(int32_t));
+    st->idx = malloc((size_t)nt * sizeof(int32_t));
+    st->inv_off = calloc((size_t)xs + 2, sizeof(int32_t));
+    st->inv_r = malloc((size_t)nt * sizeof(int32_t));
+    st->inv_p = malloc((size_t)nt * sizeof(int32_t));
+    st->inv_q = malloc((size_t)nt * sizeof(int64_t));
+    if (!cursor || !st->idx || !st->inv_off || !st->inv_r || !st->inv_p || !st->inv_q) {
+        free(cursor);
+        conv_free_tables(st);
+        return nl_error("out of memory");
+    }
+    im2col_table(g, st->idx);
+    /* the inverse: table entries grouped by the offset they read, in table order */
+    for (int64_t q = 0; q < nt; q++) st->inv_off[st->idx[q] + 1]++;
+    for (int64_t i = 0; i <= xs; i++) st->inv_off[i + 1] += st->inv_off[i];
+    memcpy(cursor, st->inv_off, (size_t)(xs + 1) * sizeof(int32_t));
+    for (int64_t q = 0; q < nt; q++) {
+        const int32_t k = cursor[st->idx[q]]++;
+        st->inv_r[k] = (int32_t)(q / P);
+        st->inv_p[k] = (int32_t)(q % P);
+        st->inv_q[k] = (q / P) * st->nb * P + q % P;
+        st->q_nb = st->nb;
+    }
+    free(cursor);
+    return 0;
 }
 
 static int list_arg(nl_func *f, int k, const char *name, int sd, int64_t deflt, int64_t min,
@@ -268,16 +334,10 @@ static int conv_setup(nl_func *f) {
     if (st.nb > st.outer) st.nb = st.outer > 0 ? st.outer : 1;
     if ((double)st.nb * (double)st.p_out > (double)INT_MAX) st.nb = 1;
 
-    /* Small maps (the table at most 256 Ki entries) gather through a precomputed table. */
-    const int64_t rows = c * st.g.k[0] * st.g.k[1] * st.g.k[2];
-    if (!st.direct && rows * st.p_out <= ((int64_t)1 << 18) && c * st.p_in <= INT32_MAX) {
-        st.idx = malloc((size_t)(rows * st.p_out) * sizeof(int32_t));
-        if (!st.idx) return nl_error("out of memory");
-        im2col_table(&st.g, st.idx);
-    }
+    if (conv_tables(&st)) return -1;
 
     conv_state *s = malloc(sizeof *s);
-    if (!s) { free(st.idx); return nl_error("out of memory"); }
+    if (!s) { conv_free_tables(&st); return nl_error("out of memory"); }
     *s = st;
     f->state = s;
     return 0;
@@ -285,211 +345,262 @@ static int conv_setup(nl_func *f) {
 
 static void conv_destroy(nl_func *f) {
     conv_state *st = f->state;
-    if (st) free(st->idx);
+    if (st) conv_free_tables(st);
     free(st);
 }
 
 /* ---- batched lowering -------------------------------------------------------------
- * Samples are processed in chunks of st->nb: the chunk's columns sit side by side in one
- * column buffer (Kg*G rows of nb*P values), so that each group needs one GEMM per chunk
- * instead of one per sample (the tutorial's convolutions have P = 16 outputs per map).
- * With nb > 1, outputs go through a (OC, nb*P) buffer that is scattered into y (N, OC, P),
- * and output gradients are gathered into it. The data movement runs on the engine's
- * threads when large; the GEMMs use OpenBLAS's. */
+ * Samples are processed in chunks of up to st->nb: a chunk's columns sit side by side in
+ * one column buffer (Kg*G rows of nb*P values), so that each group needs one GEMM per
+ * chunk instead of one per sample (the tutorial's convolutions have P = 16 outputs per
+ * map). With nb > 1, outputs go through a (OC, nb*P) buffer that is scattered into
+ * y (N, OC, P), and output gradients are gathered into it. Chunks are independent tasks:
+ * with several threads each thread takes whole chunks with its own buffers (and its own
+ * dW, summed at the end), and BLAS runs single-threaded inside; a single chunk runs on the
+ * calling thread with OpenBLAS's threads. */
 
-typedef struct conv_ctx {
+typedef struct conv_run {
     const conv_state *st;
-    const float *x;      /* the chunk's first sample */
-    float *col;
-    float *t;            /* (OC, nb*P) */
-    float *y;            /* the chunk's first sample (y or dx) */
-    const float *b;      /* bias or NULL */
-    int64_t nb;          /* samples in this chunk */
-    bool accum;
-} conv_ctx;
+    const float *x, *w, *b, *dy;
+    float *y, *dx, *dw;
+    float *col, *t, *dwp;     /* per-thread buffers: col_n, t_n, dw_n floats each */
+    int64_t col_n, t_n, dw_n;
+    int64_t nb;               /* samples per chunk (the last may have fewer) */
+    int threads;
+    bool prop_x, prop_w, accum_x, accum_w;
+} conv_run;
 
-static void im2col_range(int64_t j0, int64_t j1, void *vc) {
-    const conv_ctx *c = vc;
-    const conv_state *st = c->st;
-    const int64_t xsz = st->g.c * st->p_in, P = st->p_out, ld = c->nb * P;
+/* x (nb samples) -> col (Kg*G, nb*P) */
+static NL_SIMD_CLONES NL_NO_MEMCALLS void im2col_chunk(const conv_state *st, const float *x, float *col, int64_t nb) {
+    const int64_t xsz = st->g.c * st->p_in, P = st->p_out, ld = nb * P;
     if (!st->idx) {
-        for (int64_t j = j0; j < j1; j++) im2col(&st->g, c->x + j * xsz, c->col + j * P, ld);
+        for (int64_t j = 0; j < nb; j++) im2col(&st->g, x + j * xsz, col + j * P, ld);
         return;
     }
     const int64_t rows = st->kg * st->group;
-    for (int64_t j = j0; j < j1; j++) {
-        const float *restrict xn = c->x + j * xsz;
+    float xp[CONV_TABLE_X + 1];   /* the sample and a zero for the padding */
+    xp[xsz] = 0.0f;
+    for (int64_t j = 0; j < nb; j++) {
+        memcpy(xp, x + j * xsz, (size_t)xsz * sizeof(float));
         for (int64_t r = 0; r < rows; r++) {
             const int32_t *restrict ir = st->idx + r * P;
-            float *restrict d = c->col + r * ld + j * P;
-            for (int64_t p = 0; p < P; p++) d[p] = ir[p] >= 0 ? xn[ir[p]] : 0.0f;
+            float *restrict d = col + r * ld + j * P;
+            for (int64_t p = 0; p < P; p++) d[p] = xp[ir[p]];
         }
     }
 }
 
-/* t (OC, nb*P) (+ bias) -> y (nb, OC, P) */
-static void scatter_range(int64_t j0, int64_t j1, void *vc) {
-    const conv_ctx *c = vc;
-    const conv_state *st = c->st;
-    const int64_t P = st->p_out, ld = c->nb * P;
-    for (int64_t j = j0; j < j1; j++)
+/* col (Kg*G, nb*P) -> dx (nb, C, I...), overwriting or adding */
+static void col2im_chunk(const conv_state *st, const float *col, float *dx, int64_t nb, bool accum) {
+    const int64_t xsz = st->g.c * st->p_in, P = st->p_out, ld = nb * P;
+    for (int64_t j = 0; j < nb; j++) {
+        float *restrict dxn = dx + j * xsz;
+        if (!st->idx) {
+            if (!accum) memset(dxn, 0, (size_t)xsz * sizeof(float));
+            col2im_add(&st->g, col + j * P, ld, dxn);
+            continue;
+        }
+        /* each input offset sums the column entries that read it (no scatter conflicts) */
+        const float *restrict cj = col + j * P;
+        const int32_t *restrict off = st->inv_off;
+        if (nb == st->q_nb) {
+            const int64_t *restrict q = st->inv_q;
+            if (accum)
+                for (int64_t i = 0; i < xsz; i++) {
+                    float s = 0.0f;
+                    for (int32_t k = off[i]; k < off[i + 1]; k++) s += cj[q[k]];
+                    dxn[i] += s;
+                }
+            else
+                for (int64_t i = 0; i < xsz; i++) {
+                    float s = 0.0f;
+                    for (int32_t k = off[i]; k < off[i + 1]; k++) s += cj[q[k]];
+                    dxn[i] = s;
+                }
+            continue;
+        }
+        for (int64_t i = 0; i < xsz; i++) {   /* a shorter chunk */
+            float s = 0.0f;
+            for (int32_t k = off[i]; k < off[i + 1]; k++) s += cj[st->inv_r[k] * ld + st->inv_p[k]];
+            dxn[i] = accum ? dxn[i] + s : s;
+        }
+    }
+}
+
+/* The chunk of task k: samples [*n0, *n0 + return value). */
+static int64_t chunk_of(const conv_run *r, int64_t k, int64_t *n0) {
+    *n0 = k * r->nb;
+    const int64_t left = r->st->outer - *n0;
+    return left < r->nb ? left : r->nb;
+}
+
+/* y (+ bias) for one chunk: y_g (OC/G, nb*P) = w_g (OC/G, Kg) col_g (Kg, nb*P) */
+static NL_SIMD_CLONES void conv_fwd_task(int64_t k, int thread, void *vr) {
+    const conv_run *r = vr;
+    const conv_state *st = r->st;
+    const int ocg = (int)st->ocg, kg = (int)st->kg;
+    const int64_t P = st->p_out, xsz = st->g.c * st->p_in, ysz = st->oc * P;
+    int64_t n0;
+    const int64_t nb = chunk_of(r, k, &n0);
+    const int np = (int)(nb * P);
+    const float *x = r->x + n0 * xsz;
+    float *y = r->y + n0 * ysz, *col = r->col + thread * r->col_n, *t = r->t + thread * r->t_n;
+    if (!st->direct) im2col_chunk(st, x, col, nb);
+    const float *cn = st->direct ? x : col;   /* direct: nb == 1 */
+    float *out = nb > 1 ? t : y;
+    if (nb == 1 && r->b)
+        for (int64_t o = 0; o < st->oc; o++)
+            for (int64_t i = 0; i < P; i++) out[o * P + i] = r->b[o];
+    for (int64_t g = 0; g < st->group; g++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, np, kg,
+                    1.0f, r->w + g * ocg * kg, kg, cn + g * kg * np, np,
+                    (nb == 1 && r->b) ? 1.0f : 0.0f, out + g * ocg * np, np);
+    if (nb == 1) return;
+    for (int64_t j = 0; j < nb; j++)   /* t (OC, nb*P) (+ bias) -> y (nb, OC, P) */
         for (int64_t o = 0; o < st->oc; o++) {
-            const float *restrict src = c->t + o * ld + j * P;
-            float *restrict dst = c->y + (j * st->oc + o) * P;
-            const float bo = c->b ? c->b[o] : 0.0f;
+            const float *restrict src = t + o * np + j * P;
+            float *restrict dst = y + (j * st->oc + o) * P;
+            const float bo = r->b ? r->b[o] : 0.0f;
             for (int64_t i = 0; i < P; i++) dst[i] = src[i] + bo;
         }
 }
 
-/* dy (nb, OC, P) -> t (OC, nb*P); here c->x is dy */
-static void gather_range(int64_t j0, int64_t j1, void *vc) {
-    const conv_ctx *c = vc;
-    const conv_state *st = c->st;
-    const int64_t P = st->p_out, ld = c->nb * P;
-    for (int64_t j = j0; j < j1; j++)
-        for (int64_t o = 0; o < st->oc; o++) {
-            const float *restrict src = c->x + (j * st->oc + o) * P;
-            float *restrict dst = c->t + o * ld + j * P;
-            for (int64_t i = 0; i < P; i++) dst[i] = src[i];
+/* dW (this thread's, or dw itself with one thread) and dx for one chunk */
+static NL_SIMD_CLONES void conv_bwd_task(int64_t k, int thread, void *vr) {
+    const conv_run *r = vr;
+    const conv_state *st = r->st;
+    const int ocg = (int)st->ocg, kg = (int)st->kg;
+    const int64_t P = st->p_out, xsz = st->g.c * st->p_in, ysz = st->oc * P;
+    int64_t n0;
+    const int64_t nb = chunk_of(r, k, &n0);
+    const int np = (int)(nb * P);
+    float *col = r->col + thread * r->col_n, *t = r->t + thread * r->t_n;
+    const float *dyc = r->dy + n0 * ysz;
+    if (nb > 1) {   /* dy (nb, OC, P) -> t (OC, nb*P) */
+        for (int64_t j = 0; j < nb; j++)
+            for (int64_t o = 0; o < st->oc; o++) {
+                const float *restrict src = dyc + (j * st->oc + o) * P;
+                float *restrict dst = t + o * np + j * P;
+                for (int64_t i = 0; i < P; i++) dst[i] = src[i];
+            }
+        dyc = t;
+    }
+    if (r->prop_w) {
+        const float *x = r->x + n0 * xsz;
+        if (!st->direct) im2col_chunk(st, x, col, nb);
+        const float *cn = st->direct ? x : col;
+        float *dw;
+        float beta;
+        if (r->threads > 1) {   /* the thread's first task starts its partial sum */
+            dw = r->dwp + thread * r->dw_n;
+            beta = k < r->threads ? 0.0f : 1.0f;
+        } else {
+            dw = r->dw;
+            beta = (k == 0 && !r->accum_w) ? 0.0f : 1.0f;
         }
-}
-
-/* col (Kg*G, nb*P) -> dx (nb, C, I...), overwriting or adding */
-static void col2im_range(int64_t j0, int64_t j1, void *vc) {
-    const conv_ctx *c = vc;
-    const conv_state *st = c->st;
-    const int64_t xsz = st->g.c * st->p_in, ld = c->nb * st->p_out;
-    const int64_t P = st->p_out, rows = st->kg * st->group;
-    for (int64_t j = j0; j < j1; j++) {
-        float *restrict dxn = c->y + j * xsz;
-        if (!c->accum) memset(dxn, 0, (size_t)xsz * sizeof(float));
-        if (!st->idx) {
-            col2im_add(&st->g, c->col + j * P, ld, dxn);
-            continue;
+        for (int64_t g = 0; g < st->group; g++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, kg, np,
+                        1.0f, dyc + g * ocg * np, np, cn + g * kg * np, np,
+                        beta, dw + g * ocg * kg, kg);
+    }
+    if (r->prop_x) {
+        float *dxc = r->dx + n0 * xsz;
+        if (st->direct) {   /* nb == 1: dx_g = w_g^T dy_g directly */
+            for (int64_t g = 0; g < st->group; g++)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, np, ocg,
+                            1.0f, r->w + g * ocg * kg, kg, dyc + g * ocg * np, np,
+                            r->accum_x ? 1.0f : 0.0f, dxc + g * kg * np, np);
+            return;
         }
-        for (int64_t r = 0; r < rows; r++) {
-            const int32_t *restrict ir = st->idx + r * P;
-            const float *restrict s = c->col + r * ld + j * P;
-            for (int64_t p = 0; p < P; p++)
-                if (ir[p] >= 0) dxn[ir[p]] += s[p];
-        }
+        for (int64_t g = 0; g < st->group; g++)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, np, ocg,
+                        1.0f, r->w + g * ocg * kg, kg, dyc + g * ocg * np, np,
+                        0.0f, col + g * kg * np, np);
+        col2im_chunk(st, col, dxc, nb, r->accum_x);
     }
 }
 
-static float *conv_col(nl_func *f, const conv_state *st) {
-    float *col = nl_func_scratch(f, 0, st->kg * st->group * st->p_out * st->nb);
-    if (!col) nl_error("out of memory for the column buffer");
-    return col;
-}
-
-static float *conv_tmp(nl_func *f, const conv_state *st) {
-    float *t = nl_func_scratch(f, 1, st->oc * st->p_out * st->nb);
-    if (!t) nl_error("out of memory for the output buffer");
-    return t;
-}
-
-/* x: (B, C, I...), w: (OC, C/G, K...), b: (OC) -> y: (B, OC, O...);
- * per chunk and group: y_g (OC/G, nb*P) = w_g (OC/G, Kg) col_g (Kg, nb*P) */
-static int conv_forward(nl_func *f) {
-    const conv_state *st = f->state;
-    const int ocg = (int)st->ocg, kg = (int)st->kg;
-    const int64_t P = st->p_out, xsz = st->g.c * st->p_in, ysz = st->oc * P;
-    NL_PTR(const float *, x, nl_in_data(f, 0));
-    NL_PTR(const float *, w, nl_in_data(f, 1));
-    NL_PTR(float *, y, nl_out_data(f, 0));
-    const float *b = NULL;
-    if (f->in[2]) { b = nl_in_data(f, 2); if (!b) return -1; }
-    float *col = NULL, *t = NULL;
-    if (!st->direct && !(col = conv_col(f, st))) return -1;
-    if (st->nb > 1 && !(t = conv_tmp(f, st))) return -1;
-    for (int64_t n0 = 0; n0 < st->outer; n0 += st->nb) {
-        const int64_t nb = st->outer - n0 < st->nb ? st->outer - n0 : st->nb;
-        const int np = (int)(nb * P);
-        conv_ctx c = {.st = st, .x = x + n0 * xsz, .col = col, .t = t, .y = y + n0 * ysz,
-                      .b = b, .nb = nb};
-        if (!st->direct) nl_parallel_for(nb, st->kg * st->group * P, im2col_range, &c);
-        const float *cn = st->direct ? c.x : col;   /* direct: nb == 1 */
-        float *out = nb > 1 ? t : c.y;
-        if (nb == 1 && b)
-            for (int64_t o = 0; o < st->oc; o++)
-                for (int64_t i = 0; i < P; i++) out[o * P + i] = b[o];
-        for (int64_t g = 0; g < st->group; g++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, np, kg,
-                        1.0f, w + g * ocg * kg, kg, cn + g * kg * np, np,
-                        (nb == 1 && b) ? 1.0f : 0.0f, out + g * ocg * np, np);
-        if (nb > 1) nl_parallel_for(nb, ysz, scatter_range, &c);
+/* Chunking and threads for this call; sizes the per-thread buffers (node scratch: 0 col,
+ * 1 t, 2 dW partials) and the col2im table for the chunk size. */
+static int conv_plan(nl_func *f, conv_run *r, bool need_dwp) {
+    conv_state *st = f->state;
+    const int64_t P = st->p_out, rows = st->kg * st->group;
+    int64_t n_chunks = (st->outer + st->nb - 1) / st->nb;
+    int threads = nl_parallel_threads(st->outer * rows * P * (2 + st->ocg / 4));
+    if (threads > n_chunks && st->outer >= threads) n_chunks = threads;   /* a share each */
+    if (threads > 1 && n_chunks % threads) n_chunks += threads - n_chunks % threads;
+    if (n_chunks > st->outer) n_chunks = st->outer > 0 ? st->outer : 1;
+    if (threads > n_chunks) threads = (int)n_chunks;
+    r->st = st;
+    r->nb = st->outer > 0 ? (st->outer + n_chunks - 1) / n_chunks : 1;
+    r->threads = threads;
+    r->col_n = st->direct ? 0 : rows * r->nb * P;
+    r->t_n = r->nb > 1 ? st->oc * r->nb * P : 0;
+    r->dw_n = need_dwp && threads > 1 ? st->oc * st->kg : 0;
+    r->col = nl_func_scratch(f, 0, threads * r->col_n + 1);
+    r->t = nl_func_scratch(f, 1, threads * r->t_n + 1);
+    r->dwp = nl_func_scratch(f, 2, threads * r->dw_n + 1);
+    if (!r->col || !r->t || !r->dwp) return nl_error("out of memory for the convolution buffers");
+    if (st->idx && st->q_nb != r->nb) {   /* col2im offsets for this chunk size */
+        const int64_t nt = rows * P;
+        for (int64_t q = 0; q < nt; q++) st->inv_q[q] = st->inv_r[q] * r->nb * P + st->inv_p[q];
+        st->q_nb = r->nb;
     }
     return 0;
 }
 
-/* dy: (B, OC, O...); db (OC) = sum of dy over B and O; dw_g (OC/G, Kg) = sum over chunks
+/* x: (B, C, I...), w: (OC, C/G, K...), b: (OC) -> y: (B, OC, O...) */
+static int conv_forward(nl_func *f) {
+    conv_run r = {0};
+    NL_PTR(const float *, x, nl_in_data(f, 0));
+    NL_PTR(const float *, w, nl_in_data(f, 1));
+    NL_PTR(float *, y, nl_out_data(f, 0));
+    if (f->in[2] && !(r.b = nl_in_data(f, 2))) return -1;
+    if (conv_plan(f, &r, false)) return -1;
+    r.x = x; r.w = w; r.y = y;
+    const int64_t n_chunks = r.st->outer > 0 ? (r.st->outer + r.nb - 1) / r.nb : 0;
+    nl_parallel_tasks(n_chunks, r.threads, conv_fwd_task, &r);
+    return 0;
+}
+
+/* dy: (B, OC, O...); db (OC) = sum of dy over B and O; dW_g (OC/G, Kg) = sum over chunks of
  * dy_g col_g^T; dcol_g = w_g^T dy_g, dx = col2im(dcol) */
 static int conv_backward(nl_func *f, const bool *prop, const bool *accum) {
     const conv_state *st = f->state;
-    const int ocg = (int)st->ocg, kg = (int)st->kg;
     const bool pb = f->in[2] && prop[2];
     if (!prop[0] && !prop[1] && !pb) return 0;
     NL_PTR(const float *, dy, nl_out_grad(f, 0));
-    const int64_t P = st->p_out, ysz = st->oc * P, xsz = st->g.c * st->p_in;
+    const int64_t P = st->p_out, ysz = st->oc * P;
     if (pb) {
         NL_PTR(float *, db, nl_in_grad(f, 2, accum[2]));
         for (int64_t o = 0; o < st->oc; o++) {
             double s = 0;
-            for (int64_t n = 0; n < st->outer; n++) {
-                const float *r = dy + n * ysz + o * P;
-                float sf = 0.0f;
-                for (int64_t i = 0; i < P; i++) sf += r[i];
-                s += sf;
-            }
+            for (int64_t n = 0; n < st->outer; n++) s += nl_vsum(dy + n * ysz + o * P, P);
             db[o] = accum[2] ? db[o] + (float)s : (float)s;
         }
     }
     if (!prop[0] && !prop[1]) return 0;
-    float *col = NULL, *t = NULL;
-    if (!st->direct && !(col = conv_col(f, st))) return -1;
-    if (st->nb > 1 && !(t = conv_tmp(f, st))) return -1;
-    const float *x = NULL, *w = NULL;
-    float *dw = NULL, *dx = NULL;
+    conv_run r = {0};
+    if (conv_plan(f, &r, prop[1])) return -1;
+    r.dy = dy;
+    r.prop_x = prop[0];
+    r.prop_w = prop[1];
+    r.accum_x = accum[0];
+    r.accum_w = accum[1];
     if (prop[1]) {
-        if (!(x = nl_in_data(f, 0)) || !(dw = nl_in_grad(f, 1, accum[1]))) return -1;
-        if (st->outer == 0 && !accum[1]) memset(dw, 0, (size_t)(st->oc * st->kg) * sizeof(float));
+        if (!(r.x = nl_in_data(f, 0)) || !(r.dw = nl_in_grad(f, 1, accum[1]))) return -1;
+        if (st->outer == 0 && !accum[1]) memset(r.dw, 0, (size_t)(st->oc * st->kg) * sizeof(float));
     }
-    if (prop[0] && (!(w = nl_in_data(f, 1)) || !(dx = nl_in_grad(f, 0, accum[0])))) return -1;
-    for (int64_t n0 = 0; n0 < st->outer; n0 += st->nb) {
-        const int64_t nb = st->outer - n0 < st->nb ? st->outer - n0 : st->nb;
-        const int np = (int)(nb * P);
-        conv_ctx c = {.st = st, .col = col, .t = t, .nb = nb, .accum = accum[0]};
-        const float *dyc = dy + n0 * ysz;
-        if (nb > 1) {
-            c.x = dyc;
-            nl_parallel_for(nb, ysz, gather_range, &c);
-            dyc = t;
-        }
-        if (prop[1]) {
-            c.x = x + n0 * xsz;
-            if (!st->direct) nl_parallel_for(nb, st->kg * st->group * P, im2col_range, &c);
-            const float *cn = st->direct ? c.x : col;
-            const float beta = (n0 == 0 && !accum[1]) ? 0.0f : 1.0f;
-            for (int64_t g = 0; g < st->group; g++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, kg, np,
-                            1.0f, dyc + g * ocg * np, np, cn + g * kg * np, np,
-                            beta, dw + g * ocg * kg, kg);
-        }
-        if (prop[0]) {
-            float *dxc = dx + n0 * xsz;
-            if (st->direct) {   /* nb == 1: dx_g = w_g^T dy_g directly */
-                for (int64_t g = 0; g < st->group; g++)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, np, ocg,
-                                1.0f, w + g * ocg * kg, kg, dyc + g * ocg * np, np,
-                                accum[0] ? 1.0f : 0.0f, dxc + g * kg * np, np);
-                continue;
-            }
-            for (int64_t g = 0; g < st->group; g++)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, np, ocg,
-                            1.0f, w + g * ocg * kg, kg, dyc + g * ocg * np, np,
-                            0.0f, col + g * kg * np, np);
-            c.y = dxc;
-            nl_parallel_for(nb, st->kg * st->group * P, col2im_range, &c);
+    if (prop[0] && (!(r.w = nl_in_data(f, 1)) || !(r.dx = nl_in_grad(f, 0, accum[0])))) return -1;
+    const int64_t n_chunks = st->outer > 0 ? (st->outer + r.nb - 1) / r.nb : 0;
+    nl_parallel_tasks(n_chunks, r.threads, conv_bwd_task, &r);
+    if (prop[1] && r.threads > 1) {   /* dW = (dW +) the threads' partial sums */
+        const int64_t n = r.dw_n;
+        float *restrict dw = r.dw;
+        for (int t = 0; t < r.threads; t++) {
+            const float *restrict part = r.dwp + t * n;
+            if (t == 0 && !accum[1]) memcpy(dw, part, (size_t)n * sizeof(float));
+            else for (int64_t i = 0; i < n; i++) dw[i] += part[i];
         }
     }
     return 0;

@@ -2,7 +2,8 @@
  * elementwise.h - generators for element-wise function families on the CPU.
  *
  * NL_UNARY_FUNCTION(op, doc, argdefs, n_args, in_mask, out_mask) defines nl_fdef_<op>:
- *   y = nl_<op>_fwd(x, v), dx (+)= nl_<op>_bwd(x, y, dy, v) with v = args[0] (or 0).
+ *   y = nl_<op>_fwd(x, v), dx (+)= nl_<op>_bwd(x, y, dy, v) with v = args[0] (or 0); the
+ *   loops are vector-compiled (NL_SIMD_CLONES) and split across threads when large.
  *   x: any shape; y: the same shape.
  * NL_BINARY_FUNCTION(op, doc) defines nl_fdef_<op> with numpy broadcasting of size-1
  *   dimensions (shapes aligned at the right): a: A, b: B, y: broadcast(A, B); the
@@ -52,14 +53,44 @@ int nl_binary_setup(nl_func *f);
         }                                                                               \
     } while (0)
 
+/* What the unary kernels' range bodies read (nl_parallel_for splits the elements). */
+typedef struct nl_unary_ctx {
+    const float *x, *y, *dy;
+    float *out;
+    float v;
+    bool accum;
+} nl_unary_ctx;
+enum { NL_UNARY_COST = 2 };   /* per element: a few flops, memory bound at best */
+
 #define NL_UNARY_FUNCTION(OP, DOC, ARGDEFS, NARGS, IN_MASK, OUT_MASK)                   \
+    static NL_SIMD_CLONES void OP##_fwd_range(int64_t i0, int64_t i1, void *vc) {      \
+        const nl_unary_ctx *c = vc;                                                     \
+        const float *px = c->x;                                                         \
+        float *py = c->out;                                                             \
+        const float v = c->v;                                                           \
+        for (int64_t i = i0; i < i1; i++) py[i] = nl_##OP##_fwd(px[i], v);              \
+    }                                                                                   \
     static int OP##_forward(nl_func *f) {                                               \
         NL_PTR(const float *, px, nl_in_data(f, 0));                                    \
         NL_PTR(float *, py, nl_out_data(f, 0));                                         \
-        const float v = (NARGS) ? (float)nl_arg_float(f, 0) : 0.0f;                     \
-        const int64_t n = nl_in(f, 0)->size;                                            \
-        for (int64_t i = 0; i < n; i++) py[i] = nl_##OP##_fwd(px[i], v);                \
+        nl_unary_ctx c = {.x = px, .out = py,                                           \
+                          .v = (NARGS) ? (float)nl_arg_float(f, 0) : 0.0f};             \
+        nl_parallel_for(nl_in(f, 0)->size, NL_UNARY_COST, OP##_fwd_range, &c);          \
         return 0;                                                                       \
+    }                                                                                   \
+    static NL_SIMD_CLONES void OP##_bwd_range(int64_t i0, int64_t i1, void *vc) {      \
+        const nl_unary_ctx *c = vc;                                                     \
+        const float *px = c->x, *py = c->y, *dy = c->dy;                                \
+        float *dx = c->out;                                                             \
+        const float v = c->v;                                                           \
+        if (c->accum)                                                                   \
+            for (int64_t i = i0; i < i1; i++)                                           \
+                dx[i] += nl_##OP##_bwd((IN_MASK) ? px[i] : 0.0f,                        \
+                                       (OUT_MASK) ? py[i] : 0.0f, dy[i], v);            \
+        else                                                                            \
+            for (int64_t i = i0; i < i1; i++)                                           \
+                dx[i] = nl_##OP##_bwd((IN_MASK) ? px[i] : 0.0f,                         \
+                                      (OUT_MASK) ? py[i] : 0.0f, dy[i], v);             \
     }                                                                                   \
     static int OP##_backward(nl_func *f, const bool *prop, const bool *accum) {         \
         if (!prop[0]) return 0;                                                         \
@@ -68,14 +99,9 @@ int nl_binary_setup(nl_func *f);
         if (OUT_MASK) { py = nl_out_data_r(f, 0); if (!py) return -1; }                 \
         NL_PTR(const float *, dy, nl_out_grad(f, 0));                                   \
         NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));                                \
-        const float v = (NARGS) ? (float)nl_arg_float(f, 0) : 0.0f;                     \
-        const int64_t n = nl_in(f, 0)->size;                                            \
-        if (accum[0])                                                                   \
-            for (int64_t i = 0; i < n; i++)                                             \
-                dx[i] += nl_##OP##_bwd(px ? px[i] : 0.0f, py ? py[i] : 0.0f, dy[i], v); \
-        else                                                                            \
-            for (int64_t i = 0; i < n; i++)                                             \
-                dx[i] = nl_##OP##_bwd(px ? px[i] : 0.0f, py ? py[i] : 0.0f, dy[i], v);  \
+        nl_unary_ctx c = {.x = px, .y = py, .dy = dy, .out = dx, .accum = accum[0],     \
+                          .v = (NARGS) ? (float)nl_arg_float(f, 0) : 0.0f};             \
+        nl_parallel_for(nl_in(f, 0)->size, NL_UNARY_COST, OP##_bwd_range, &c);          \
         return 0;                                                                       \
     }                                                                                   \
     const nl_fdef nl_fdef_##OP = {                                                      \

@@ -19,6 +19,7 @@
  * without mean/variance, batch_stat = true normalizes without running statistics).
  */
 #include "../src/function.h"
+#include "vmath.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,83 @@ static const float *opt_data(nl_func *f, int i, bool *fail) {
     return p;
 }
 
+/* The passes over x and dy, per channel (statistics) or per (outer, C) block (element-wise),
+ * on the engine's threads when large. */
+typedef struct bn_ctx {
+    const float *x, *dy;
+    float *y, *dx;
+    const float *m, *s;             /* per channel: center, inverse std (backward) */
+    const float *k;                 /* per channel: scale, shift (forward); k0, k1, k2 (backward) */
+    double *a, *b;                  /* per channel sums */
+    int64_t outer, C, inner;
+    bool accum;
+} bn_ctx;
+
+/* a[c] = sum of x over channel c */
+static void bn_sum_range(int64_t c0, int64_t c1, void *vc) {
+    const bn_ctx *b = vc;
+    for (int64_t c = c0; c < c1; c++) {
+        double s = 0;
+        for (int64_t o = 0; o < b->outer; o++) s += nl_vsum(b->x + (o * b->C + c) * b->inner, b->inner);
+        b->a[c] = s;
+    }
+}
+
+/* b[c] = sum of (x - mean_c)^2 over channel c, mean_c = a[c] (a double mean) */
+static void bn_var_range(int64_t c0, int64_t c1, void *vc) {
+    const bn_ctx *b = vc;
+    for (int64_t c = c0; c < c1; c++) {
+        const float m = (float)b->a[c];
+        double s = 0;
+        for (int64_t o = 0; o < b->outer; o++) s += nl_vsumsq_c(b->x + (o * b->C + c) * b->inner, b->inner, m);
+        b->b[c] = s;
+    }
+}
+
+/* y = x * scale_c + shift_c over blocks (o, c) in [j0, j1) */
+static void bn_norm_range(int64_t j0, int64_t j1, void *vc) {
+    const bn_ctx *b = vc;
+    const int64_t C = b->C, inner = b->inner;
+    for (int64_t j = j0; j < j1; j++) {
+        const int64_t c = j % C;
+        const float sc = b->k[c], sh = b->k[C + c];
+        const float *restrict x = b->x + j * inner;
+        float *restrict y = b->y + j * inner;
+        for (int64_t i = 0; i < inner; i++) y[i] = x[i] * sc + sh;
+    }
+}
+
+/* a[c] = sum dy, b[c] = sum dy * (x - m_c) over channel c */
+static void bn_bsum_range(int64_t c0, int64_t c1, void *vc) {
+    const bn_ctx *b = vc;
+    for (int64_t c = c0; c < c1; c++) {
+        double sa = 0, sb = 0;
+        for (int64_t o = 0; o < b->outer; o++) {
+            const int64_t base = (o * b->C + c) * b->inner;
+            sa += nl_vsum(b->dy + base, b->inner);
+            sb += nl_vdot_c(b->dy + base, b->x + base, b->inner, b->m[c]);
+        }
+        b->a[c] = sa;
+        b->b[c] = sb;
+    }
+}
+
+/* dx (+)= k0 dy + k1 (x - m) s + k2 over blocks (o, c) in [j0, j1) */
+static void bn_dx_range(int64_t j0, int64_t j1, void *vc) {
+    const bn_ctx *b = vc;
+    const int64_t C = b->C, inner = b->inner;
+    for (int64_t j = j0; j < j1; j++) {
+        const int64_t c = j % C;
+        const float k0 = b->k[c], k1 = b->k[C + c], k2 = b->k[2 * C + c], mc = b->m[c], sc = b->s[c];
+        const float *restrict dd = b->dy + j * inner, *restrict xx = b->x + j * inner;
+        float *restrict d = b->dx + j * inner;
+        if (b->accum)
+            for (int64_t i = 0; i < inner; i++) d[i] += k0 * dd[i] + k1 * (xx[i] - mc) * sc + k2;
+        else
+            for (int64_t i = 0; i < inner; i++) d[i] = k0 * dd[i] + k1 * (xx[i] - mc) * sc + k2;
+    }
+}
+
 /* x: (outer, C, inner); beta, gamma, mean, variance: (C); y: (outer, C, inner).
  * scratch 0: saved batch mean (C) and 1/sqrt(var + eps) (C); scratch 1: doubles (2C);
  * scratch 2: per-channel scale and shift (2C). */
@@ -110,23 +188,11 @@ static int bn_forward(nl_func *f) {
             for (int64_t c = 0; c < 2 * C; c++) saved[c] = 0;
             return 0;
         }
-        for (int64_t c = 0; c < C; c++) acc[c] = 0;
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t c = 0; c < C; c++) {
-                const float *xc = x + (o * C + c) * inner;
-                double s = 0;
-                for (int64_t i = 0; i < inner; i++) s += xc[i];
-                acc[c] += s;
-            }
-        for (int64_t c = 0; c < C; c++) { acc[C + c] = acc[c] / (double)n; acc[c] = 0; }   /* acc[C..]: mean */
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t c = 0; c < C; c++) {
-                const float *xc = x + (o * C + c) * inner;
-                const double m = acc[C + c];
-                double s = 0;
-                for (int64_t i = 0; i < inner; i++) { double d = xc[i] - m; s += d * d; }
-                acc[c] += s;
-            }
+        /* acc[C..2C): sums, then means; acc[0..C): sums of squared deviations */
+        bn_ctx b = {.x = x, .a = acc + C, .b = acc, .outer = outer, .C = C, .inner = inner};
+        nl_parallel_for(C, outer * inner, bn_sum_range, &b);
+        for (int64_t c = 0; c < C; c++) acc[C + c] /= (double)n;
+        nl_parallel_for(C, 2 * outer * inner, bn_var_range, &b);
         float *rm = NULL, *rv = NULL;   /* running statistics, updated in place */
         if (nl_in(f, IN_MEAN) && !(rm = nl_array_host(nl_in(f, IN_MEAN)->data, NL_READWRITE))) return -1;
         if (nl_in(f, IN_VAR) && !(rv = nl_array_host(nl_in(f, IN_VAR)->data, NL_READWRITE))) return -1;
@@ -151,12 +217,8 @@ static int bn_forward(nl_func *f) {
             shift[c] = (beta ? beta[c] : 0.0f) - rm[c] * scale[c];
         }
     }
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t c = 0; c < C; c++) {
-            const int64_t base = (o * C + c) * inner;
-            const float sc = scale[c], sh = shift[c];
-            for (int64_t i = 0; i < inner; i++) y[base + i] = x[base + i] * sc + sh;
-        }
+    bn_ctx b = {.x = x, .y = y, .k = ss, .outer = outer, .C = C, .inner = inner};
+    nl_parallel_for(outer * C, inner, bn_norm_range, &b);
     return 0;
 }
 
@@ -197,39 +259,29 @@ static int bn_backward(nl_func *f, const bool *prop, const bool *accum) {
         for (int64_t c = 0; c < C; c++) ws[c] = (float)(1.0 / sqrt((double)rv[c] + eps));
         m = rm; s = ws;
     }
-    for (int64_t c = 0; c < 2 * C; c++) sdy[c] = 0;
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t c = 0; c < C; c++) {
-            const int64_t base = (o * C + c) * inner;
-            const float mc = m[c];
-            double a = 0, b = 0;
-            for (int64_t i = 0; i < inner; i++) { a += dy[base + i]; b += dy[base + i] * (x[base + i] - mc); }
-            sdy[c] += a;
-            sdyx[c] += b;
-        }
+    bn_ctx b = {.x = x, .dy = dy, .m = m, .s = s, .a = sdy, .b = sdyx,
+                .outer = outer, .C = C, .inner = inner, .accum = accum[IN_X]};
+    nl_parallel_for(C, 2 * outer * inner, bn_bsum_range, &b);
     for (int64_t c = 0; c < C; c++) sdyx[c] *= s[c];   /* now sum dy * xhat */
 
     if (prop[IN_X]) {
         NL_PTR(float *, dx, nl_in_grad(f, IN_X, accum[IN_X]));
-        for (int64_t o = 0; o < outer; o++)
-            for (int64_t c = 0; c < C; c++) {
-                const int64_t base = (o * C + c) * inner;
-                const float g = gamma ? gamma[c] : 1.0f, sc = s[c], mc = m[c];
-                float k0, k1, k2;   /* dx = k0 * dy + k1 * xhat + k2 */
-                if (batch_stat && n > 0) {
-                    k0 = g * sc;
-                    k1 = (float)(-(double)g * sc * sdyx[c] / (double)n);
-                    k2 = (float)(-(double)g * sc * sdy[c] / (double)n);
-                } else {
-                    k0 = g * sc; k1 = 0; k2 = 0;
-                }
-                float *d = dx + base;
-                const float *dd = dy + base, *xx = x + base;
-                if (accum[IN_X])
-                    for (int64_t i = 0; i < inner; i++) d[i] += k0 * dd[i] + k1 * (xx[i] - mc) * sc + k2;
-                else
-                    for (int64_t i = 0; i < inner; i++) d[i] = k0 * dd[i] + k1 * (xx[i] - mc) * sc + k2;
+        NL_PTR(float *, k, nl_func_scratch(f, 2, 3 * C + 1));   /* forward's scale/shift slot */
+        for (int64_t c = 0; c < C; c++) {
+            const float g = gamma ? gamma[c] : 1.0f, sc = s[c];
+            /* dx = k0 * dy + k1 * xhat + k2 */
+            k[c] = g * sc;
+            if (batch_stat && n > 0) {
+                k[C + c] = (float)(-(double)g * sc * sdyx[c] / (double)n);
+                k[2 * C + c] = (float)(-(double)g * sc * sdy[c] / (double)n);
+            } else {
+                k[C + c] = 0;
+                k[2 * C + c] = 0;
             }
+        }
+        b.dx = dx;
+        b.k = k;
+        nl_parallel_for(outer * C, 2 * inner, bn_dx_range, &b);
     }
     if (prop[IN_BETA] && put_channel_grad(f, IN_BETA, accum[IN_BETA], sdy, 1.0, C)) return -1;
     if (prop[IN_GAMMA] && put_channel_grad(f, IN_GAMMA, accum[IN_GAMMA], sdyx, 1.0, C)) return -1;

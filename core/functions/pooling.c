@@ -46,6 +46,7 @@ typedef struct pool_state {
     int64_t in_size, out_size;          /* per map */
     bool including_pad;
     bool forward_done;                  /* max: argmax indices are valid */
+    bool inside;                        /* no padding and every window inside the map */
 } pool_state;
 
 static int pool_setup(nl_func *f) {
@@ -106,6 +107,9 @@ static int pool_setup(nl_func *f) {
     if (st.in_size > INT_MAX)
         return nl_error("x %s: a pooled map of %lld values is too large", xs, (long long)st.in_size);
     st.including_pad = f->def->n_args > A_INCLUDING_PAD ? nl_arg_bool(f, A_INCLUDING_PAD) : true;
+    st.inside = true;
+    for (int i = 0; i < SD; i++)
+        if (st.pad[i] != 0 || (st.out[i] - 1) * st.stride[i] + st.k[i] > st.in[i]) st.inside = false;
     nl_set_out_shape(f, 0, x->ndim, oshape);
 
     pool_state *ps = malloc(sizeof *ps);
@@ -146,13 +150,66 @@ typedef struct pool_ctx {
     int32_t *idx;
     float *dx;
     const float *dy;
+    bool accum;
 } pool_ctx;
 
+/* Every window inside the map: [o*s, o*s + k) on each axis, no clipping. */
+static void max_fwd_inside(const pool_ctx *c, int64_t m0, int64_t m1) {
+    const pool_state *st = c->st;
+    const int64_t I1 = st->in[1], I2 = st->in[2];
+    const int64_t K0 = st->k[0], K1 = st->k[1], K2 = st->k[2];
+    const int64_t S0 = st->stride[0], S1 = st->stride[1], S2 = st->stride[2];
+    if (K0 == 1 && K1 == 2 && K2 == 2 && S1 == 2 && S2 == 2) {   /* 2x2, stride 2 */
+        const int64_t O1 = st->out[1], O2 = st->out[2];
+        for (int64_t m = m0; m < m1; m++)
+            for (int64_t o0 = 0; o0 < st->out[0]; o0++)
+                for (int64_t o1 = 0; o1 < O1; o1++) {
+                    const int64_t b0 = (o0 * S0 * I1 + 2 * o1) * I2;
+                    const float *restrict x = c->x + m * st->in_size;
+                    float *restrict y = c->y + m * st->out_size + (o0 * O1 + o1) * O2;
+                    int32_t *restrict idx = c->idx + m * st->out_size + (o0 * O1 + o1) * O2;
+                    for (int64_t o2 = 0; o2 < O2; o2++) {
+                        /* the window in scan order; the first maximum wins */
+                        const int64_t a = b0 + 2 * o2, b = a + 1, d = a + I2, e = d + 1;
+                        int64_t best = a;
+                        float bv = x[a];
+                        if (bv < x[b]) { bv = x[b]; best = b; }
+                        if (bv < x[d]) { bv = x[d]; best = d; }
+                        if (bv < x[e]) { bv = x[e]; best = e; }
+                        y[o2] = bv;
+                        idx[o2] = (int32_t)best;
+                    }
+                }
+        return;
+    }
+    for (int64_t m = m0; m < m1; m++) {
+        const float *restrict x = c->x + m * st->in_size;
+        float *restrict y = c->y + m * st->out_size;
+        int32_t *restrict idx = c->idx + m * st->out_size;
+        for (int64_t o0 = 0; o0 < st->out[0]; o0++)
+            for (int64_t o1 = 0; o1 < st->out[1]; o1++)
+                for (int64_t o2 = 0; o2 < st->out[2]; o2++) {
+                    const int64_t first = (o0 * S0 * I1 + o1 * S1) * I2 + o2 * S2;
+                    int64_t best = first;
+                    float bv = x[first];
+                    for (int64_t a = 0; a < K0; a++)
+                        for (int64_t b = 0; b < K1; b++) {
+                            const int64_t base = first + (a * I1 + b) * I2;
+                            for (int64_t e = 0; e < K2; e++)
+                                if (bv < x[base + e]) { bv = x[base + e]; best = base + e; }
+                        }
+                    *y++ = bv;
+                    *idx++ = (int32_t)best;
+                }
+    }
+}
+
 /* x: (maps, I0, I1, I2) -> y, idx: (maps, O0, O1, O2) */
-static void max_fwd_range(int64_t m0, int64_t m1, void *vctx) {
+static NL_SIMD_CLONES void max_fwd_range(int64_t m0, int64_t m1, void *vctx) {
     const pool_ctx *c = vctx;
     const pool_state *st = c->st;
     const int64_t I1 = st->in[1], I2 = st->in[2];
+    if (st->inside) { max_fwd_inside(c, m0, m1); return; }
     for (int64_t m = m0; m < m1; m++) {
         const float *x = c->x + m * st->in_size;
         float *y = c->y + m * st->out_size;
@@ -191,6 +248,19 @@ static int max_pool_forward(nl_func *f) {
 }
 
 /* dy, idx: (maps, O0, O1, O2) -> dx: (maps, I0, I1, I2) (zeroed or accumulated) */
+static NL_SIMD_CLONES void max_bwd_range(int64_t m0, int64_t m1, void *vctx) {
+    const pool_ctx *c = vctx;
+    const pool_state *st = c->st;
+    for (int64_t m = m0; m < m1; m++) {
+        float *restrict dxm = c->dx + m * st->in_size;
+        const float *restrict dym = c->dy + m * st->out_size;
+        const int32_t *restrict im = c->idx + m * st->out_size;
+        if (!c->accum) memset(dxm, 0, (size_t)st->in_size * sizeof(float));
+        for (int64_t i = 0; i < st->out_size; i++)
+            if (im[i] >= 0) dxm[im[i]] += dym[i];
+    }
+}
+
 static int max_pool_backward(nl_func *f, const bool *prop, const bool *accum) {
     if (!prop[0]) return 0;
     const pool_state *st = f->state;
@@ -198,24 +268,93 @@ static int max_pool_backward(nl_func *f, const bool *prop, const bool *accum) {
     const int32_t *idx = (const int32_t *)f->scratch[0];
     NL_PTR(const float *, dy, nl_out_grad(f, 0));
     NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
-    if (!accum[0]) memset(dx, 0, (size_t)(st->maps * st->in_size) * sizeof(float));
-    for (int64_t m = 0; m < st->maps; m++) {
-        float *dxm = dx + m * st->in_size;
-        const float *dym = dy + m * st->out_size;
-        const int32_t *im = idx + m * st->out_size;
-        for (int64_t i = 0; i < st->out_size; i++)
-            if (im[i] >= 0) dxm[im[i]] += dym[i];
-    }
+    pool_ctx c = {.st = st, .dx = dx, .dy = dy, .idx = (int32_t *)idx, .accum = accum[0]};
+    nl_parallel_for(st->maps, st->in_size + st->out_size, max_bwd_range, &c);
     return 0;
 }
 
 /* ---- average pooling ---- */
 
+/* Every window inside the map (no padding): y = the window's mean. */
+static void avg_fwd_inside(const pool_ctx *c, int64_t m0, int64_t m1) {
+    const pool_state *st = c->st;
+    const int64_t I1 = st->in[1], I2 = st->in[2];
+    const int64_t K0 = st->k[0], K1 = st->k[1], K2 = st->k[2];
+    const int64_t S0 = st->stride[0], S1 = st->stride[1], S2 = st->stride[2];
+    const float n = (float)(K0 * K1 * K2);
+    if (K0 == 1 && K1 == 2 && K2 == 2 && S1 == 2 && S2 == 2) {   /* 2x2, stride 2 */
+        const int64_t O1 = st->out[1], O2 = st->out[2];
+        for (int64_t m = m0; m < m1; m++)
+            for (int64_t o0 = 0; o0 < st->out[0]; o0++)
+                for (int64_t o1 = 0; o1 < O1; o1++) {
+                    const float *restrict r0 = c->x + m * st->in_size + (o0 * S0 * I1 + 2 * o1) * I2;
+                    const float *restrict r1 = r0 + I2;
+                    float *restrict y = c->y + m * st->out_size + (o0 * O1 + o1) * O2;
+                    for (int64_t o2 = 0; o2 < O2; o2++)
+                        y[o2] = (((r0[2 * o2] + r0[2 * o2 + 1]) + r1[2 * o2]) + r1[2 * o2 + 1]) / n;
+                }
+        return;
+    }
+    for (int64_t m = m0; m < m1; m++) {
+        const float *restrict x = c->x + m * st->in_size;
+        float *restrict y = c->y + m * st->out_size;
+        for (int64_t o0 = 0; o0 < st->out[0]; o0++)
+            for (int64_t o1 = 0; o1 < st->out[1]; o1++)
+                for (int64_t o2 = 0; o2 < st->out[2]; o2++) {
+                    const float *w = x + (o0 * S0 * I1 + o1 * S1) * I2 + o2 * S2;
+                    float s = 0.0f;
+                    for (int64_t a = 0; a < K0; a++)
+                        for (int64_t b = 0; b < K1; b++)
+                            for (int64_t e = 0; e < K2; e++) s += w[(a * I1 + b) * I2 + e];
+                    *y++ = s / n;
+                }
+    }
+}
+
+/* dx (+)= dy / window size over every window (no padding, windows inside the map) */
+static void avg_bwd_inside(const pool_ctx *c, int64_t m0, int64_t m1) {
+    const pool_state *st = c->st;
+    const int64_t I1 = st->in[1], I2 = st->in[2];
+    const int64_t K0 = st->k[0], K1 = st->k[1], K2 = st->k[2];
+    const int64_t S0 = st->stride[0], S1 = st->stride[1], S2 = st->stride[2];
+    const float n = (float)(K0 * K1 * K2);
+    if (K0 == 1 && K1 == 2 && K2 == 2 && S1 == 2 && S2 == 2) {   /* 2x2, stride 2 */
+        const int64_t O1 = st->out[1], O2 = st->out[2];
+        for (int64_t m = m0; m < m1; m++)
+            for (int64_t o0 = 0; o0 < st->out[0]; o0++)
+                for (int64_t o1 = 0; o1 < O1; o1++) {
+                    float *restrict r0 = c->dx + m * st->in_size + (o0 * S0 * I1 + 2 * o1) * I2;
+                    float *restrict r1 = r0 + I2;
+                    const float *restrict dy = c->dy + m * st->out_size + (o0 * O1 + o1) * O2;
+                    for (int64_t o2 = 0; o2 < O2; o2++) {
+                        const float g = dy[o2] / n;
+                        r0[2 * o2] += g; r0[2 * o2 + 1] += g;
+                        r1[2 * o2] += g; r1[2 * o2 + 1] += g;
+                    }
+                }
+        return;
+    }
+    for (int64_t m = m0; m < m1; m++) {
+        float *restrict dx = c->dx + m * st->in_size;
+        const float *restrict dy = c->dy + m * st->out_size;
+        for (int64_t o0 = 0; o0 < st->out[0]; o0++)
+            for (int64_t o1 = 0; o1 < st->out[1]; o1++)
+                for (int64_t o2 = 0; o2 < st->out[2]; o2++) {
+                    float *w = dx + (o0 * S0 * I1 + o1 * S1) * I2 + o2 * S2;
+                    const float g = *dy++ / n;
+                    for (int64_t a = 0; a < K0; a++)
+                        for (int64_t b = 0; b < K1; b++)
+                            for (int64_t e = 0; e < K2; e++) w[(a * I1 + b) * I2 + e] += g;
+                }
+    }
+}
+
 /* x: (maps, I0, I1, I2) -> y: (maps, O0, O1, O2) */
-static void avg_fwd_range(int64_t m0, int64_t m1, void *vctx) {
+static NL_SIMD_CLONES void avg_fwd_range(int64_t m0, int64_t m1, void *vctx) {
     const pool_ctx *c = vctx;
     const pool_state *st = c->st;
     const int64_t I1 = st->in[1], I2 = st->in[2];
+    if (st->inside) { avg_fwd_inside(c, m0, m1); return; }
     for (int64_t m = m0; m < m1; m++) {
         const float *x = c->x + m * st->in_size;
         float *y = c->y + m * st->out_size;
@@ -237,10 +376,11 @@ static void avg_fwd_range(int64_t m0, int64_t m1, void *vctx) {
 }
 
 /* dy: (maps, O0, O1, O2) -> dx: (maps, I0, I1, I2) (zeroed or accumulated) */
-static void avg_bwd_range(int64_t m0, int64_t m1, void *vctx) {
+static NL_SIMD_CLONES void avg_bwd_range(int64_t m0, int64_t m1, void *vctx) {
     const pool_ctx *c = vctx;
     const pool_state *st = c->st;
     const int64_t I1 = st->in[1], I2 = st->in[2];
+    if (st->inside) { avg_bwd_inside(c, m0, m1); return; }
     for (int64_t m = m0; m < m1; m++) {
         float *dx = c->dx + m * st->in_size;
         const float *dy = c->dy + m * st->out_size;

@@ -2,6 +2,8 @@
  * vmath.h - math for the CPU kernels' inner loops, written so that GCC vectorizes it (no
  * libm calls, no branches; see the Makefile's -fno-trapping-math).
  *
+ * nl_vsum(x, n): a sum in float blocks (vectorized), accumulated in double;
+ * nl_vsumsq_c(x, n, m) = sum (x - m)^2 and nl_vdot_c(a, x, n, m) = sum a (x - m) likewise.
  * nl_vexpf(x): exp(x) within about 2 ulp of expf for x in [-87.3, 88]; 0 below (where
  * expf is denormal or 0), +inf above 88 (expf overflows at 88.72); NaN gives NaN. Cody-Waite reduction
  * x = n ln2 + f, |f| <= ln2/2, then Cephes' degree-6 polynomial for exp(f), scaled by 2^n
@@ -38,6 +40,44 @@ static inline float nl_vexpf(float x) {
     float r = p * nl_bits_to_float(e);
     r = x < lo ? 0.0f : r;
     return x > hi ? __builtin_inff() : r;
+}
+
+/* sum of x[0..n) in float blocks of 1024 (vectorized), the blocks added in double */
+static inline double nl_vsum(const float *restrict x, int64_t n) {
+    double total = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += 1024) {
+        const int64_t i1 = i0 + 1024 < n ? i0 + 1024 : n;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = i0; i < i1; i++) s += x[i];
+        total += s;
+    }
+    return total;
+}
+
+/* sum of (x[i] - m)^2, and of a[i] * (x[i] - m), the same way */
+static inline double nl_vsumsq_c(const float *restrict x, int64_t n, float m) {
+    double total = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += 1024) {
+        const int64_t i1 = i0 + 1024 < n ? i0 + 1024 : n;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = i0; i < i1; i++) { float d = x[i] - m; s += d * d; }
+        total += s;
+    }
+    return total;
+}
+
+static inline double nl_vdot_c(const float *restrict a, const float *restrict x, int64_t n, float m) {
+    double total = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += 1024) {
+        const int64_t i1 = i0 + 1024 < n ? i0 + 1024 : n;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = i0; i < i1; i++) s += a[i] * (x[i] - m);
+        total += s;
+    }
+    return total;
 }
 
 #endif

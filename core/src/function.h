@@ -122,9 +122,26 @@ float *nl_in_grad(nl_func *f, int i, bool accum);   /* write-only when !accum */
 /* Work space that lives as long as the node (aligned, cached). */
 float *nl_func_scratch(nl_func *f, int slot, int64_t n);
 
+/* ---- vector code: hot loops compiled for AVX-512, AVX2+FMA and the baseline; the
+ *      loader picks the one the CPU runs (GCC function multiversioning, x86-64 only). ---- */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && \
+    defined(__gnu_linux__) && !defined(NL_NO_CLONES)
+#define NL_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define NL_SIMD_CLONES
+#endif
+
 /* ---- threading: run body(i0, i1, ctx) over [0, n) on the engine's threads when n*cost
  *      is large enough to pay for it, else inline on this thread ---- */
 typedef void (*nl_range_fn)(int64_t i0, int64_t i1, void *ctx);
 void nl_parallel_for(int64_t n, int64_t cost_per_item, nl_range_fn body, void *ctx);
+/* How many of the engine's threads `work` (cost units, as above) is worth: 1 for small
+ * work or inside a parallel region. */
+int nl_parallel_threads(int64_t work);
+/* Runs body(task, thread, ctx) for every task in [0, n_tasks) on `threads` threads (task k
+ * on thread k mod threads, thread in [0, threads)); BLAS calls inside run single-threaded.
+ * For work split into independent pieces that each need their own buffers. */
+typedef void (*nl_task_fn)(int64_t task, int thread, void *ctx);
+void nl_parallel_tasks(int64_t n_tasks, int threads, nl_task_fn body, void *ctx);
 
 #endif

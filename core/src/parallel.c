@@ -31,3 +31,32 @@ void nl_parallel_for(int64_t n, int64_t cost_per_item, nl_range_fn body, void *c
     (void)cost_per_item;
     body(0, n, ctx);
 }
+
+int nl_parallel_threads(int64_t work) {
+#ifdef _OPENMP
+    int threads = omp_get_max_threads();
+    if (threads <= 1 || omp_in_parallel() || work < 2 * MIN_WORK_PER_THREAD) return 1;
+    int64_t want = work / MIN_WORK_PER_THREAD;
+    return want < threads ? (int)want : threads;
+#else
+    (void)work;
+    return 1;
+#endif
+}
+
+void nl_parallel_tasks(int64_t n_tasks, int threads, nl_task_fn body, void *ctx) {
+    if (n_tasks <= 0) return;
+    if (threads > n_tasks) threads = (int)n_tasks;
+#ifdef _OPENMP
+    if (threads > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(threads)
+        {
+            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            for (int64_t k = t; k < n_tasks; k += nt) body(k, t, ctx);
+        }
+        return;
+    }
+#endif
+    (void)threads;
+    for (int64_t k = 0; k < n_tasks; k++) body(k, 0, ctx);
+}

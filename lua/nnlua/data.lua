@@ -32,6 +32,7 @@ local floor, fmt = math.floor, string.format
 local ok_ffi, ffi = pcall(require, 'ffi')
 if not ok_ffi then ffi = nil end
 local bit = require 'bit'
+local values = require 'nnlua.values'
 
 ----------------------------------------------------------------------------------------------
 -- PRNG: splitmix64 on uint64 cdata (exact 64-bit arithmetic)
@@ -92,103 +93,31 @@ end
 -- Array helpers
 ----------------------------------------------------------------------------------------------
 
-local ndarray_mod, ndarray_tried = nil, false
-local function NdArray()
-  if not ndarray_tried then
-    ndarray_tried = true
-    local ok, mod = pcall(require, 'nnlua.ndarray')
-    if ok and type(mod) == 'table' and type(mod.from_flat) == 'function' then ndarray_mod = mod end
-  end
-  return ndarray_mod
-end
+local NdArray = values.ndarray
 
 local function shape_str(s)
   return '{' .. table.concat(s, ',') .. '}'
 end
 
-local function shape_eq(a, b)
-  if #a ~= #b then return false end
-  for i = 1, #a do if a[i] ~= b[i] then return false end end
-  return true
-end
+local shape_eq = values.same_shape
 
--- Flat values and shape of one sample value. Errors are returned (nil, message).
+-- Flat values and shape of one sample value (a number, a boolean, an NdArray, a Variable, a
+-- nested table or a flat list; nnlua.values). Errors are returned (nil, message).
+local SAMPLE_ERRORS = {
+  type = 'a %s (expected a number, a table or an NdArray)',
+  element = 'a table with a non-numeric element (%s)',
+  ragged = 'a ragged nested table',
+}
+local SAMPLE_SCALARS = { number = true, boolean = true }
 local function sample_of(x)
-  local tx = type(x)
-  if tx == 'number' then return { x }, {} end
-  if tx == 'boolean' then return { x and 1 or 0 }, {} end
-  if tx == 'table' or tx == 'cdata' then
-    local ok, shape = pcall(function() return x.shape end)
-    if ok and type(shape) == 'table' then
-      local okf, flat = pcall(function() return x:flat() end)
-      if okf and type(flat) == 'table' then
-        local s = {}
-        for i = 1, #shape do s[i] = shape[i] end
-        return flat, s
-      end
-    end
-    local okd, d = pcall(function() return x.d end)
-    if okd and d ~= nil and d ~= x then return sample_of(d) end
-  end
-  if tx ~= 'table' then return nil, 'a ' .. tx .. ' (expected a number, a table or an NdArray)' end
-  local shape = {}
-  local t = x
-  while type(t) == 'table' do
-    shape[#shape + 1] = #t
-    t = t[1]
-  end
-  local flat = {}
-  local nd = #shape
-  local bad
-  local function walk(v, d)
-    if bad then return end
-    if d > nd then
-      if type(v) ~= 'number' then bad = 'a table with a non-numeric element (' .. type(v) .. ')'; return end
-      flat[#flat + 1] = v
-      return
-    end
-    if type(v) ~= 'table' or #v ~= shape[d] then bad = 'a ragged nested table'; return end
-    for i = 1, #v do walk(v[i], d + 1) end
-  end
-  walk(x, 1)
-  if bad then return nil, bad end
+  local flat, shape = values.flatten(x, SAMPLE_SCALARS)
+  if not flat then return nil, values.message(shape, SAMPLE_ERRORS) end
   return flat, shape
 end
 M._sample_of = sample_of
 
-local function nest(flat, shape)
-  if #shape == 0 then return flat[1] end
-  local function build(d, offset, stride)
-    local n = shape[d]
-    local t = {}
-    if d == #shape then
-      for i = 1, n do t[i] = flat[offset + i] end
-      return t
-    end
-    local sub = n > 0 and stride / n or 0
-    for i = 1, n do t[i] = build(d + 1, offset + (i - 1) * sub, sub) end
-    return t
-  end
-  local total = 1
-  for _, s in ipairs(shape) do total = total * s end
-  return build(1, 0, total)
-end
-
 -- Minimal array object used when nnlua.ndarray is not available.
-local Plain = {}
-Plain.__index = Plain
-function Plain:flat() return self._flat end
-function Plain:totable() return nest(self._flat, self.shape) end
-function Plain:get(...)
-  local idx = { ... }
-  local off = 0
-  for d = 1, #self.shape do off = off * self.shape[d] + ((idx[d] or 1) - 1) end
-  return self._flat[off + 1]
-end
-function Plain:reshape(shape)
-  return setmetatable({ _flat = self._flat, shape = shape, ndim = #shape, size = self.size }, Plain)
-end
-M._Plain = Plain
+M._Plain = values.Plain
 
 local function build_array(buffer, size, shape)
   local N = NdArray()
@@ -197,7 +126,7 @@ local function build_array(buffer, size, shape)
   for i = 1, size do copy[i] = buffer[i] end
   local s = {}
   for i = 1, #shape do s[i] = shape[i] end
-  return setmetatable({ _flat = copy, shape = s, ndim = #s, size = size }, Plain)
+  return values.plain(copy, s)
 end
 
 ----------------------------------------------------------------------------------------------

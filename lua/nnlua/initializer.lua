@@ -200,30 +200,25 @@ I.OrthogonalInitializer = class('OrthogonalInitializer', { 'gain', 'rng' }, { ga
     local out = NdArray.new(shape)
     local op = out:ptr(WRITE)
     if rows == 0 or cols == 0 then return out end
-    if rows <= cols then   -- orthonormal rows
-      local vecs = {}
-      for r = 1, rows do
-        local v = {}
-        for c = 1, cols do v[c] = gp[(r - 1) * cols + c - 1] end
-        vecs[r] = v
-      end
-      orthonormalize(vecs, cols)
-      for r = 1, rows do
-        local v = vecs[r]
-        for c = 1, cols do op[(r - 1) * cols + c - 1] = v[c] * self.gain end
-      end
-    else                   -- orthonormal columns
-      local vecs = {}
-      for c = 1, cols do
-        local v = {}
-        for r = 1, rows do v[r] = gp[(r - 1) * cols + c - 1] end
-        vecs[c] = v
-      end
-      orthonormalize(vecs, rows)
-      for c = 1, cols do
-        local v = vecs[c]
-        for r = 1, rows do op[(r - 1) * cols + c - 1] = v[r] * self.gain end
-      end
+    -- the vectors made orthonormal: the rows when rows <= cols, else the columns;
+    -- element j of vector i sits at offset(i, j) of the (rows, cols) matrix
+    local by_rows = rows <= cols
+    local n, len = cols, rows
+    if by_rows then n, len = rows, cols end
+    local function offset(i, j)
+      if by_rows then return (i - 1) * cols + j - 1 end
+      return (j - 1) * cols + i - 1
+    end
+    local vecs = {}
+    for i = 1, n do
+      local v = {}
+      for j = 1, len do v[j] = gp[offset(i, j)] end
+      vecs[i] = v
+    end
+    orthonormalize(vecs, len)
+    for i = 1, n do
+      local v = vecs[i]
+      for j = 1, len do op[offset(i, j)] = v[j] * self.gain end
     end
     return out
   end)

@@ -25,6 +25,7 @@
 -- Log lines go through monitor.log (print by default; replace it to redirect).
 
 local png = require 'nnlua.png'
+local values = require 'nnlua.values'
 
 local M = {}
 
@@ -38,16 +39,6 @@ local function log(msg) M.log(msg) end
 ----------------------------------------------------------------------------------------------
 -- helpers
 ----------------------------------------------------------------------------------------------
-
-local ndarray_mod, ndarray_tried = nil, false
-local function NdArray()
-  if not ndarray_tried then
-    ndarray_tried = true
-    local ok, mod = pcall(require, 'nnlua.ndarray')
-    if ok and type(mod) == 'table' and type(mod.from_flat) == 'function' then ndarray_mod = mod end
-  end
-  return ndarray_mod
-end
 
 local function shquote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -73,82 +64,25 @@ local function join(a, b)
 end
 
 -- Flat values and shape of a number, NdArray (shape + :flat()), Variable (.d), nested table or
--- flat list.
-local function array_of(x, who)
-  local tx = type(x)
-  if tx == 'number' then return { x }, {} end
-  if tx == 'table' or tx == 'cdata' then
-    local ok, shape = pcall(function() return x.shape end)
-    if ok and type(shape) == 'table' then
-      local okf, flat = pcall(function() return x:flat() end)
-      if okf and type(flat) == 'table' then
-        local s = {}
-        for i = 1, #shape do s[i] = shape[i] end
-        return flat, s
-      end
-    end
-    local okd, d = pcall(function() return x.d end)
-    if okd and d ~= nil and d ~= x then return array_of(d, who) end
-  end
-  if tx ~= 'table' then
-    error(fmt('%s: expected a number, an NdArray, a Variable or a Lua table, got %s', who, tx), 3)
-  end
-  local shape, flat = {}, {}
-  local t = x
-  while type(t) == 'table' do
-    shape[#shape + 1] = #t
-    t = t[1]
-  end
-  local nd = #shape
-  local function walk(v, d)
-    if d > nd then
-      if type(v) ~= 'number' then error(fmt('%s: non-numeric element in table', who), 5) end
-      flat[#flat + 1] = v
-      return
-    end
-    if type(v) ~= 'table' or #v ~= shape[d] then
-      error(fmt('%s: ragged nested table (dimension %d)', who, d), 5)
-    end
-    for i = 1, #v do walk(v[i], d + 1) end
-  end
-  walk(x, 1)
-  return flat, shape
-end
+-- flat list (nnlua.values); raises "<who>: ..." at the caller's caller.
+local array_of = values.reader {
+  type = 'expected a number, an NdArray, a Variable or a Lua table, got %s',
+  element = 'non-numeric element in table',
+  ragged = 'ragged nested table (dimension %d)',
+}
 M._array_of = array_of
 
 -- Nested Lua tables from a flat list and a shape.
-local function nest(flat, shape)
-  if #shape == 0 then return flat[1] end
-  local function build(d, offset, stride)
-    local n = shape[d]
-    local t = {}
-    if d == #shape then
-      for i = 1, n do t[i] = flat[offset + i] end
-      return t
-    end
-    local sub = stride / n
-    for i = 1, n do t[i] = build(d + 1, offset + (i - 1) * sub, sub) end
-    return t
-  end
-  local total = 1
-  for _, s in ipairs(shape) do total = total * s end
-  return build(1, 0, total)
-end
+local nest = values.nest
 M._nest = nest
 
--- A minimal array object (shape, :flat(), :totable()) used when nnlua.ndarray is unavailable.
-local Plain = {}
-Plain.__index = Plain
-function Plain:flat() return self._flat end
-function Plain:totable() return nest(self._flat, self.shape) end
-
+-- An NdArray when nnlua.ndarray is available; else nested tables (as_nested) or a minimal
+-- array object (shape, :flat(), :totable()).
 local function make_array(flat, shape, as_nested)
-  local N = NdArray()
+  local N = values.ndarray()
   if N then return N.from_flat(flat, shape) end
   if as_nested then return nest(flat, shape) end
-  local size = 1
-  for _, s in ipairs(shape) do size = size * s end
-  return setmetatable({ _flat = flat, shape = shape, ndim = #shape, size = size }, Plain)
+  return values.plain(flat, shape)
 end
 
 -- Python's repr of a float (shortest round-trip digits), as in NNabla's log lines.
@@ -524,28 +458,7 @@ end
 
 -- Writes one (C, H, W) image (or an already HWC one when hwc) with values in [0, 1].
 local function write_png(path, flat, offset, C, H, W, scale, hwc)
-  local pixels = {}
-  local k = 1
-  local hw = H * W
-  for y = 0, H * scale - 1 do
-    local sy = floor(y / scale)
-    for x = 0, W * scale - 1 do
-      local sx = floor(x / scale)
-      for c = 0, C - 1 do
-        local v
-        if hwc then v = flat[offset + (sy * W + sx) * C + c + 1]
-        else v = flat[offset + c * hw + sy * W + sx + 1] end
-        local p
-        if v ~= v then p = 0 else
-          p = floor(v * 255 + 0.5)
-          if p < 0 then p = 0 elseif p > 255 then p = 255 end
-        end
-        pixels[k] = p
-        k = k + 1
-      end
-    end
-  end
-  png.write(path, pixels, W * scale, H * scale, C)
+  png.write_values(path, flat, H, W, C, { offset = offset, planar = not hwc, scale = scale })
 end
 
 local MonitorImage = class('MonitorImage')

@@ -4,6 +4,7 @@ local ffi = require 'ffi'
 local lib = require 'nnlua.lib'
 local NdArray = require 'nnlua.ndarray'
 local Variable = require 'nnlua.variable'
+local shape_equal = require('nnlua.values').same_shape
 local C = lib.C
 
 local M = { api = {} }
@@ -101,12 +102,6 @@ function api.parameter_scope(name, fn, ...)
   scope = old
   if not res[1] then error(res[2], 0) end
   return unpack(res, 2, table.maxn(res))
-end
-
-local function shape_equal(a, b)
-  if #a ~= #b then return false end
-  for i = 1, #a do if a[i] ~= b[i] then return false end end
-  return true
 end
 
 local function initialize(v, shape, init, where)

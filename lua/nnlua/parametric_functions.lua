@@ -115,16 +115,35 @@ local function def(where, fn)
   end
 end
 
-local function prod(t, a, b)
-  local p = 1
-  for i = a or 1, b or #t do p = p * t[i] end
-  return p
-end
-
 local function check_input(where, x, what)
   if not nn.Variable.is(x) then
     error(('%s: %s must be a Variable, got %s'):format(where, what or 'the input', type(x)), 0)
   end
+end
+
+-- define(name, spec, inputs, body [, pre]): PF[name] and its signature. The PF takes the
+-- input Variables named by `inputs` (nil: one, 'inp'), checked, then spec's arguments
+-- (positionally and/or by name) bound into a; returns body(where, a, inputs...) with
+-- where = 'PF.<name>'. pre(where, ...), if given, sees the raw arguments after the inputs
+-- before they are bound.
+local function define(name, spec, inputs, body, pre)
+  local where = 'PF.' .. name
+  local n = inputs and #inputs or 1
+  signature(name, spec, inputs)
+  PF[name] = def(where, function(...)
+    local ins = { ... }
+    for i = 1, n do check_input(where, ins[i], inputs and inputs[i]) end
+    if pre then pre(where, select(n + 1, ...)) end
+    local a = bind(where, spec, select(n + 1, ...))
+    return body(where, a, unpack(ins, 1, n))
+  end)
+  return PF[name]
+end
+
+local function prod(t, a, b)
+  local p = 1
+  for i = a or 1, b or #t do p = p * t[i] end
+  return p
 end
 
 local function norm_axis(where, axis, ndim, what)
@@ -189,6 +208,19 @@ local function no_output_stat(where, a)
   end
 end
 
+-- W (init: the resolved initializer) and, with a.with_bias, b (bshape, a.b_init or 0) under
+-- the current scope, passed through a.apply_w / a.apply_b when given.
+local function weight_bias(a, wshape, init, bshape)
+  local W = param('W', wshape, init, a.fix_parameters)
+  if a.apply_w then W = a.apply_w(W) end
+  local b
+  if a.with_bias then
+    b = param('b', bshape, a.b_init or I.ConstantInitializer(0), a.fix_parameters)
+    if a.apply_b then b = a.apply_b(b) end
+  end
+  return W, b
+end
+
 -- beta and gamma as NNabla's _init_beta_gamma: not created under no_bias / no_scale.
 local function beta_gamma(shape, a, init)
   local beta, gamma
@@ -203,11 +235,7 @@ local affine_spec = {
   { 'fix_parameters', false }, { 'rng' }, { 'with_bias', true }, { 'apply_w' }, { 'apply_b' },
   { 'name' },
 }
-signature('affine', affine_spec)
-PF.affine = def('PF.affine', function(inp, ...)
-  local where = 'PF.affine'
-  check_input(where, inp)
-  local a = bind(where, affine_spec, ...)
+define('affine', affine_spec, nil, function(where, a, inp)
   local shape = inp.shape
   local base = norm_axis(where, a.base_axis, #shape, 'base_axis')
   local outs = type(a.n_outmaps) == 'table' and a.n_outmaps or { a.n_outmaps }
@@ -217,30 +245,30 @@ PF.affine = def('PF.affine', function(inp, ...)
   for _, o in ipairs(outs) do wshape[#wshape + 1] = o end
   return scoped(a.name, 'affine', function()
     local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(inmaps, prod(outs)))
-    local W = param('W', wshape, w_init, a.fix_parameters)
-    if a.apply_w then W = a.apply_w(W) end
-    local b
-    if a.with_bias then
-      b = param('b', outs, a.b_init or I.ConstantInitializer(0), a.fix_parameters)
-      if a.apply_b then b = a.apply_b(b) end
-    end
+    local W, b = weight_bias(a, wshape, w_init, outs)
     return F.affine(inp, W, b, base)
   end)
 end)
 PF.linear = PF.affine
 
 -- ---- convolution ----------------------------------------------------------------------
+-- A convolution weight shape: (first, second, kernel...), or (first, kernel..., second)
+-- with channel_last.
+local function kernel_shape(first, second, kernel, channel_last)
+  local s = { first }
+  if not channel_last then s[2] = second end
+  for _, k in ipairs(kernel) do s[#s + 1] = k end
+  if channel_last then s[#s + 1] = second end
+  return s
+end
+
 local conv_spec = {
   { 'outmaps', required = true }, { 'kernel', required = true }, { 'pad' }, { 'stride' },
   { 'dilation' }, { 'group', 1 }, { 'channel_last', false }, { 'w_init' }, { 'b_init' },
   { 'base_axis', 2 }, { 'fix_parameters', false }, { 'rng' }, { 'with_bias', true },
   { 'apply_w' }, { 'apply_b' }, { 'name' },
 }
-signature('convolution', conv_spec)
-PF.convolution = def('PF.convolution', function(inp, ...)
-  local where = 'PF.convolution'
-  check_input(where, inp)
-  local a = bind(where, conv_spec, ...)
+define('convolution', conv_spec, nil, function(where, a, inp)
   local shape = inp.shape
   local base = norm_axis(where, a.base_axis, #shape, 'base_axis')
   local kernel = check_kernel(where, a.kernel)
@@ -250,19 +278,10 @@ PF.convolution = def('PF.convolution', function(inp, ...)
   if inmaps % a.group ~= 0 then
     error(('%s: %d input channels are not divisible by group %d'):format(where, inmaps, a.group), 0)
   end
-  local wshape = { a.outmaps }
-  if not a.channel_last then wshape[2] = inmaps / a.group end
-  for _, k in ipairs(kernel) do wshape[#wshape + 1] = k end
-  if a.channel_last then wshape[#wshape + 1] = inmaps / a.group end
+  local wshape = kernel_shape(a.outmaps, inmaps / a.group, kernel, a.channel_last)
   return scoped(a.name, 'conv', function()
     local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(inmaps, a.outmaps, kernel))
-    local W = param('W', wshape, w_init, a.fix_parameters)
-    if a.apply_w then W = a.apply_w(W) end
-    local b
-    if a.with_bias then
-      b = param('b', { a.outmaps }, a.b_init or I.ConstantInitializer(0), a.fix_parameters)
-      if a.apply_b then b = a.apply_b(b) end
-    end
+    local W, b = weight_bias(a, wshape, w_init, { a.outmaps })
     return F.convolution(inp, W, b, { base_axis = base, pad = a.pad, stride = a.stride,
                                        dilation = a.dilation, group = a.group, channel_last = a.channel_last })
   end)
@@ -276,11 +295,7 @@ local deconv_spec = {
   { 'w_init' }, { 'b_init' }, { 'base_axis', 2 }, { 'fix_parameters', false }, { 'rng' },
   { 'with_bias', true }, { 'apply_w' }, { 'apply_b' }, { 'name' },
 }
-signature('deconvolution', deconv_spec)
-PF.deconvolution = def('PF.deconvolution', function(inp, ...)
-  local where = 'PF.deconvolution'
-  check_input(where, inp)
-  local a = bind(where, deconv_spec, ...)
+define('deconvolution', deconv_spec, nil, function(where, a, inp)
   local shape = inp.shape
   local base = norm_axis(where, a.base_axis, #shape, 'base_axis')
   local kernel = check_kernel(where, a.kernel)
@@ -290,19 +305,10 @@ PF.deconvolution = def('PF.deconvolution', function(inp, ...)
     error(('%s: outmaps %d is not divisible by group %d'):format(where, a.outmaps, a.group), 0)
   end
   local channels = a.channel_last and shape[#shape] or shape[base]
-  local wshape = { channels }
-  if not a.channel_last then wshape[2] = a.outmaps / a.group end
-  for _, k in ipairs(kernel) do wshape[#wshape + 1] = k end
-  if a.channel_last then wshape[#wshape + 1] = a.outmaps / a.group end
+  local wshape = kernel_shape(channels, a.outmaps / a.group, kernel, a.channel_last)
   return scoped(a.name, 'deconv', function()
     local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(a.outmaps, channels, kernel))
-    local W = param('W', wshape, w_init, a.fix_parameters)
-    if a.apply_w then W = a.apply_w(W) end
-    local b
-    if a.with_bias then
-      b = param('b', { a.outmaps }, a.b_init or I.ConstantInitializer(0), a.fix_parameters)
-      if a.apply_b then b = a.apply_b(b) end
-    end
+    local W, b = weight_bias(a, wshape, w_init, { a.outmaps })
     return F.deconvolution(inp, W, b, { base_axis = base, pad = a.pad, stride = a.stride,
                                          dilation = a.dilation, group = a.group,
                                          channel_last = a.channel_last, output_padding = a.output_padding })
@@ -316,11 +322,7 @@ local dwconv_spec = {
   { 'w_init' }, { 'b_init' }, { 'base_axis', 2 }, { 'fix_parameters', false }, { 'rng' },
   { 'with_bias', true }, { 'name' },
 }
-signature('depthwise_convolution', dwconv_spec)
-PF.depthwise_convolution = def('PF.depthwise_convolution', function(inp, ...)
-  local where = 'PF.depthwise_convolution'
-  check_input(where, inp)
-  local a = bind(where, dwconv_spec, ...)
+define('depthwise_convolution', dwconv_spec, nil, function(where, a, inp)
   local shape = inp.shape
   local base = norm_axis(where, a.base_axis, #shape, 'base_axis')
   local kernel = check_kernel(where, a.kernel)
@@ -331,9 +333,7 @@ PF.depthwise_convolution = def('PF.depthwise_convolution', function(inp, ...)
   for _, k in ipairs(kernel) do wshape[#wshape + 1] = k end
   return scoped(a.name, 'depthwise_conv', function()
     local w_init = a.w_init or I.UniformInitializer(I.calc_uniform_lim_glorot(outs, channels, kernel))
-    local W = param('W', wshape, w_init, a.fix_parameters)
-    local b
-    if a.with_bias then b = param('b', { outs }, a.b_init or I.ConstantInitializer(0), a.fix_parameters) end
+    local W, b = weight_bias(a, wshape, w_init, { outs })
     return F.depthwise_convolution(inp, W, b, { base_axis = base, pad = a.pad, stride = a.stride,
                                                  dilation = a.dilation, multiplier = a.multiplier })
   end)
@@ -354,22 +354,24 @@ local function bn_params(where, inp, a)
   return axes, stat, init
 end
 
+-- beta, gamma (see beta_gamma), and the running mean and var (never trained).
+local function bn_variables(stat, a, init)
+  local beta, gamma = beta_gamma(stat, a, init)
+  local mean = nn.get_parameter_or_create('mean', stat, init.mean or I.ConstantInitializer(0), false)
+  local var = nn.get_parameter_or_create('var', stat, init.var or I.ConstantInitializer(1), false)
+  return beta, gamma, mean, var
+end
+
 local bn_spec = {
   { 'axes', { 2 } }, { 'decay_rate', 0.9 }, { 'eps', 1e-5 }, { 'batch_stat', true },
   { 'output_stat', false }, { 'fix_parameters', false }, { 'param_init' }, { 'no_scale', false },
   { 'no_bias', false }, { 'name' },
 }
-signature('batch_normalization', bn_spec)
-PF.batch_normalization = def('PF.batch_normalization', function(inp, ...)
-  local where = 'PF.batch_normalization'
-  check_input(where, inp)
-  local a = bind(where, bn_spec, ...)
+define('batch_normalization', bn_spec, nil, function(where, a, inp)
   no_output_stat(where, a)
   local axes, stat, init = bn_params(where, inp, a)
   return scoped(a.name, 'bn', function()
-    local beta, gamma = beta_gamma(stat, a, init)
-    local mean = nn.get_parameter_or_create('mean', stat, init.mean or I.ConstantInitializer(0), false)
-    local var = nn.get_parameter_or_create('var', stat, init.var or I.ConstantInitializer(1), false)
+    local beta, gamma, mean, var = bn_variables(stat, a, init)
     return F.batch_normalization(inp, beta, gamma, mean, var, axes, a.decay_rate, a.eps, a.batch_stat)
   end)
 end)
@@ -380,18 +382,12 @@ local fbn_spec = {
   { 'nonlinearity', 'relu' }, { 'output_stat', false }, { 'fix_parameters', false },
   { 'param_init' }, { 'no_scale', false }, { 'no_bias', false }, { 'name' },
 }
-signature('fused_batch_normalization', fbn_spec)
-PF.fused_batch_normalization = def('PF.fused_batch_normalization', function(inp, ...)
-  local where = 'PF.fused_batch_normalization'
-  check_input(where, inp)
-  local a = bind(where, fbn_spec, ...)
+define('fused_batch_normalization', fbn_spec, nil, function(where, a, inp)
   if a.z ~= nil then check_input(where, a.z, 'z (the residual input)') end
   no_output_stat(where, a)
   local axes, stat, init = bn_params(where, inp, a)
   return scoped(a.name, 'bn', function()
-    local beta, gamma = beta_gamma(stat, a, init)
-    local mean = nn.get_parameter_or_create('mean', stat, init.mean or I.ConstantInitializer(0), false)
-    local var = nn.get_parameter_or_create('var', stat, init.var or I.ConstantInitializer(1), false)
+    local beta, gamma, mean, var = bn_variables(stat, a, init)
     -- F.fused_batch_normalization takes beta and gamma always: constants stand in for the
     -- omitted ones (as NNabla's batch normalization does inside).
     if not beta then beta = nn.Variable(stat); beta.d = 0 end
@@ -405,26 +401,28 @@ PF.fused_bn = PF.fused_batch_normalization
 -- ---- layer / instance / group normalization -------------------------------------------
 local bg_keys = { beta = true, gamma = true }
 
+-- F[scope](inp, beta, gamma, fopts) with beta and gamma of shape stat (a.param_init,
+-- no_bias, no_scale) under <a.name>/<scope>.
+local function normalize_with(where, scope, inp, a, stat, fopts)
+  local init = check_param_init(where, a.param_init, bg_keys)
+  return scoped(a.name, scope, function()
+    local beta, gamma = beta_gamma(stat, a, init)
+    return F[scope](inp, beta, gamma, fopts)
+  end)
+end
+
 local ln_spec = {
   { 'batch_axis', 1 }, { 'eps', 1e-5 }, { 'output_stat', false }, { 'fix_parameters', false },
   { 'param_init' }, { 'no_scale', false }, { 'no_bias', false }, { 'name' },
 }
-signature('layer_normalization', ln_spec)
-PF.layer_normalization = def('PF.layer_normalization', function(inp, ...)
-  local where = 'PF.layer_normalization'
-  check_input(where, inp)
-  local a = bind(where, ln_spec, ...)
+define('layer_normalization', ln_spec, nil, function(where, a, inp)
   no_output_stat(where, a)
   local shape = inp.shape
   local baxes = norm_axes(where, a.batch_axis, #shape, 'batch_axis')
   local stat = {}
   for i = 1, #shape do stat[i] = shape[i] end
   for _, b in ipairs(baxes) do stat[b] = 1 end
-  local init = check_param_init(where, a.param_init, bg_keys)
-  return scoped(a.name, 'layer_normalization', function()
-    local beta, gamma = beta_gamma(stat, a, init)
-    return F.layer_normalization(inp, beta, gamma, { batch_axis = baxes, eps = a.eps })
-  end)
+  return normalize_with(where, 'layer_normalization', inp, a, stat, { batch_axis = baxes, eps = a.eps })
 end)
 
 -- shape_stat of instance and group normalization: 1 except the channel axis.
@@ -446,18 +444,11 @@ local in_spec = {
   { 'fix_parameters', false }, { 'param_init' }, { 'no_scale', false }, { 'no_bias', false },
   { 'name' },
 }
-signature('instance_normalization', in_spec)
-PF.instance_normalization = def('PF.instance_normalization', function(inp, ...)
-  local where = 'PF.instance_normalization'
-  check_input(where, inp)
-  local a = bind(where, in_spec, ...)
+define('instance_normalization', in_spec, nil, function(where, a, inp)
   no_output_stat(where, a)
   local caxis, baxes, stat = channel_stat(where, inp, a)
-  local init = check_param_init(where, a.param_init, bg_keys)
-  return scoped(a.name, 'instance_normalization', function()
-    local beta, gamma = beta_gamma(stat, a, init)
-    return F.instance_normalization(inp, beta, gamma, { channel_axis = caxis, batch_axis = baxes, eps = a.eps })
-  end)
+  return normalize_with(where, 'instance_normalization', inp, a, stat,
+                        { channel_axis = caxis, batch_axis = baxes, eps = a.eps })
 end)
 
 local gn_spec = {
@@ -465,23 +456,15 @@ local gn_spec = {
   { 'output_stat', false }, { 'fix_parameters', false }, { 'param_init' }, { 'no_scale', false },
   { 'no_bias', false }, { 'name' },
 }
-signature('group_normalization', gn_spec)
-PF.group_normalization = def('PF.group_normalization', function(inp, ...)
-  local where = 'PF.group_normalization'
-  check_input(where, inp)
-  local a = bind(where, gn_spec, ...)
+define('group_normalization', gn_spec, nil, function(where, a, inp)
   no_output_stat(where, a)
   check_count(where, 'num_groups', a.num_groups)
   local caxis, baxes, stat = channel_stat(where, inp, a)
   if stat[caxis] % a.num_groups ~= 0 then
     error(('%s: %d channels are not divisible by num_groups %d'):format(where, stat[caxis], a.num_groups), 0)
   end
-  local init = check_param_init(where, a.param_init, bg_keys)
-  return scoped(a.name, 'group_normalization', function()
-    local beta, gamma = beta_gamma(stat, a, init)
-    return F.group_normalization(inp, beta, gamma, { num_groups = a.num_groups, channel_axis = caxis,
-                                                      batch_axis = baxes, eps = a.eps })
-  end)
+  return normalize_with(where, 'group_normalization', inp, a, stat,
+                        { num_groups = a.num_groups, channel_axis = caxis, batch_axis = baxes, eps = a.eps })
 end)
 
 -- ---- embed ----------------------------------------------------------------------------
@@ -489,11 +472,7 @@ local embed_spec = {
   { 'n_inputs', required = true }, { 'n_features', required = true }, { 'initializer' },
   { 'fix_parameters', false }, { 'apply_w' }, { 'name' },
 }
-signature('embed', embed_spec)
-PF.embed = def('PF.embed', function(inp, ...)
-  local where = 'PF.embed'
-  check_input(where, inp)
-  local a = bind(where, embed_spec, ...)
+define('embed', embed_spec, nil, function(where, a, inp)
   check_count(where, 'n_inputs', a.n_inputs)
   check_count(where, 'n_features', a.n_features)
   return scoped(a.name, 'embed', function()
@@ -508,11 +487,7 @@ end)
 local prelu_spec = {
   { 'base_axis', 2 }, { 'shared', true }, { 'fix_parameters', false }, { 'slope_init' }, { 'name' },
 }
-signature('prelu', prelu_spec)
-PF.prelu = def('PF.prelu', function(inp, ...)
-  local where = 'PF.prelu'
-  check_input(where, inp)
-  local a = bind(where, prelu_spec, ...)
+define('prelu', prelu_spec, nil, function(where, a, inp)
   local shape = inp.shape
   local base = norm_axis(where, a.base_axis, #shape, 'base_axis')
   local sshape = a.shared and {} or { shape[base] }
@@ -548,7 +523,9 @@ end
 -- gates: 1 (rnn), 4 (lstm), 3 (gru); bias_gates: 1, 4, 4 (NNabla's GRU keeps b_r, b_z,
 -- b_in, b_hn). The parameters of a layer stack:
 --   weight_l0 (D, [gates,] H, I + H), weight (L-1, D, [gates,] H, D*H + H), bias (L, D, [bias_gates,] H)
-local function recurrent(where, scope, gates, bias_gates, x, h, a, fcall)
+-- Returns F[scope](x, h, [c,] w0, w, b, opts) with opts from a (num_layers = L, dropout,
+-- bidirectional, training, and rnn's nonlinearity).
+local function recurrent(where, scope, gates, bias_gates, a, x, h, c)
   local xs, hs = x.shape, h.shape
   if #xs ~= 3 then error(('%s: x must be 3-d (T, B, I), got shape %s'):format(where, lib.shape_str(xs)), 0) end
   if #hs ~= 4 then error(('%s: h must be 4-d (L, D, B, H), got shape %s'):format(where, lib.shape_str(hs)), 0) end
@@ -589,7 +566,10 @@ local function recurrent(where, scope, gates, bias_gates, x, h, a, fcall)
       bshape[#bshape + 1] = H
       b = param('bias', bshape, a.b_init or I.ConstantInitializer(0), a.fix_parameters)
     end
-    return fcall(w0, w, b, L)
+    local opts = { num_layers = L, nonlinearity = a.nonlinearity, dropout = a.dropout,
+                   bidirectional = a.bidirectional, training = a.training }
+    if c then return F[scope](x, h, c, w0, w, b, opts) end
+    return F[scope](x, h, w0, w, b, opts)
   end)
 end
 
@@ -598,16 +578,8 @@ local rnn_spec = {
   { 'dropout', 0 }, { 'bidirectional', false }, { 'training', true }, { 'rng' },
   { 'with_bias', true }, { 'fix_parameters', false }, { 'name' },
 }
-signature('rnn', rnn_spec, { 'x', 'h' })
-PF.rnn = def('PF.rnn', function(x, h, ...)
-  local where = 'PF.rnn'
-  check_input(where, x, 'x')
-  check_input(where, h, 'h')
-  local a = bind(where, rnn_spec, ...)
-  return recurrent(where, 'rnn', 1, 1, x, h, a, function(w0, w, b, L)
-    return F.rnn(x, h, w0, w, b, { num_layers = L, nonlinearity = a.nonlinearity, dropout = a.dropout,
-                                   bidirectional = a.bidirectional, training = a.training })
-  end)
+define('rnn', rnn_spec, { 'x', 'h' }, function(where, a, x, h)
+  return recurrent(where, 'rnn', 1, 1, a, x, h)
 end)
 
 local lstm_spec = {
@@ -615,37 +587,21 @@ local lstm_spec = {
   { 'bidirectional', false }, { 'training', true }, { 'rng' }, { 'with_bias', true },
   { 'fix_parameters', false }, { 'name' },
 }
-signature('lstm', lstm_spec, { 'x', 'h', 'c' })
-PF.lstm = def('PF.lstm', function(x, h, c, ...)
-  local where = 'PF.lstm'
-  check_input(where, x, 'x')
-  check_input(where, h, 'h')
-  check_input(where, c, 'c')
-  if select('#', ...) > 0 and type((...)) == 'number' then
-    error(where .. ': the 4th argument is w0_init; the old PF.lstm(x, h, c, state_size) is PF.lstm_cell', 0)
-  end
-  local a = bind(where, lstm_spec, ...)
+define('lstm', lstm_spec, { 'x', 'h', 'c' }, function(where, a, x, h, c)
   local hs, cs = h.shape, c.shape
   if lib.shape_str(hs) ~= lib.shape_str(cs) then
     error(('%s: h and c must have the same shape, got %s and %s'):format(where, lib.shape_str(hs), lib.shape_str(cs)), 0)
   end
-  return recurrent(where, 'lstm', 4, 4, x, h, a, function(w0, w, b, L)
-    return F.lstm(x, h, c, w0, w, b, { num_layers = L, dropout = a.dropout,
-                                       bidirectional = a.bidirectional, training = a.training })
-  end)
+  return recurrent(where, 'lstm', 4, 4, a, x, h, c)
+end, function(where, ...)
+  if select('#', ...) > 0 and type((...)) == 'number' then
+    error(where .. ': the 4th argument is w0_init; the old PF.lstm(x, h, c, state_size) is PF.lstm_cell', 0)
+  end
 end)
 
 local gru_spec = lstm_spec
-signature('gru', gru_spec, { 'x', 'h' })
-PF.gru = def('PF.gru', function(x, h, ...)
-  local where = 'PF.gru'
-  check_input(where, x, 'x')
-  check_input(where, h, 'h')
-  local a = bind(where, gru_spec, ...)
-  return recurrent(where, 'gru', 3, 4, x, h, a, function(w0, w, b, L)
-    return F.gru(x, h, w0, w, b, { num_layers = L, dropout = a.dropout,
-                                   bidirectional = a.bidirectional, training = a.training })
-  end)
+define('gru', gru_spec, { 'x', 'h' }, function(where, a, x, h)
+  return recurrent(where, 'gru', 3, 4, a, x, h)
 end)
 
 -- ---- lstm_cell ------------------------------------------------------------------------
@@ -655,13 +611,7 @@ end)
 local lstm_cell_spec = {
   { 'state_size', required = true }, { 'w_init' }, { 'b_init' }, { 'fix_parameters', false }, { 'name' },
 }
-signature('lstm_cell', lstm_cell_spec, { 'x', 'h', 'c' })
-PF.lstm_cell = def('PF.lstm_cell', function(x, h, c, ...)
-  local where = 'PF.lstm_cell'
-  check_input(where, x, 'x')
-  check_input(where, h, 'h')
-  check_input(where, c, 'c')
-  local a = bind(where, lstm_cell_spec, ...)
+define('lstm_cell', lstm_cell_spec, { 'x', 'h', 'c' }, function(where, a, x, h, c)
   check_count(where, 'state_size', a.state_size)
   local xs, hs, cs = x.shape, h.shape, c.shape
   local S = a.state_size

@@ -23,6 +23,8 @@
 -- Conventions: plot(y) uses x = 1..n; imshow puts pixel (1, 1) at the top left with the
 -- y axis pointing down (pixel centres at integer coordinates), like matplotlib but 1-based.
 
+local values = require 'nnlua.values'
+
 local M = {}
 
 ----------------------------------------------------------------------------------------------
@@ -79,49 +81,12 @@ local function is_opts(x)
 end
 
 -- Flat values and shape of: an NdArray (or anything with .shape and :flat()), a Variable
--- (anything with .d), a nested Lua table, a flat Lua list, or a number.
-local function array_of(x, who)
-  local tx = type(x)
-  if tx == 'number' then return { x }, {} end
-  if tx == 'table' or tx == 'cdata' then
-    local ok, shape = pcall(function() return x.shape end)
-    if ok and type(shape) == 'table' then
-      local okf, flat = pcall(function() return x:flat() end)
-      if okf and type(flat) == 'table' then
-        local s = {}
-        for i = 1, #shape do s[i] = shape[i] end
-        return flat, s
-      end
-    end
-    local okd, d = pcall(function() return x.d end)
-    if okd and d ~= nil and d ~= x then return array_of(d, who) end
-  end
-  if tx ~= 'table' then
-    error(fmt('%s: expected an array, a Variable or a Lua table, got %s', who, tx), 3)
-  end
-  local shape, flat = {}, {}
-  local t = x
-  while type(t) == 'table' do
-    shape[#shape + 1] = #t
-    t = t[1]
-  end
-  local nd = #shape
-  local function walk(v, d)
-    if d > nd then
-      if type(v) ~= 'number' then
-        error(fmt('%s: non-numeric element (%s) in table', who, type(v)), 5)
-      end
-      flat[#flat + 1] = v
-      return
-    end
-    if type(v) ~= 'table' or #v ~= shape[d] then
-      error(fmt('%s: ragged nested table (dimension %d)', who, d), 5)
-    end
-    for i = 1, #v do walk(v[i], d + 1) end
-  end
-  walk(x, 1)
-  return flat, shape
-end
+-- (anything with .d), a nested Lua table, a flat Lua list, or a number (nnlua.values).
+local array_of = values.reader {
+  type = 'expected an array, a Variable or a Lua table, got %s',
+  element = 'non-numeric element (%s) in table',
+  ragged = 'ragged nested table (dimension %d)',
+}
 M._array_of = array_of
 
 local function is_array(x)

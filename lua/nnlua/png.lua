@@ -3,6 +3,7 @@
 --   local png = require 'nnlua.png'
 --   png.write(path, pixels, width, height, channels)    -- pixels: flat list of 0..255, row-major
 --   png.write_image(path, a, {scale = 4, vmin = 0, vmax = 1, normalize = false})
+--   png.write_values(path, flat, h, w, c, {offset = 0, planar = false, scale = 1, vmin = 0, vmax = 1})
 --   png.encode(pixels, width, height, channels) -> string
 --   png.read_info(path) -> {width =, height =, bit_depth =, color_type =, channels =}
 --
@@ -11,6 +12,7 @@
 -- otherwise it is stored in uncompressed deflate blocks (always valid PNG, just larger).
 
 local bit = require 'bit'
+local values = require 'nnlua.values'
 local band, bor, bxor, rshift, lshift, bnot = bit.band, bit.bor, bit.bxor, bit.rshift, bit.lshift, bit.bnot
 local floor, char, byte = math.floor, string.char, string.byte
 
@@ -177,34 +179,13 @@ function M.write(path, pixels, width, height, channels)
   return path
 end
 
--- Flat values + shape of an NdArray, a Variable (.d), a nested table or a fake array.
-local function array_of(x)
-  local tx = type(x)
-  if tx == 'table' or tx == 'cdata' then
-    local ok, shape = pcall(function() return x.shape end)
-    if ok and type(shape) == 'table' then
-      local okf, flat = pcall(function() return x:flat() end)
-      if okf and type(flat) == 'table' then return flat, shape end
-    end
-    local okd, d = pcall(function() return x.d end)
-    if okd and d ~= nil and d ~= x then return array_of(d) end
-  end
-  if tx ~= 'table' then error('expected an array or a nested table, got ' .. tx, 3) end
-  local shape, flat = {}, {}
-  local t = x
-  while type(t) == 'table' do shape[#shape + 1] = #t; t = t[1] end
-  local function walk(v, d)
-    if d > #shape then
-      if type(v) ~= 'number' then error('non-numeric element in nested table', 4) end
-      flat[#flat + 1] = v
-      return
-    end
-    if type(v) ~= 'table' or #v ~= shape[d] then error('ragged nested table', 4) end
-    for i = 1, #v do walk(v[i], d + 1) end
-  end
-  walk(x, 1)
-  return flat, shape
-end
+-- Flat values + shape of an NdArray, a Variable (.d), a nested table or a fake array
+-- (nnlua.values; numbers are not arrays here).
+local array_of = values.reader({
+  type = 'expected an array or a nested table, got %s',
+  element = 'non-numeric element in nested table',
+  ragged = 'ragged nested table',
+}, {})
 M._array_of = array_of
 
 --- Writes a 2-D (H, W) array, or a 3-D (H, W, C) one with C in 1..4, as an 8-bit PNG.
@@ -219,8 +200,7 @@ function M.write_image(path, a, opts)
       error('png.write_image: unknown option ' .. tostring(k), 2)
     end
   end
-  local ok, flat, shape = pcall(array_of, a)
-  if not ok then error('png.write_image: ' .. tostring(flat), 2) end
+  local flat, shape = array_of(a, 'png.write_image')
   local h, w, c = shape[1], shape[2], shape[3] or 1
   if (#shape ~= 2 and #shape ~= 3) or c < 1 or c > 4 then
     error('png.write_image: expected an (H, W) or (H, W, C<=4) array, got shape {'
@@ -241,18 +221,30 @@ function M.write_image(path, a, opts)
     lo = lo or mn
     hi = hi or mx
   end
-  lo = lo or 0
-  hi = hi or 1
+  return M.write_values(path, flat, h, w, c, { scale = scale, vmin = lo, vmax = hi })
+end
+
+--- Writes h x w pixels of c channels (1..4) from a flat list of numbers as an 8-bit PNG.
+-- opts: offset (the values start at flat[offset + 1]; default 0), planar (true: the values are
+--       laid out (C, H, W); default (H, W, C)), scale (integer upscaling, default 1),
+--       vmin, vmax (values mapped to 0 and 255; default 0 and 1).
+-- Values are clipped to [vmin, vmax]; NaN becomes 0.
+function M.write_values(path, flat, h, w, c, opts)
+  opts = opts or {}
+  local scale, off, planar = opts.scale or 1, opts.offset or 0, opts.planar
+  local lo, hi = opts.vmin or 0, opts.vmax or 1
   local range = hi - lo
   local inv = (range > 0 and range < math.huge) and 255 / range or 0
   local pixels, k = {}, 1
-  local W = w * scale
+  local W, hw = w * scale, h * w
   for y = 0, h * scale - 1 do
     local sy = floor(y / scale)
     for x = 0, W - 1 do
-      local base = (sy * w + floor(x / scale)) * c
-      for ch = 1, c do
-        local v = flat[base + ch]
+      local sx = floor(x / scale)
+      for ch = 0, c - 1 do
+        local v
+        if planar then v = flat[off + ch * hw + sy * w + sx + 1]
+        else v = flat[off + (sy * w + sx) * c + ch + 1] end
         local p
         if v ~= v then p = 0
         else

@@ -23,6 +23,7 @@ local lib = require 'nnlua.lib'
 local parameter = require 'nnlua.parameter'
 local Variable = require 'nnlua.variable'
 local NdArray = require 'nnlua.ndarray'
+local shape_equal = require('nnlua.values').same_shape
 local C = lib.C
 
 -- The update kernels for a gradient array: the CUDA backend's (cuda.kernels, the same names,
@@ -143,12 +144,6 @@ local function new_slot(self, v)
   local s = {}
   for k = 1, #self._state_names do s[k] = new_state_array(size, self.name .. ':set_parameters') end
   return { t = 0, s = s }
-end
-
-local function shape_equal(a, b)
-  if #a ~= #b then return false end
-  for i = 1, #a do if a[i] ~= b[i] then return false end end
-  return true
 end
 
 -- params: the dictionary from nn.get_parameters(), or a list of Variables (named param1,

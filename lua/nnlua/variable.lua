@@ -109,15 +109,22 @@ end
 -- x.d = batch in a training loop: an NdArray of the right size is copied straight in
 -- (no view, no shape table); everything else goes through assign.
 local is_nd = NdArray.is
-local function set_array(v, arr, value, where)
+function setters.d(v, value)
+  local arr = C.nl_var_data(v)
   if is_nd(value) and value.size == tonumber(C.nl_var_size(v)) then
-    lib.check(C.nl_array_copy(arr, 0, value._a, value._off, value.size), where, 3)
+    lib.check(C.nl_array_copy(arr, 0, value._a, value._off, value.size), 'Variable.d', 3)
     return
   end
-  assign(arr, shape_of(v), value, where)
+  assign(arr, shape_of(v), value, 'Variable.d')
 end
-function setters.d(v, value) set_array(v, C.nl_var_data(v), value, 'Variable.d') end
-function setters.g(v, value) set_array(v, C.nl_var_grad(v), value, 'Variable.g') end
+function setters.g(v, value)
+  local arr = C.nl_var_grad(v)
+  if is_nd(value) and value.size == tonumber(C.nl_var_size(v)) then
+    lib.check(C.nl_array_copy(arr, 0, value._a, value._off, value.size), 'Variable.g', 3)
+    return
+  end
+  assign(arr, shape_of(v), value, 'Variable.g')
+end
 setters.data = setters.d
 setters.grad = setters.g
 function setters.need_grad(v, b) C.nl_var_set_need_grad(v, b and 1 or 0) end

@@ -2,6 +2,7 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
 
 -- y = x W + b with x flattened at base_axis (1-based, Lua-style).
@@ -92,11 +93,7 @@ describe('affine', function()
   end)
 
   describe('rejects bad inputs with the shapes involved', function()
-    local function err_of(fn)
-      local ok, err = pcall(fn)
-      assert.is_false(ok)
-      return tostring(err)
-    end
+    local err_of = R.err_of
     it('weight rows that do not match the flattened x', function()
       local err = err_of(function() return F.affine(nn.Variable({ 64, 1, 8, 8 }), nn.Variable({ 3, 10 })) end)
       assert.matches('F.affine: weight has 3 rows but x has 64 features at base_axis 2 '

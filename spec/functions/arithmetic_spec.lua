@@ -2,16 +2,9 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
-
--- Broadcasting reference: expand both operands through NdArray's numpy-style broadcast.
-local function bmap(fn, a, b)
-  local out = a * 0 + b * 0
-  local ea, eb = a + out, b + out
-  local p, q, r = ea:ptr(), eb:ptr(), out:ptr()
-  for i = 0, out.size - 1 do r[i] = fn(p[i], q[i]) end
-  return out
-end
+local bmap = R.bmap
 
 -- Values on a 0.25 grid, the second input shifted by 0.125: no ties, no zero divisors.
 local function grid(i, s)

@@ -7,17 +7,9 @@ local F = require 'nnlua.functions'
 local T = require 'function_tester'
 local R = require 'nd_ref'
 local NdArray = nn.NdArray
+local copy, fails = R.copy, R.fails
 
 local S = nn.lib.shape_str
-
-local function copy(t) local r = {} for k, v in ipairs(t) do r[k] = v end return r end
-
-local function fails(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.matches(pattern, err, 1, true)
-  return err
-end
 
 describe('concatenate, split and stack', function()
   local function concat_ref(axis)

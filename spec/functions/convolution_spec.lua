@@ -2,33 +2,9 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
-
--- Calls fn(idx) for every index tuple (0-based) of dims, last index fastest.
-local function each_index(dims, fn)
-  local n = #dims
-  for d = 1, n do if dims[d] == 0 then return end end
-  local idx = {}
-  for d = 1, n do idx[d] = 0 end
-  while true do
-    fn(idx)
-    local d = n
-    while d >= 1 do
-      idx[d] = idx[d] + 1
-      if idx[d] < dims[d] then break end
-      idx[d] = 0
-      d = d - 1
-    end
-    if d < 1 then return end
-  end
-end
-
--- Row-major flat offset of idx (0-based) in dims.
-local function offset(dims, idx)
-  local o = 0
-  for d = 1, #dims do o = o * dims[d] + idx[d] end
-  return o
-end
+local each_index, offset = R.each_index, R.offset
 
 -- y[n, oc, o...] = b[oc] + sum_{c, k...} x[n, g*Cg + c, o*s - p + k*d] * w[oc, c, k...]
 local function conv_ref(o)
@@ -151,11 +127,7 @@ describe('convolution', function()
   end)
 
   describe('rejects bad inputs with the shapes involved', function()
-    local function err_of(fn)
-      local ok, err = pcall(fn)
-      assert.is_false(ok)
-      return tostring(err)
-    end
+    local err_of = R.err_of
     local V = nn.Variable
     it('weight channels that do not match x', function()
       local err = err_of(function() return F.convolution(V({ 1, 3, 5, 5 }), V({ 4, 2, 3, 3 })) end)

@@ -3,32 +3,9 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
-
--- Calls fn(idx) for every index tuple (0-based) of dims, last index fastest.
-local function each_index(dims, fn)
-  local n = #dims
-  for d = 1, n do if dims[d] == 0 then return end end
-  local idx = {}
-  for d = 1, n do idx[d] = 0 end
-  while true do
-    fn(idx)
-    local d = n
-    while d >= 1 do
-      idx[d] = idx[d] + 1
-      if idx[d] < dims[d] then break end
-      idx[d] = 0
-      d = d - 1
-    end
-    if d < 1 then return end
-  end
-end
-
-local function offset(dims, idx)
-  local o = 0
-  for d = 1, #dims do o = o * dims[d] + idx[d] end
-  return o
-end
+local each_index, offset, err_of = R.each_index, R.offset, R.err_of
 
 -- Transposed convolution as a scatter: every x[n, c, i...] adds x * w[c, oc_g, k...] to
 -- y[n, g*OCg + oc_g, i*s - p + k*d...]; weight (C, OC/group, K...).
@@ -147,12 +124,6 @@ local function depthwise_ref(o)
     end
     return NdArray.from_flat(flat, shape)
   end
-end
-
-local function err_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  return tostring(err)
 end
 
 describe('deconvolution', function()

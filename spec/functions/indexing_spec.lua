@@ -6,17 +6,9 @@ local F = require 'nnlua.functions'
 local T = require 'function_tester'
 local R = require 'nd_ref'
 local NdArray = nn.NdArray
+local copy, fails = R.copy, R.fails
 
 local S = nn.lib.shape_str
-
-local function copy(t) local r = {} for k, v in ipairs(t) do r[k] = v end return r end
-
-local function fails(pattern, fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.matches(pattern, err, 1, true)
-  return err
-end
 
 -- Runs forward on y and expects an error mentioning pattern.
 local function forward_fails(pattern, y)

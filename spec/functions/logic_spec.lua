@@ -3,15 +3,10 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
+local bmap = R.bmap
 
-local function bmap(fn, a, b)
-  local out = a * 0 + b * 0
-  local ea, eb = a + out, b + out
-  local p, q, r = ea:ptr(), eb:ptr(), out:ptr()
-  for i = 0, out.size - 1 do r[i] = fn(p[i], q[i]) end
-  return out
-end
 local function b2f(c) return c and 1 or 0 end
 local function truthy(v) return v ~= 0 end
 

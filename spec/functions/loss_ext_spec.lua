@@ -4,30 +4,16 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
-
-local function labels(shape, C)
-  return NdArray.rand(shape, 0, C):floor():apply(function(v) return math.min(v, C - 1) end)
-end
+local labels, expect_error = R.labels, R.expect_error
 
 -- Reference over the class axis k (Lua, negative from the end): y = fn(x_values, label).
 local function class_ref(k, fn)
   return function(x, t)
-    local s = x.shape
-    local a = k < 0 and #s + k + 1 or k
-    local outer, inner = 1, 1
-    for d = 1, a - 1 do outer = outer * s[d] end
-    for d = a + 1, #s do inner = inner * s[d] end
-    local C = s[a]
     local y = t:copy()
-    local px, pt, py = x:ptr(), t:ptr(), y:ptr()
-    for o = 0, outer - 1 do
-      for i = 0, inner - 1 do
-        local vals = {}
-        for c = 0, C - 1 do vals[c] = px[(o * C + c) * inner + i] end
-        py[o * inner + i] = fn(vals, pt[o * inner + i], C)
-      end
-    end
+    local py = y:ptr()
+    R.each_position(x, t, k, function(vals, label, C, pos) py[pos] = fn(vals, label, C) end)
     return y
   end
 end
@@ -42,13 +28,6 @@ local function pairs_with_gaps(shape, mags)
     pb[i] = pb[i] - (i % 3 == 0 and -m or m)
   end
   return a, b
-end
-
-local function expect_error(fn, msg, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.matches(msg, err, 1, true)
-  return err
 end
 
 local function sigmoid(v) return 1 / (1 + math.exp(-v)) end

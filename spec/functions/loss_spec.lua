@@ -3,17 +3,14 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
+local labels = R.labels
 
 -- Reference: y = log(sum_c exp(x)) - x[label] along Lua axis k; labels 0-based.
 local function sce_ref(k)
   return function(x, t)
-    local s = x.shape
-    if k < 0 then k = #s + k + 1 end
-    local outer, inner = 1, 1
-    for d = 1, k - 1 do outer = outer * s[d] end
-    for d = k + 1, #s do inner = inner * s[d] end
-    local C = s[k]
+    local outer, C, inner = R.around(x.shape, k)
     local y = t:copy()
     local px, pt, py = x:ptr(), t:ptr(), y:ptr()
     for o = 0, outer - 1 do
@@ -26,10 +23,6 @@ local function sce_ref(k)
     end
     return y
   end
-end
-
-local function labels(shape, C)
-  return NdArray.rand(shape, 0, C):floor():apply(function(v) return math.min(v, C - 1) end)
 end
 
 describe('softmax_cross_entropy', function()

@@ -3,25 +3,9 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
-
-local function each_index(dims, fn)
-  local n = #dims
-  for d = 1, n do if dims[d] == 0 then return end end
-  local idx = {}
-  for d = 1, n do idx[d] = 0 end
-  while true do
-    fn(idx)
-    local d = n
-    while d >= 1 do
-      idx[d] = idx[d] + 1
-      if idx[d] < dims[d] then break end
-      idx[d] = 0
-      d = d - 1
-    end
-    if d < 1 then return end
-  end
-end
+local each_index, err_of = R.each_index, R.err_of
 
 -- Flat offset of idx (0-based) in an array of shape `shape` broadcast to x (size-1 axes
 -- read index 0).
@@ -70,12 +54,6 @@ local function key_of(axes)
     for _, a in ipairs(axes) do parts[#parts + 1] = idx[a] end
     return table.concat(parts, ',')
   end
-end
-
-local function err_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  return tostring(err)
 end
 
 describe('layer_normalization', function()
@@ -323,25 +301,8 @@ end)
 -- Backward of the identity-forward clippers, checked by hand: analytic value, accumulation
 -- into a leaf and a clean overwrite of a NaN-filled intermediate gradient.
 local function check_clip(build, x0, dy, want)
-  -- 1. leaf gradient written from zero, then accumulated
-  local x = nn.Variable.from(x0, { need_grad = true })
-  local y = build(x)
-  y:forward()
+  local y = T.check_given_gradient(build, x0, dy, want, { atol = 1e-6, rtol = 1e-5, what = 'clipped gradient' })
   T.assert_close(y.d, x0, 0, 0, 'identity forward')
-  x.grad:zero()
-  y:backward { grad = dy }
-  T.assert_close(x.g, want, 1e-6, 1e-5, 'clipped gradient')
-  y:backward { grad = dy }
-  T.assert_close(x.g, want * 2, 1e-6, 1e-5, 'accumulated gradient')
-  -- 2. overwrite: an intermediate whose grad buffer holds NaN
-  local leaf = nn.Variable.from(x0, { need_grad = true })
-  local mid = F.identity(leaf)
-  local y2 = build(mid)
-  y2:forward()
-  mid.g = NdArray.full(mid.shape, 0 / 0)
-  leaf.grad:zero()
-  y2:backward { grad = dy }
-  T.assert_close(leaf.g, want, 1e-6, 1e-5, 'overwritten gradient')
 end
 
 describe('clip_grad_by_value', function()

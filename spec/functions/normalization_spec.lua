@@ -3,15 +3,11 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
 
 -- x viewed as (outer, C, inner) around one kept axis k (Lua 1-based).
-local function dims(shape, k)
-  local outer, inner = 1, 1
-  for d = 1, k - 1 do outer = outer * shape[d] end
-  for d = k + 1, #shape do inner = inner * shape[d] end
-  return outer, shape[k], inner
-end
+local dims = R.around
 
 -- Plain reference: y = gamma * (x - m) / sqrt(v + eps) + beta with batch or given stats.
 local function bn_ref(k, batch_stat, eps)

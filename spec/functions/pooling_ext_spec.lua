@@ -3,74 +3,18 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
-
-local function each_index(dims, fn)
-  local n = #dims
-  for d = 1, n do if dims[d] == 0 then return end end
-  local idx = {}
-  for d = 1, n do idx[d] = 0 end
-  while true do
-    fn(idx)
-    local d = n
-    while d >= 1 do
-      idx[d] = idx[d] + 1
-      if idx[d] < dims[d] then break end
-      idx[d] = 0
-      d = d - 1
-    end
-    if d < 1 then return end
-  end
-end
-
-local function offset(dims, idx)
-  local o = 0
-  for d = 1, #dims do o = o * dims[d] + idx[d] end
-  return o
-end
+local each_index, offset, err_of = R.each_index, R.offset, R.err_of
 
 -- Sum over windows [o*s - p, min(o*s - p + k, I + p)) clipped to [0, I).
 local function sum_pool_ref(o)
   return function(x)
-    local sd = #o.kernel
-    local first = x.ndim - sd
-    local maps = 1
-    for d = 1, first do maps = maps * x.shape[d] end
-    local ins, outs, k, s, p = {}, {}, {}, {}, {}
-    for i = 1, sd do
-      ins[i] = x.shape[first + i]
-      k[i] = o.kernel[i]
-      s[i] = o.stride and o.stride[i] or k[i]
-      p[i] = o.pad and o.pad[i] or 0
-      if o.ignore_border == false then outs[i] = math.floor((ins[i] + p[i] - 1) / s[i]) + 1
-      else outs[i] = math.floor((ins[i] + 2 * p[i] - k[i]) / s[i]) + 1 end
-    end
-    local shape = {}
-    for d = 1, first do shape[d] = x.shape[d] end
-    for i = 1, sd do shape[first + i] = outs[i] end
-    local px = x:ptr()
-    local map_size = 1
-    for i = 1, sd do map_size = map_size * ins[i] end
-    local flat = {}
-    for m = 0, maps - 1 do
-      each_index(outs, function(op)
-        local lo, dims = {}, {}
-        for i = 1, sd do
-          local a = op[i] * s[i] - p[i]
-          local b = math.min(a + k[i], ins[i] + p[i])
-          a, b = math.max(a, 0), math.min(b, ins[i])
-          lo[i], dims[i] = a, math.max(b - a, 0)
-        end
-        local acc = 0
-        each_index(dims, function(w)
-          local idx = {}
-          for i = 1, sd do idx[i] = lo[i] + w[i] end
-          acc = acc + px[m * map_size + offset(ins, idx)]
-        end)
-        flat[#flat + 1] = acc
-      end)
-    end
-    return NdArray.from_flat(flat, shape)
+    return R.pool(x, o, function(vals)
+      local acc = 0
+      for _, v in ipairs(vals) do acc = acc + v end
+      return acc
+    end)
   end
 end
 
@@ -111,12 +55,6 @@ local function gap_ref(x)
     flat[#flat + 1] = s / inner
   end
   return NdArray.from_flat(flat, { N, C, 1, 1 })
-end
-
-local function err_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  return tostring(err)
 end
 
 describe('global_average_pooling', function()

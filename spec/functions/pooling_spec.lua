@@ -7,82 +7,21 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
-
-local function each_index(dims, fn)
-  local n = #dims
-  for d = 1, n do if dims[d] == 0 then return end end
-  local idx = {}
-  for d = 1, n do idx[d] = 0 end
-  while true do
-    fn(idx)
-    local d = n
-    while d >= 1 do
-      idx[d] = idx[d] + 1
-      if idx[d] < dims[d] then break end
-      idx[d] = 0
-      d = d - 1
-    end
-    if d < 1 then return end
-  end
-end
-
-local function offset(dims, idx)
-  local o = 0
-  for d = 1, #dims do o = o * dims[d] + idx[d] end
-  return o
-end
 
 local function pool_ref(kind, o)
   return function(x)
-    local sd = #o.kernel
-    local first = x.ndim - sd
-    local maps = 1
-    for d = 1, first do maps = maps * x.shape[d] end
-    local ins, outs, k, s, p = {}, {}, {}, {}, {}
-    for i = 1, sd do
-      ins[i] = x.shape[first + i]
-      k[i] = o.kernel[i]
-      s[i] = o.stride and o.stride[i] or k[i]
-      p[i] = o.pad and o.pad[i] or 0
-      if o.ignore_border == false then outs[i] = math.floor((ins[i] + p[i] - 1) / s[i]) + 1
-      else outs[i] = math.floor((ins[i] + 2 * p[i] - k[i]) / s[i]) + 1 end
-    end
-    local shape = {}
-    for d = 1, first do shape[d] = x.shape[d] end
-    for i = 1, sd do shape[first + i] = outs[i] end
-    local px = x:ptr()
-    local map_size = 1
-    for i = 1, sd do map_size = map_size * ins[i] end
-    local flat = {}
-    for m = 0, maps - 1 do
-      each_index(outs, function(op)
-        local lo, hi, dims, full, inner = {}, {}, {}, 1, 1
-        for i = 1, sd do
-          local a = op[i] * s[i] - p[i]
-          local b = math.min(a + k[i], ins[i] + p[i])
-          full = full * (b - a)
-          a, b = math.max(a, 0), math.min(b, ins[i])
-          lo[i], hi[i] = a, b
-          dims[i] = math.max(b - a, 0)
-          inner = inner * dims[i]
-        end
-        local best, sum = nil, 0
-        each_index(dims, function(w)
-          local xi = {}
-          for i = 1, sd do xi[i] = lo[i] + w[i] end
-          local v = px[m * map_size + offset(ins, xi)]
-          if best == nil or best < v then best = v end
-          sum = sum + v
-        end)
-        if kind == 'max' then flat[#flat + 1] = best or 0
-        else
-          local n = (o.including_pad == false) and inner or full
-          flat[#flat + 1] = n > 0 and sum / n or 0
-        end
-      end)
-    end
-    return NdArray.from_flat(flat, shape)
+    return R.pool(x, o, function(vals, full)
+      local best, sum = nil, 0
+      for _, v in ipairs(vals) do
+        if best == nil or best < v then best = v end
+        sum = sum + v
+      end
+      if kind == 'max' then return best or 0 end
+      local n = (o.including_pad == false) and #vals or full
+      return n > 0 and sum / n or 0
+    end)
   end
 end
 
@@ -230,11 +169,7 @@ end)
 
 describe('pooling rejects bad inputs with the shapes involved', function()
   local V = nn.Variable
-  local function err_of(fn)
-    local ok, err = pcall(fn)
-    assert.is_false(ok)
-    return tostring(err)
-  end
+  local err_of = R.err_of
   for _, name in ipairs { 'max_pooling', 'average_pooling' } do
     local pre = 'F.' .. name .. ': '
     it(name .. ': a missing kernel', function()

@@ -6,7 +6,9 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
+local err_of = R.err_of
 
 local function sigm(v) return 1 / (1 + math.exp(-v)) end
 local function tanh(v) local e = math.exp(2 * v) return (e - 1) / (e + 1) end
@@ -178,12 +180,6 @@ for _, c in ipairs(cases) do
       }
     end)
   end)
-end
-
-local function err_of(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  return tostring(err)
 end
 
 describe('recurrent layers', function()

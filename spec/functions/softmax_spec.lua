@@ -2,17 +2,13 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
 
 -- Reference along Lua axis k (negative from the end), plain and unguarded by max-shifts.
 local function ref(k, log)
   return function(x)
-    local s = x.shape
-    if k < 0 then k = #s + k + 1 end
-    local outer, inner = 1, 1
-    for d = 1, k - 1 do outer = outer * s[d] end
-    for d = k + 1, #s do inner = inner * s[d] end
-    local C = s[k]
+    local outer, C, inner = R.around(x.shape, k)
     local y = x:copy()
     local px, py = x:ptr(), y:ptr()
     for o = 0, outer - 1 do

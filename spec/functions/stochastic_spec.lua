@@ -5,14 +5,9 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
-
-local function expect_error(fn, msg, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.matches(msg, err, 1, true)
-  return err
-end
+local expect_error = R.expect_error
 
 local function stats(a)
   local p, n = a:ptr(), a.size

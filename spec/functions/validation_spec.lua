@@ -4,36 +4,11 @@
 local nn = require 'nnlua'
 local F = require 'nnlua.functions'
 local T = require 'function_tester'
+local R = require 'nd_ref'
 local NdArray = nn.NdArray
+local labels, expect_error = R.labels, R.expect_error
 
-local function labels(shape, C)
-  return NdArray.rand(shape, 0, C):floor():apply(function(v) return math.min(v, C - 1) end)
-end
-
-local function expect_error(fn, msg, ...)
-  local ok, err = pcall(fn, ...)
-  assert.is_false(ok)
-  assert.matches(msg, err, 1, true)
-  return err
-end
-
--- Calls fn(vals, label, C, pos) for every position around the class axis k (Lua).
-local function each_position(x, t, k, fn)
-  local s = x.shape
-  local a = k < 0 and #s + k + 1 or k
-  local outer, inner = 1, 1
-  for d = 1, a - 1 do outer = outer * s[d] end
-  for d = a + 1, #s do inner = inner * s[d] end
-  local C = s[a]
-  local px, pt = x:ptr(), t:ptr()
-  for o = 0, outer - 1 do
-    for i = 0, inner - 1 do
-      local vals = {}
-      for c = 0, C - 1 do vals[c] = px[(o * C + c) * inner + i] end
-      fn(vals, pt[o * inner + i], C, o * inner + i)
-    end
-  end
-end
+local each_position = R.each_position
 
 local function top_n_ref(k, n)
   return function(x, t)

@@ -198,6 +198,37 @@ function T.check(opts)
   end
 end
 
+-- Backward of a one-input function against a given gradient, for functions whose gradient is
+-- not their derivative (straight-through estimators, gradient clippers): on y = fn(x) with
+-- x = x0, backward{grad = dy} from a zeroed leaf gives want, a second one 2 * want
+-- (accumulation), and through an intermediate whose grad buffer holds NaN the leaf gets want
+-- again (overwrite, not read). dy defaults to random normal values of y's shape.
+-- opts: atol, rtol (default 0, 0), acc_atol, acc_rtol (accumulation; default atol, rtol),
+-- what (message stem, default 'gradient'). Returns y (forwarded) and dy.
+function T.check_given_gradient(fn, x0, dy, want, opts)
+  opts = opts or {}
+  local atol, rtol = opts.atol or 0, opts.rtol or 0
+  local what = opts.what or 'gradient'
+  local x = nn.Variable.from(x0, { need_grad = true })
+  local y = fn(x)
+  y:forward()
+  dy = dy or NdArray.randn(y.shape)
+  x.grad:zero()
+  y:backward { grad = dy }
+  assert_close(x.g, want, atol, rtol, what)
+  y:backward { grad = dy }
+  assert_close(x.g, want * 2, opts.acc_atol or atol, opts.acc_rtol or rtol, 'accumulated ' .. what)
+  local leaf = nn.Variable.from(x0, { need_grad = true })
+  local mid = F.identity(leaf)
+  local z = fn(mid)
+  z:forward()
+  mid.g = NdArray.full(mid.shape, 0 / 0)
+  leaf.grad:zero()
+  z:backward { grad = dy }
+  assert_close(leaf.g, want, atol, rtol, 'overwritten ' .. what)
+  return y, dy
+end
+
 -- Element-wise reference helper: map fn over the flat values of NdArrays of one shape.
 function T.map(fn, ...)
   local arrs = { ... }
