@@ -154,7 +154,7 @@ typedef struct pool_ctx {
 } pool_ctx;
 
 /* Every window inside the map: [o*s, o*s + k) on each axis, no clipping. */
-static void max_fwd_inside(const pool_ctx *c, int64_t m0, int64_t m1) {
+static inline __attribute__((always_inline)) void max_fwd_inside(const pool_ctx *c, int64_t m0, int64_t m1) {
     const pool_state *st = c->st;
     const int64_t I1 = st->in[1], I2 = st->in[2];
     const int64_t K0 = st->k[0], K1 = st->k[1], K2 = st->k[2];
@@ -168,16 +168,23 @@ static void max_fwd_inside(const pool_ctx *c, int64_t m0, int64_t m1) {
                     const float *restrict x = c->x + m * st->in_size;
                     float *restrict y = c->y + m * st->out_size + (o0 * O1 + o1) * O2;
                     int32_t *restrict idx = c->idx + m * st->out_size + (o0 * O1 + o1) * O2;
-                    for (int64_t o2 = 0; o2 < O2; o2++) {
-                        /* the window in scan order; the first maximum wins */
-                        const int64_t a = b0 + 2 * o2, b = a + 1, d = a + I2, e = d + 1;
-                        int64_t best = a;
-                        float bv = x[a];
-                        if (bv < x[b]) { bv = x[b]; best = b; }
-                        if (bv < x[d]) { bv = x[d]; best = d; }
-                        if (bv < x[e]) { bv = x[e]; best = e; }
+                    const float *restrict r0 = x + b0, *restrict r1 = r0 + I2;
+                    const int32_t a0 = (int32_t)b0, i2 = (int32_t)I2;
+                    for (int32_t o2 = 0; o2 < (int32_t)O2; o2++) {
+                        /* the window in scan order; the first maximum wins (branch-free) */
+                        const float v0 = r0[2 * o2], v1 = r0[2 * o2 + 1];
+                        const float v2 = r1[2 * o2], v3 = r1[2 * o2 + 1];
+                        const int32_t a = a0 + 2 * o2;
+                        float bv = v0;
+                        int32_t best = a;
+                        best = bv < v1 ? a + 1 : best;
+                        bv = bv < v1 ? v1 : bv;
+                        best = bv < v2 ? a + i2 : best;
+                        bv = bv < v2 ? v2 : bv;
+                        best = bv < v3 ? a + i2 + 1 : best;
+                        bv = bv < v3 ? v3 : bv;
                         y[o2] = bv;
-                        idx[o2] = (int32_t)best;
+                        idx[o2] = best;
                     }
                 }
         return;
@@ -276,7 +283,7 @@ static int max_pool_backward(nl_func *f, const bool *prop, const bool *accum) {
 /* ---- average pooling ---- */
 
 /* Every window inside the map (no padding): y = the window's mean. */
-static void avg_fwd_inside(const pool_ctx *c, int64_t m0, int64_t m1) {
+static inline __attribute__((always_inline)) void avg_fwd_inside(const pool_ctx *c, int64_t m0, int64_t m1) {
     const pool_state *st = c->st;
     const int64_t I1 = st->in[1], I2 = st->in[2];
     const int64_t K0 = st->k[0], K1 = st->k[1], K2 = st->k[2];
@@ -312,7 +319,7 @@ static void avg_fwd_inside(const pool_ctx *c, int64_t m0, int64_t m1) {
 }
 
 /* dx (+)= dy / window size over every window (no padding, windows inside the map) */
-static void avg_bwd_inside(const pool_ctx *c, int64_t m0, int64_t m1) {
+static inline __attribute__((always_inline)) void avg_bwd_inside(const pool_ctx *c, int64_t m0, int64_t m1) {
     const pool_state *st = c->st;
     const int64_t I1 = st->in[1], I2 = st->in[2];
     const int64_t K0 = st->k[0], K1 = st->k[1], K2 = st->k[2];
