@@ -81,6 +81,12 @@ for _, c in ipairs { 'logreg', 'mlp', 'cnn', 'rnn', 'siamese' } do
   alloc_rows[#alloc_rows + 1] = { c, 'iterator_allocs_steady' }
 end
 
+local load_start
+do
+  local f = io.open('/proc/loadavg', 'r')
+  if f then load_start = tonumber((f:read('*l') or ''):match('^(%S+)')); f:close() end
+end
+
 -- ---- run every case once per thread count ------------------------------------------------
 local nn_res, pt_res = {}, {}   -- [case][threads] = {key = value}
 local cases, seen = {}, {}
@@ -189,8 +195,22 @@ if #alloc_parts > 0 then
   line('iterator = steps 1501..2500 fed by the data iterator (fresh batch arrays every step):')
   for i = 1, #alloc_parts, 5 do line('  %s', table.concat(alloc_parts, ', ', i, math.min(#alloc_parts, i + 4))) end
 end
-if not have_torch then
+if not use_torch then
+  line('PyTorch not run (--no-torch): nnlua numbers only.')
+elseif not have_torch then
   line('PyTorch is absent (python3 -c "import torch" fails): nnlua numbers only.')
+end
+local function loadavg()
+  local f = io.open('/proc/loadavg', 'r')
+  if not f then return nil end
+  local l = tonumber((f:read('*l') or ''):match('^(%S+)'))
+  f:close()
+  return l
+end
+local load_end = loadavg()
+if (load_start and load_start > 0.5) or (load_end and load_end > 1.5) then
+  line(('note: the machine was busy (load average %.2f at the start, %.2f at the end): 2-thread '
+        .. 'numbers of both sides suffer first; re-run when it is idle.'):format(load_start or 0, load_end or 0))
 end
 print(table.concat(lines, '\n'))
 
@@ -218,7 +238,7 @@ end
 local commit = io.popen('git -C ' .. shquote(root) .. ' rev-parse --short HEAD 2>/dev/null'):read('*l') or ''
 local dirty = io.popen('git -C ' .. shquote(root) .. ' status --porcelain -uno 2>/dev/null | head -1'):read('*l')
 local out = { commit = commit .. ((dirty and dirty ~= '') and '+dirty' or ''), torch = have_torch or false,
-              threads = threads, reps = reps, rows = {} }
+              threads = threads, reps = reps, load = { load_start, load_end }, rows = {} }
 for _, r in ipairs(json_rows) do
   out.rows[#out.rows + 1] = { name = r.name, key = r.key,
     nnlua = { t1 = r.nnlua[1], t2 = r.nnlua[2], best = r.nnlua[3], best_threads = r.nnlua[4] },

@@ -6,8 +6,12 @@
  * (OC, C/group, K...), bias: (OC); y: (B..., OC, O...) with
  *   O = (I + 2*pad - dilation*(K-1) - 1) / stride + 1.
  * pad/stride/dilation default to 0/1/1 per spatial axis. Lowered to GEMM over chunks of
- * samples: im2col of a chunk into one column buffer (node scratch, reused), one sgemm per
- * group and chunk; backward uses the same buffer for dW = dy col^T and dx = col2im(W^T dy).
+ * samples (about 1 MiB of columns each): im2col of a chunk into one column buffer (node
+ * scratch, reused), one sgemm per group and chunk; backward uses the same buffer for
+ * dW = dy col^T and dx = col2im(W^T dy). With several threads, chunks are tasks with
+ * per-thread buffers (see "batched lowering"). Small samples with narrow or strided maps
+ * im2col through a precomputed gather table (and col2im through its inverse); when the
+ * columns of the whole batch are small, forward keeps them for backward's dW.
  * Internally 1-d and 2-d problems are 3-d ones with leading size-1 axes.
  */
 #include "../src/function.h"
@@ -30,14 +34,9 @@ static const nl_argdef conv_args[] = {
 
 enum { SD = 3 };   /* spatial axes handled by the kernels (fewer are padded with 1s) */
 enum { CONV_TABLE_X = 4096 };   /* largest sample (C * prod I) lowered through a table */
-
-/* im2col copies and zeroes runs of a few values: keep them inline loops rather than
- * calls to memcpy/memset (GCC's loop distribution would make them calls). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define NL_NO_MEMCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#else
-#define NL_NO_MEMCALLS
-#endif
+/* see conv_state.kept_x: worth it while the columns stay in cache (the tutorial's 36 KiB and
+ * 147 KiB); LeNet's 4-8 MiB are faster recomputed than written out and read back */
+static const int64_t CONV_KEEP_BYTES = (int64_t)2 << 20;
 
 typedef struct conv_geom {
     int64_t c;                 /* input channels */
@@ -61,6 +60,12 @@ typedef struct conv_state {
     int32_t *inv_r, *inv_p;    /* are inv_off[i] .. inv_off[i+1]-1: their row and column */
     int64_t *inv_q;            /* and their place in a chunk's column buffer: r*q_nb*P + p */
     int64_t q_nb;              /* the chunk size inv_q was computed for */
+    /* Forward keeps the batch's columns (node scratch 3) for backward's dW when the weight
+     * needs a gradient and they fit CONV_KEEP_BYTES: valid while x's array is the one
+     * (and at the version) forward read, with the same chunking. */
+    const nl_array *kept_x;
+    uint64_t kept_version;
+    int64_t kept_nb;
 } conv_state;
 
 /* Output positions o in [0, n_out) with 0 <= o*s + off < n_in form [*lo, *hi). */
@@ -73,6 +78,24 @@ static inline void valid_range(int64_t off, int64_t s, int64_t n_in, int64_t n_o
     if (b < a) b = a;
     *lo = a;
     *hi = b;
+}
+
+/* Short runs (a map row: a few to a few dozen values) in fixed-size pieces, which compile
+ * to plain vector moves without the loop set-up a general-length vector loop costs. */
+static inline __attribute__((always_inline)) void copy_run(float *restrict d, const float *restrict s,
+                                                           int64_t n) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) __builtin_memcpy(d + j, s + j, 8 * sizeof(float));
+    if (j + 4 <= n) { __builtin_memcpy(d + j, s + j, 4 * sizeof(float)); j += 4; }
+    for (; j < n; j++) d[j] = s[j];
+}
+
+static inline __attribute__((always_inline)) void add_run(float *restrict d, const float *restrict s,
+                                                          int64_t n) {
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int u = 0; u < 8; u++) d[j + u] += s[j + u];
+    for (; j < n; j++) d[j] += s[j];
 }
 
 /* x: (C, I0, I1, I2) -> col: (C * K0 * K1 * K2) rows of O0 * O1 * O2 values, row r at
@@ -107,13 +130,8 @@ static inline __attribute__((always_inline)) void im2col(const conv_geom *g, con
                             }
                             const float *src = x + ((c * I0 + i0) * I1 + i1) * I2 + off2;
                             for (int64_t o2 = 0; o2 < lo; o2++) r[o2] = 0.0f;
-                            /* short runs: a vector loop, not a call to memcpy */
-                            if (s2 == 1) {
-#pragma omp simd
-                                for (int64_t o2 = lo; o2 < hi; o2++) r[o2] = src[o2];
-                            } else {
-                                for (int64_t o2 = lo; o2 < hi; o2++) r[o2] = src[o2 * s2];
-                            }
+                            if (s2 == 1) copy_run(r + lo, src + lo, hi - lo);
+                            else for (int64_t o2 = lo; o2 < hi; o2++) r[o2] = src[o2 * s2];
                             for (int64_t o2 = hi; o2 < O2; o2++) r[o2] = 0.0f;
                         }
                     }
@@ -142,7 +160,7 @@ static inline __attribute__((always_inline)) void col2im_add(const conv_geom *g,
                             if (i1 < 0 || i1 >= I1) continue;
                             const float *r = row + (o0 * O1 + o1) * O2;
                             float *dst = dx + ((c * I0 + i0) * I1 + i1) * I2 + off2;
-                            if (s2 == 1) for (int64_t o2 = lo; o2 < hi; o2++) dst[o2] += r[o2];
+                            if (s2 == 1) add_run(dst + lo, r + lo, hi - lo);
                             else for (int64_t o2 = lo; o2 < hi; o2++) dst[o2 * s2] += r[o2];
                         }
                     }
@@ -364,6 +382,8 @@ typedef struct conv_run {
     const float *x, *w, *b, *dy;
     float *y, *dx, *dw;
     float *col, *t, *dwp;     /* per-thread buffers: col_n, t_n, dw_n floats each */
+    float *kept;              /* the batch's columns, chunk k at k * col_n (or NULL) */
+    bool use_kept;            /* backward: kept holds x's columns */
     int64_t col_n, t_n, dw_n;
     int64_t nb;               /* samples per chunk (the last may have fewer) */
     int threads;
@@ -371,6 +391,7 @@ typedef struct conv_run {
 } conv_run;
 
 /* x (nb samples) -> col (Kg*G, nb*P) */
+/* im2col copies and zeroes runs of a few values: inline loops, not calls (NL_NO_MEMCALLS) */
 static NL_SIMD_CLONES NL_NO_MEMCALLS void im2col_chunk(const conv_state *st, const float *x, float *col, int64_t nb) {
     const int64_t xsz = st->g.c * st->p_in, P = st->p_out, ld = nb * P;
     if (!st->idx) {
@@ -445,6 +466,7 @@ static NL_SIMD_CLONES void conv_fwd_task(int64_t k, int thread, void *vr) {
     const int np = (int)(nb * P);
     const float *x = r->x + n0 * xsz;
     float *y = r->y + n0 * ysz, *col = r->col + thread * r->col_n, *t = r->t + thread * r->t_n;
+    if (r->kept) col = r->kept + k * r->col_n;
     if (!st->direct) im2col_chunk(st, x, col, nb);
     const float *cn = st->direct ? x : col;   /* direct: nb == 1 */
     float *out = nb > 1 ? t : y;
@@ -486,9 +508,10 @@ static NL_SIMD_CLONES void conv_bwd_task(int64_t k, int thread, void *vr) {
         dyc = t;
     }
     if (r->prop_w) {
-        const float *x = r->x + n0 * xsz;
-        if (!st->direct) im2col_chunk(st, x, col, nb);
-        const float *cn = st->direct ? x : col;
+        const float *x = r->x + n0 * xsz, *cn = col;
+        if (st->direct) cn = x;
+        else if (r->use_kept) cn = r->kept + k * r->col_n;
+        else im2col_chunk(st, x, col, nb);
         float *dw;
         float beta;
         if (r->threads > 1) {   /* the thread's first task starts its partial sum */
@@ -526,7 +549,9 @@ static int conv_plan(nl_func *f, conv_run *r, bool need_dwp) {
     conv_state *st = f->state;
     const int64_t P = st->p_out, rows = st->kg * st->group;
     int64_t n_chunks = (st->outer + st->nb - 1) / st->nb;
-    int threads = nl_parallel_threads(st->outer * rows * P * (2 + st->ocg / 4));
+    /* threads pay from about a million multiply-adds each (the tutorial's convolutions stay
+     * on one thread; LeNet's split): work in units of ~32 multiply-adds */
+    int threads = nl_parallel_threads(st->outer * rows * P * (st->oc + 8) / 32);
     if (threads > n_chunks && st->outer >= threads) n_chunks = threads;   /* a share each */
     if (threads > 1 && n_chunks % threads) n_chunks += threads - n_chunks % threads;
     if (n_chunks > st->outer) n_chunks = st->outer > 0 ? st->outer : 1;
@@ -558,9 +583,34 @@ static int conv_forward(nl_func *f) {
     if (f->in[2] && !(r.b = nl_in_data(f, 2))) return -1;
     if (conv_plan(f, &r, false)) return -1;
     r.x = x; r.w = w; r.y = y;
-    const int64_t n_chunks = r.st->outer > 0 ? (r.st->outer + r.nb - 1) / r.nb : 0;
+    conv_state *st = f->state;
+    const int64_t n_chunks = st->outer > 0 ? (st->outer + r.nb - 1) / r.nb : 0;
+    st->kept_x = NULL;
+    if (f->training && nl_in(f, 1)->need_grad && !st->direct &&
+        n_chunks * r.col_n * (int64_t)sizeof(float) <= CONV_KEEP_BYTES) {
+        if (!(r.kept = nl_func_scratch(f, 3, n_chunks * r.col_n + 1)))
+            return nl_error("out of memory for the convolution buffers");
+    }
     nl_parallel_tasks(n_chunks, r.threads, conv_fwd_task, &r);
+    if (r.kept) {
+        st->kept_x = nl_in(f, 0)->data;
+        st->kept_version = nl_array_version(st->kept_x);
+        st->kept_nb = r.nb;
+    }
     return 0;
+}
+
+typedef struct conv_db_ctx { const conv_state *st; const float *dy; float *db; bool accum; } conv_db_ctx;
+
+/* db[o] (+)= sum of dy (B, OC, P) over B and P, for channels [o0, o1) */
+static void conv_db_range(int64_t o0, int64_t o1, void *vc) {
+    const conv_db_ctx *c = vc;
+    const int64_t P = c->st->p_out, ysz = c->st->oc * P;
+    for (int64_t o = o0; o < o1; o++) {
+        double s = 0;
+        for (int64_t n = 0; n < c->st->outer; n++) s += nl_vsum(c->dy + n * ysz + o * P, P);
+        c->db[o] = c->accum ? c->db[o] + (float)s : (float)s;
+    }
 }
 
 /* dy: (B, OC, O...); db (OC) = sum of dy over B and O; dW_g (OC/G, Kg) = sum over chunks of
@@ -570,14 +620,11 @@ static int conv_backward(nl_func *f, const bool *prop, const bool *accum) {
     const bool pb = f->in[2] && prop[2];
     if (!prop[0] && !prop[1] && !pb) return 0;
     NL_PTR(const float *, dy, nl_out_grad(f, 0));
-    const int64_t P = st->p_out, ysz = st->oc * P;
+    const int64_t P = st->p_out;
     if (pb) {
         NL_PTR(float *, db, nl_in_grad(f, 2, accum[2]));
-        for (int64_t o = 0; o < st->oc; o++) {
-            double s = 0;
-            for (int64_t n = 0; n < st->outer; n++) s += nl_vsum(dy + n * ysz + o * P, P);
-            db[o] = accum[2] ? db[o] + (float)s : (float)s;
-        }
+        conv_db_ctx c = {st, dy, db, accum[2]};
+        nl_parallel_for(st->oc, st->outer * P, conv_db_range, &c);
     }
     if (!prop[0] && !prop[1]) return 0;
     conv_run r = {0};
@@ -590,6 +637,11 @@ static int conv_backward(nl_func *f, const bool *prop, const bool *accum) {
     if (prop[1]) {
         if (!(r.x = nl_in_data(f, 0)) || !(r.dw = nl_in_grad(f, 1, accum[1]))) return -1;
         if (st->outer == 0 && !accum[1]) memset(r.dw, 0, (size_t)(st->oc * st->kg) * sizeof(float));
+        if (st->kept_x && st->kept_x == nl_in(f, 0)->data && st->kept_nb == r.nb &&
+            st->kept_version == nl_array_version(st->kept_x)) {
+            r.kept = f->scratch[3];
+            r.use_kept = true;
+        }
     }
     if (prop[0] && (!(r.w = nl_in_data(f, 1)) || !(r.dx = nl_in_grad(f, 0, accum[0])))) return -1;
     const int64_t n_chunks = st->outer > 0 ? (st->outer + r.nb - 1) / r.nb : 0;

@@ -70,14 +70,42 @@ static int sce_check_labels(const float *t, int64_t n, int64_t C) {
 typedef struct sce_ctx {
     const float *x, *t, *dy;
     float *y, *lse, *dx;
+    float *e;            /* outer * C scratch for few classes */
     int64_t C;
     bool accum;
 } sce_ctx;
 
+enum { SCE_FEW = 32 };   /* up to this many classes, exp runs over whole blocks of rows */
+
+/* exp of e[0..n) in place: one long vector loop */
+static inline void sce_exp_inplace(float *restrict e, int64_t n) {
+    for (int64_t i = 0; i < n; i++) e[i] = nl_vexpf(e[i]);
+}
+
 /* inner == 1 (classes contiguous): rows [o0, o1) of x (outer, C) -> lse, y */
-static void sce_fwd_rows(int64_t o0, int64_t o1, void *vc) {
+static NL_SIMD_CLONES void sce_fwd_rows(int64_t o0, int64_t o1, void *vc) {
     const sce_ctx *c = vc;
     const int64_t C = c->C;
+    if (C <= SCE_FEW) {   /* few classes: shift each row by its max, exp all rows at once */
+        float *restrict e = c->e + o0 * C;
+        for (int64_t o = o0; o < o1; o++) {
+            const float *restrict xo = c->x + o * C;
+            float m = -INFINITY;
+            for (int64_t k = 0; k < C; k++) m = xo[k] > m ? xo[k] : m;
+            if (m == -INFINITY) m = 0;                   /* all -inf: avoid inf - inf */
+            c->lse[o] = m;
+            for (int64_t k = 0; k < C; k++) e[(o - o0) * C + k] = xo[k] - m;
+        }
+        sce_exp_inplace(e, (o1 - o0) * C);
+        for (int64_t o = o0; o < o1; o++) {
+            float s = 0.0f;
+            for (int64_t k = 0; k < C; k++) s += e[(o - o0) * C + k];
+            const float lse = c->lse[o] + logf(s);
+            c->lse[o] = lse;
+            c->y[o] = lse - c->x[o * C + (int64_t)c->t[o]];
+        }
+        return;
+    }
     for (int64_t o = o0; o < o1; o++) {
         const float *restrict xo = c->x + o * C;
         float m = -INFINITY;
@@ -93,9 +121,24 @@ static void sce_fwd_rows(int64_t o0, int64_t o1, void *vc) {
 }
 
 /* inner == 1: dx (outer, C) (+)= dy * (softmax(x) - onehot(label)) for rows [o0, o1) */
-static void sce_bwd_rows(int64_t o0, int64_t o1, void *vc) {
+static NL_SIMD_CLONES void sce_bwd_rows(int64_t o0, int64_t o1, void *vc) {
     const sce_ctx *c = vc;
     const int64_t C = c->C;
+    if (C <= SCE_FEW) {
+        float *restrict e = c->e + o0 * C;
+        for (int64_t o = o0; o < o1; o++)
+            for (int64_t k = 0; k < C; k++) e[(o - o0) * C + k] = c->x[o * C + k] - c->lse[o];
+        sce_exp_inplace(e, (o1 - o0) * C);
+        for (int64_t o = o0; o < o1; o++) {
+            float *restrict d = c->dx + o * C;
+            const float g = c->dy[o];
+            const float *restrict eo = e + (o - o0) * C;
+            if (c->accum) for (int64_t k = 0; k < C; k++) d[k] += g * eo[k];
+            else for (int64_t k = 0; k < C; k++) d[k] = g * eo[k];
+            d[(int64_t)c->t[o]] -= g;
+        }
+        return;
+    }
     for (int64_t o = o0; o < o1; o++) {
         const float *restrict xo = c->x + o * C;
         float *restrict d = c->dx + o * C;
@@ -120,6 +163,7 @@ static int sce_forward(nl_func *f) {
     if (sce_check_labels(t, outer * inner, C)) return -1;
     if (inner == 1) {
         sce_ctx c = {.x = x, .t = t, .y = y, .lse = lse, .C = C};
+        if (C <= SCE_FEW && !(c.e = nl_func_scratch(f, 2, outer * C + 1))) return -1;
         nl_parallel_for(outer, 8 * C, sce_fwd_rows, &c);
         return 0;
     }
@@ -157,6 +201,7 @@ static int sce_backward(nl_func *f, const bool *prop, const bool *accum) {
         if (sce_check_labels(t, outer * inner, C)) return -1;
         if (inner == 1) {
             sce_ctx c = {.x = x, .t = t, .dy = dy, .lse = lse, .dx = dx, .C = C, .accum = accum[0]};
+            if (C <= SCE_FEW && !(c.e = nl_func_scratch(f, 2, outer * C + 1))) return -1;
             nl_parallel_for(outer, 8 * C, sce_bwd_rows, &c);
         } else {
             for (int64_t o = 0; o < outer; o++) {

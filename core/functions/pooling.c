@@ -143,6 +143,21 @@ static inline int64_t pool_window(const pool_state *st, const int64_t *o, int64_
 
 /* ---- max pooling ---- */
 
+#if defined(__GNUC__) && !defined(__clang__)
+typedef float nl_v4f __attribute__((vector_size(16)));
+typedef int32_t nl_v4i __attribute__((vector_size(16)));
+/* m ? a : b lane-wise (m: all ones or zeros per lane) */
+static inline nl_v4f nl_v4_select(nl_v4i m, nl_v4f a, nl_v4f b) {
+    nl_v4i ia, ib;
+    __builtin_memcpy(&ia, &a, sizeof ia);
+    __builtin_memcpy(&ib, &b, sizeof ib);
+    nl_v4i r = (m & ia) | (~m & ib);
+    nl_v4f f;
+    __builtin_memcpy(&f, &r, sizeof f);
+    return f;
+}
+#endif
+
 typedef struct pool_ctx {
     const pool_state *st;
     const float *x;
@@ -170,7 +185,30 @@ static inline __attribute__((always_inline)) void max_fwd_inside(const pool_ctx 
                     int32_t *restrict idx = c->idx + m * st->out_size + (o0 * O1 + o1) * O2;
                     const float *restrict r0 = x + b0, *restrict r1 = r0 + I2;
                     const int32_t a0 = (int32_t)b0, i2 = (int32_t)I2;
-                    for (int32_t o2 = 0; o2 < (int32_t)O2; o2++) {
+                    int32_t o2 = 0;
+#if defined(__GNUC__) && !defined(__clang__)
+                    /* four windows at a time (GCC vector extensions): the same comparisons
+                     * in the same order, so ties and NaNs resolve as in the loop below */
+                    for (; o2 + 4 <= (int32_t)O2; o2 += 4) {
+                        nl_v4f t0, t1, u0, u1;
+                        __builtin_memcpy(&t0, r0 + 2 * o2, sizeof t0);
+                        __builtin_memcpy(&t1, r0 + 2 * o2 + 4, sizeof t1);
+                        __builtin_memcpy(&u0, r1 + 2 * o2, sizeof u0);
+                        __builtin_memcpy(&u1, r1 + 2 * o2 + 4, sizeof u1);
+                        const nl_v4i even = {0, 2, 4, 6}, odd = {1, 3, 5, 7};
+                        const nl_v4f v0 = __builtin_shuffle(t0, t1, even), v1 = __builtin_shuffle(t0, t1, odd);
+                        const nl_v4f v2 = __builtin_shuffle(u0, u1, even), v3 = __builtin_shuffle(u0, u1, odd);
+                        const nl_v4i a = (a0 + 2 * o2) + 2 * (nl_v4i){0, 1, 2, 3};
+                        nl_v4f bv = v0;
+                        nl_v4i best = a, m;
+                        m = bv < v1; best = (m & (a + 1)) | (~m & best); bv = nl_v4_select(m, v1, bv);
+                        m = bv < v2; best = (m & (a + i2)) | (~m & best); bv = nl_v4_select(m, v2, bv);
+                        m = bv < v3; best = (m & (a + i2 + 1)) | (~m & best); bv = nl_v4_select(m, v3, bv);
+                        __builtin_memcpy(y + o2, &bv, sizeof bv);
+                        __builtin_memcpy(idx + o2, &best, sizeof best);
+                    }
+#endif
+                    for (; o2 < (int32_t)O2; o2++) {
                         /* the window in scan order; the first maximum wins (branch-free) */
                         const float v0 = r0[2 * o2], v1 = r0[2 * o2 + 1];
                         const float v2 = r1[2 * o2], v3 = r1[2 * o2 + 1];

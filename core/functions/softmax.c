@@ -41,7 +41,7 @@ typedef struct sm_ctx {
 } sm_ctx;
 
 /* inner == 1 (the axis contiguous): rows [o0, o1) of x (outer, C) -> y */
-static void sm_fwd_rows(int64_t o0, int64_t o1, void *vc) {
+static NL_SIMD_CLONES void sm_fwd_rows(int64_t o0, int64_t o1, void *vc) {
     const sm_ctx *c = vc;
     const int64_t C = c->C;
     for (int64_t o = o0; o < o1; o++) {
@@ -67,7 +67,7 @@ static void sm_fwd_rows(int64_t o0, int64_t o1, void *vc) {
 }
 
 /* inner == 1: softmax dx = y * (dy - sum dy*y); log_softmax dx = dy - exp(y) * sum dy */
-static void sm_bwd_rows(int64_t o0, int64_t o1, void *vc) {
+static NL_SIMD_CLONES void sm_bwd_rows(int64_t o0, int64_t o1, void *vc) {
     const sm_ctx *c = vc;
     const int64_t C = c->C;
     for (int64_t o = o0; o < o1; o++) {

@@ -32,6 +32,14 @@ int nl_solver_ptrs(const char *who, nl_array *w, nl_array *g, int n_states,
     return 0;
 }
 
+static NL_SIMD_CLONES void sgd_range(int64_t i0, int64_t i1, void *vc) {
+    const nl_solver_ctx *c = vc;
+    float *restrict w = c->w;
+    const float *restrict g = c->g;
+    const float lr = c->k[0];
+    for (int64_t i = i0; i < i1; i++) w[i] -= lr * g[i];
+}
+
 int nl_sgd_update(nl_array *w, nl_array *g, float lr) {
     if (nl_array_size(w) != nl_array_size(g))
         return nl_error("sgd update: parameter has %lld elements, gradient %lld",
@@ -39,8 +47,13 @@ int nl_sgd_update(nl_array *w, nl_array *g, float lr) {
     const float *pg = nl_array_host(g, NL_READ);
     float *pw = pg ? nl_array_host(w, NL_READWRITE) : NULL;
     if (!pw) return -1;
-    int64_t n = nl_array_size(w);
-    for (int64_t i = 0; i < n; i++) pw[i] -= lr * pg[i];
+    const int64_t n = nl_array_size(w);
+    if (pw == pg) {   /* the same array: no restrict loop */
+        for (int64_t i = 0; i < n; i++) pw[i] -= lr * pw[i];
+        return 0;
+    }
+    nl_solver_ctx c = {.w = pw, .g = pg, .k = {lr}};
+    nl_parallel_for(n, NL_SOLVER_COST_PER_ITEM, sgd_range, &c);
     return 0;
 }
 

@@ -10,10 +10,11 @@
 
 enum { N_BUCKETS = 48 };
 
-/* The cache keeps freed blocks while it holds less than 64 MiB plus half the peak in use:
- * enough for the arrays that die between two garbage collections (the Lua side collects
- * when the engine's bytes grow by a quarter, at least 64 MiB), so that a training loop fed
- * fresh batches by a data iterator also stops reaching the system allocator. */
+/* The cache keeps freed blocks up to 64 MiB plus half the peak in use: enough for the
+ * arrays that die between two garbage collections (the Lua side collects when the engine's
+ * bytes grow by a quarter, at least 64 MiB), so that a training loop fed fresh batches by a
+ * data iterator also stops reaching the system allocator. When a freed block does not fit,
+ * blocks of other sizes are given back first (the sizes now in use stay cached). */
 static const int64_t CACHE_BASE_BYTES = (int64_t)64 << 20;
 
 typedef struct cached_block { struct cached_block *next; } cached_block;
@@ -67,7 +68,21 @@ void nl_free(void *p, size_t bytes) {
     size_t rounded;
     int b = bucket_of(bytes, &rounded);
     g_mem.in_use -= (int64_t)rounded;
-    if (b < N_BUCKETS && g_mem.cached + (int64_t)rounded <= CACHE_BASE_BYTES + g_mem.peak / 2) {
+    const int64_t limit = CACHE_BASE_BYTES + g_mem.peak / 2;
+    if (b < N_BUCKETS && (int64_t)rounded <= limit) {
+        /* make room: give back blocks of other sizes, the largest first */
+        for (int e = N_BUCKETS - 1; e >= 0 && g_mem.cached + (int64_t)rounded > limit; e--) {
+            if (e == b) continue;
+            while (g_mem.head[e] && g_mem.cached + (int64_t)rounded > limit) {
+                cached_block *c = g_mem.head[e];
+                g_mem.head[e] = c->next;
+                g_mem.count[e]--;
+                g_mem.cached -= (int64_t)64 << e;
+                free(c);
+            }
+        }
+    }
+    if (b < N_BUCKETS && g_mem.cached + (int64_t)rounded <= limit) {
         cached_block *c = p;
         c->next = g_mem.head[b];
         g_mem.head[b] = c;

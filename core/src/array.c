@@ -28,7 +28,14 @@ struct nl_array {
     bool lazy;            /* a fill is pending: lazy_value everywhere */
     float lazy_value;
     bool zeroing;         /* the pending fill came from zero() */
+    uint64_t version;     /* stamp of the last write access (unique across arrays), 0: none */
 };
+
+/* Every write access (a writable pointer, a lazy fill, clear) takes a new stamp, so that a
+ * kernel can tell whether an array changed since it last read it (nl_array_version). */
+static uint64_t g_write_stamp;
+
+uint64_t nl_array_version(const nl_array *a) { return a->version; }
 
 static const nl_device_ops *g_dev;
 
@@ -88,7 +95,7 @@ float *nl_array_host(nl_array *a, nl_access mode) {
     a->lazy = false;
     a->zeroing = false;
     a->host_valid = true;
-    if (mode != NL_READ) a->dev_valid = false;
+    if (mode != NL_READ) { a->dev_valid = false; a->version = ++g_write_stamp; }
     return a->host;
 }
 
@@ -116,7 +123,7 @@ void *nl_array_device(nl_array *a, nl_access mode, int device_id) {
     a->lazy = false;
     a->zeroing = false;
     a->dev_valid = true;
-    if (mode != NL_READ) a->host_valid = false;
+    if (mode != NL_READ) { a->host_valid = false; a->version = ++g_write_stamp; }
     return a->device;
 }
 
@@ -127,6 +134,7 @@ int nl_array_where(const nl_array *a) {
 }
 
 void nl_array_zero(nl_array *a) {
+    a->version = ++g_write_stamp;
     a->lazy = true;
     a->lazy_value = 0.0f;
     a->zeroing = true;
@@ -134,6 +142,7 @@ void nl_array_zero(nl_array *a) {
 }
 
 void nl_array_fill(nl_array *a, float v) {
+    a->version = ++g_write_stamp;
     a->lazy = true;
     a->lazy_value = v;
     a->zeroing = false;
@@ -149,6 +158,7 @@ int nl_array_is_lazy(const nl_array *a, float *value) {
 }
 
 void nl_array_clear(nl_array *a) {
+    a->version = ++g_write_stamp;
     drop_host(a);
     drop_device(a);
     a->lazy = false;

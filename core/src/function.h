@@ -131,6 +131,14 @@ float *nl_func_scratch(nl_func *f, int slot, int64_t n);
 #define NL_SIMD_CLONES
 #endif
 
+/* Loops that copy or zero short runs (a few to a few dozen values) stay inline loops
+ * instead of becoming calls to memcpy/memset (GCC's loop distribution). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NL_NO_MEMCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NL_NO_MEMCALLS
+#endif
+
 /* ---- threading: run body(i0, i1, ctx) over [0, n) on the engine's threads when n*cost
  *      is large enough to pay for it, else inline on this thread ---- */
 typedef void (*nl_range_fn)(int64_t i0, int64_t i1, void *ctx);
@@ -138,8 +146,9 @@ void nl_parallel_for(int64_t n, int64_t cost_per_item, nl_range_fn body, void *c
 /* How many of the engine's threads `work` (cost units, as above) is worth: 1 for small
  * work or inside a parallel region. */
 int nl_parallel_threads(int64_t work);
-/* Runs body(task, thread, ctx) for every task in [0, n_tasks) on `threads` threads (task k
- * on thread k mod threads, thread in [0, threads)); BLAS calls inside run single-threaded.
+/* Runs body(task, thread, ctx) for every task in [0, n_tasks) on up to `threads` threads:
+ * task k gets thread = k mod threads, and the tasks of one `thread` run in order, one at a
+ * time (so per-thread buffers indexed by it are safe); BLAS calls inside run single-threaded.
  * For work split into independent pieces that each need their own buffers. */
 typedef void (*nl_task_fn)(int64_t task, int thread, void *ctx);
 void nl_parallel_tasks(int64_t n_tasks, int threads, nl_task_fn body, void *ctx);

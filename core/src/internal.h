@@ -25,6 +25,11 @@ const char *nl_shape_str(char *buf, int ndim, const int64_t *shape);
 void *nl_alloc(size_t bytes);
 void nl_free(void *p, size_t bytes);
 
+/* The stamp of an array's last write access (writable host or device pointer, lazy
+ * zero/fill, clear): equal stamps mean unchanged contents. Unique across arrays; 0 for an
+ * array never written. */
+uint64_t nl_array_version(const nl_array *a);
+
 /* Random numbers from the engine's generator. */
 uint64_t nl_rng_next(void);
 double nl_rng_uniform01(void);

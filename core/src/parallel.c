@@ -1,7 +1,10 @@
 /*
  * parallel.c - the engine's one threading model: OpenMP, shared with OpenBLAS's OpenMP
  * build, so two thread pools never spin against each other. Small work stays on the
- * calling thread; large loops are split into contiguous ranges, one per thread.
+ * calling thread; large loops are split into contiguous ranges, one per thread
+ * (nl_parallel_for), and work made of independent pieces that need buffers of their own
+ * runs as tasks on a fixed number of threads (nl_parallel_tasks). BLAS called inside a
+ * parallel region runs single-threaded (OpenBLAS checks omp_in_parallel()).
  */
 #include "function.h"
 #ifdef _OPENMP
@@ -51,8 +54,10 @@ void nl_parallel_tasks(int64_t n_tasks, int threads, nl_task_fn body, void *ctx)
     if (threads > 1 && !omp_in_parallel()) {
 #pragma omp parallel num_threads(threads)
         {
+            /* task k runs as `thread` k mod threads even if the team came out smaller */
             const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            for (int64_t k = t; k < n_tasks; k += nt) body(k, t, ctx);
+            for (int vt = t; vt < threads; vt += nt)
+                for (int64_t k = vt; k < n_tasks; k += threads) body(k, vt, ctx);
         }
         return;
     }

@@ -2,7 +2,7 @@
  * vecops.c - whole-array element-wise helpers for solvers and NdArray: axpy, scale,
  * sums and inf/nan checks.
  */
-#include "internal.h"
+#include "function.h"
 #include <math.h>
 
 static int same_size(nl_array *a, nl_array *b, const char *what) {
@@ -12,13 +12,28 @@ static int same_size(nl_array *a, nl_array *b, const char *what) {
     return 0;
 }
 
+typedef struct axpy_ctx { float *y; const float *x; float alpha; } axpy_ctx;
+
+static NL_SIMD_CLONES void axpy_range(int64_t i0, int64_t i1, void *vc) {
+    const axpy_ctx *c = vc;
+    float *restrict y = c->y;
+    const float *restrict x = c->x;
+    const float alpha = c->alpha;
+    for (int64_t i = i0; i < i1; i++) y[i] += alpha * x[i];
+}
+
 int nl_axpy(nl_array *y, float alpha, nl_array *x) {
     if (same_size(y, x, "axpy")) return -1;
     const float *px = nl_array_host(x, NL_READ);
     float *py = px ? nl_array_host(y, NL_READWRITE) : NULL;
     if (!py) return -1;
-    int64_t n = nl_array_size(y);
-    for (int64_t i = 0; i < n; i++) py[i] += alpha * px[i];
+    if (px == py) {   /* y += alpha * y */
+        int64_t n = nl_array_size(y);
+        for (int64_t i = 0; i < n; i++) py[i] += alpha * py[i];
+        return 0;
+    }
+    axpy_ctx c = {py, px, alpha};
+    nl_parallel_for(nl_array_size(y), 4, axpy_range, &c);
     return 0;
 }
 

@@ -41,9 +41,15 @@ local function check_shape(shape, where)
   end
 end
 
--- Wraps an engine array (takes a new reference) as an NdArray view.
+-- Wraps an engine array (takes a new reference) as an NdArray view. The reference gets a
+-- cdata object of its own: ffi.gc on the caller's (say, the parent array's _a) would replace
+-- that object's finalizer, and one of the two references would never be released.
+local array_ptr = ffi.typeof('nl_array *')
 local function wrap(arr, off, shape, owned)
-  if not owned then C.nl_array_retain(arr) end
+  if not owned then
+    C.nl_array_retain(arr)
+    arr = ffi.cast(array_ptr, arr)
+  end
   local a = ffi.gc(arr, C.nl_array_release)
   return setmetatable({ _a = a, _off = off or 0, shape = shape, ndim = #shape,
                         size = shape_size(shape) }, NdArray)
