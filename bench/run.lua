@@ -1,7 +1,8 @@
 -- bench/run.lua: nnlua's benchmark suite (`make bench`). Every case runs in its own
 -- process (bench/worker.lua; PyTorch's in bench/pytorch/bench.py) at 1 and at 2 threads
--- (OMP_NUM_THREADS and OPENBLAS_NUM_THREADS for nnlua, torch.set_num_threads for PyTorch);
--- each side's best is compared. Prints a table and one JSON line (prefixed "JSON ").
+-- (OMP_NUM_THREADS and OPENBLAS_NUM_THREADS for nnlua, torch.set_num_threads for PyTorch),
+-- the two sides of a row back to back; each side's best is compared. Prints a table and one
+-- JSON line (prefixed "JSON ").
 --   ./scripts/nnlua bench/run.lua [--reps N] [--scale S] [--only case,case] [--no-torch]
 --                                 [--threads 1,2]
 -- Rates are medians over N repetitions (default 5) of timed blocks of steps (scale S
@@ -93,32 +94,38 @@ local cases, seen = {}, {}
 for _, r in ipairs(rows) do
   if not seen[r[2]] and (not only or only[r[2]]) then seen[r[2]] = true; cases[#cases + 1] = r[2] end
 end
-local pt_cases, pt_seen = {}, {}
-for _, r in ipairs(rows) do
-  if r[5] and not pt_seen[r[5]] and (not only or only[r[2]]) then pt_seen[r[5]] = true; pt_cases[#pt_cases + 1] = r[5] end
-end
 
 io.stderr:write(('bench: %d nnlua cases%s, threads %s, %d repetitions\n'):format(
   #cases, have_torch and (', PyTorch ' .. have_torch) or '', table.concat(threads, ','), reps))
-for _, c in ipairs(cases) do
-  nn_res[c] = {}
-  for _, t in ipairs(threads) do
-    io.stderr:write(('  nnlua %-9s %d thread(s)\n'):format(c, t))
-    local res, out = collect(('OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d %s %s %d %g'):format(
-      t, t, nnlua_cmd, c, reps, scale))
-    if next(res) == nil then io.stderr:write(out, '\n') end
-    nn_res[c][t] = res
-  end
+-- Each case runs on both sides back to back (nnlua then PyTorch at each thread count), so
+-- that a busy spell on the machine hits both sides of a row alike.
+local function run_nnlua(c, t)
+  io.stderr:write(('  nnlua %-9s %d thread(s)\n'):format(c, t))
+  local res, out = collect(('OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d %s %s %d %g'):format(
+    t, t, nnlua_cmd, c, reps, scale))
+  if next(res) == nil then io.stderr:write(out, '\n') end
+  nn_res[c] = nn_res[c] or {}
+  nn_res[c][t] = res
 end
-if have_torch then
-  for _, c in ipairs(pt_cases) do
-    pt_res[c] = {}
-    for _, t in ipairs(threads) do
-      io.stderr:write(('  torch %-9s %d thread(s)\n'):format(c, t))
-      local res, out = collect(('OMP_NUM_THREADS=%d %s --threads %d --case %s --reps %d --scale %g'):format(
-        t, torch_cmd, t, c, reps, scale))
-      if next(res) == nil then io.stderr:write(out, '\n') end
-      pt_res[c][t] = res
+local function run_torch(c, t)
+  io.stderr:write(('  torch %-9s %d thread(s)\n'):format(c, t))
+  local res, out = collect(('OMP_NUM_THREADS=%d %s --threads %d --case %s --reps %d --scale %g'):format(
+    t, torch_cmd, t, c, reps, scale))
+  if next(res) == nil then io.stderr:write(out, '\n') end
+  pt_res[c] = pt_res[c] or {}
+  pt_res[c][t] = res
+end
+local torch_of = {}
+for _, r in ipairs(rows) do if r[5] then torch_of[r[2]] = r[5] end end
+local torch_done = {}
+for _, c in ipairs(cases) do
+  for _, t in ipairs(threads) do
+    run_nnlua(c, t)
+    local ptc = torch_of[c]
+    if have_torch and ptc and not (torch_done[ptc] and torch_done[ptc][t]) then
+      run_torch(ptc, t)
+      torch_done[ptc] = torch_done[ptc] or {}
+      torch_done[ptc][t] = true
     end
   end
 end
@@ -242,7 +249,7 @@ local out = { commit = commit .. ((dirty and dirty ~= '') and '+dirty' or ''), t
 for _, r in ipairs(json_rows) do
   out.rows[#out.rows + 1] = { name = r.name, key = r.key,
     nnlua = { t1 = r.nnlua[1], t2 = r.nnlua[2], best = r.nnlua[3], best_threads = r.nnlua[4] },
-    torch = r.torch[3] and { t1 = r.torch[1], t2 = r.torch[2], best = r.torch[3], best_threads = r.torch[4] } or nil,
+    torch = r.torch and r.torch[3] and { t1 = r.torch[1], t2 = r.torch[2], best = r.torch[3], best_threads = r.torch[4] } or nil,
     ratio = r.ratio, target = r.target }
 end
 print('JSON ' .. jv(out))

@@ -125,7 +125,7 @@ float *nl_func_scratch(nl_func *f, int slot, int64_t n);
 /* ---- vector code: hot loops compiled for AVX-512, AVX2+FMA and the baseline; the
  *      loader picks the one the CPU runs (GCC function multiversioning, x86-64 only). ---- */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && \
-    defined(__gnu_linux__) && !defined(NL_NO_CLONES)
+    defined(__GLIBC__) && !defined(NL_NO_CLONES)   /* ifuncs: glibc (its headers define it) */
 #define NL_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define NL_SIMD_CLONES

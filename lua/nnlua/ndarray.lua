@@ -41,17 +41,18 @@ local function check_shape(shape, where)
   end
 end
 
--- Wraps an engine array (takes a new reference) as an NdArray view. The reference gets a
--- cdata object of its own: ffi.gc on the caller's (say, the parent array's _a) would replace
--- that object's finalizer, and one of the two references would never be released.
-local array_ptr = ffi.typeof('nl_array *')
+-- Wraps an engine array as an NdArray view, holding a reference of its own (owned: the
+-- caller's new reference; else a new one). The reference is released by the finalizer of a
+-- box made for it (_ref), never by one set on `arr` itself: `arr` may be another view's _a
+-- or a solver's state array, and ffi.gc on it would replace that object's finalizer (and
+-- JIT-compiled code may hand back the very same pointer object even from ffi.cast), so
+-- one of the references would never be released.
+local ref_box = ffi.typeof('nl_array *[1]')
+local function release_box(box) C.nl_array_release(box[0]) end
 local function wrap(arr, off, shape, owned)
-  if not owned then
-    C.nl_array_retain(arr)
-    arr = ffi.cast(array_ptr, arr)
-  end
-  local a = ffi.gc(arr, C.nl_array_release)
-  return setmetatable({ _a = a, _off = off or 0, shape = shape, ndim = #shape,
+  if not owned then C.nl_array_retain(arr) end
+  local ref = ffi.gc(ref_box(arr), release_box)
+  return setmetatable({ _a = arr, _ref = ref, _off = off or 0, shape = shape, ndim = #shape,
                         size = shape_size(shape) }, NdArray)
 end
 NdArray.wrap = wrap
