@@ -15,6 +15,7 @@
  * Internally 1-d and 2-d problems are 3-d ones with leading size-1 axes.
  */
 #include "../src/function.h"
+#include "conv_geometry.h"
 #include "vmath.h"
 #include <cblas.h>
 #include <limits.h>
@@ -230,23 +231,6 @@ static int conv_tables(conv_state *st) {
     return 0;
 }
 
-static int list_arg(nl_func *f, int k, const char *name, int sd, int64_t deflt, int64_t min,
-                    const char *xs, int64_t *out) {
-    if (!nl_arg_given(f, k)) {
-        for (int i = 0; i < sd; i++) out[i] = deflt;
-        return 0;
-    }
-    if (nl_arg_len(f, k) != sd)
-        return nl_error("%s has %d entries but x %s has %d spatial axes", name, nl_arg_len(f, k), xs, sd);
-    for (int i = 0; i < sd; i++) {
-        out[i] = nl_arg_at(f, k, i);
-        if (out[i] < min)
-            return nl_error("%s entry %d is %lld (must be %s)", name, i + 1, (long long)out[i],
-                            min == 0 ? "0 or more" : "1 or more");
-    }
-    return 0;
-}
-
 static int conv_setup(nl_func *f) {
     const nl_var *x = nl_in(f, 0), *w = nl_in(f, 1), *bias = f->in[2];
     char xs[160], ws[160], bs[160];
@@ -254,16 +238,9 @@ static int conv_setup(nl_func *f) {
     nl_shape_str(ws, w->ndim, w->shape);
     if (nl_arg_bool(f, A_CHANNEL_LAST))
         return nl_error("channel_last = true is not supported yet");
-    int ca;
+    int ca, sd;
     const int64_t base_axis = nl_arg_int(f, A_BASE_AXIS);
-    if (nl_norm_axis("base_axis", base_axis, x->ndim, &ca)) return -1;
-    const int sd = x->ndim - ca - 1;
-    if (sd < 1)
-        return nl_error("x %s has no spatial axes after the channel axis (base_axis %lld)", xs,
-                        (long long)base_axis);
-    if (sd > SD)
-        return nl_error("x %s has %d spatial axes after the channel axis (base_axis %lld); "
-                        "1 to %d are supported", xs, sd, (long long)base_axis, SD);
+    if (nl_conv_channel_axis(f, base_axis, xs, SD, &ca, &sd)) return -1;
     if (w->ndim != 2 + sd)
         return nl_error("weight %s must have %d dimensions (out_channels, in_channels/group, "
                         "kernel...) for x %s with %d spatial axes at base_axis %lld",
@@ -290,9 +267,9 @@ static int conv_setup(nl_func *f) {
                         nl_shape_str(bs, bias->ndim, bias->shape), ws, (long long)oc, (long long)oc);
 
     int64_t pad[SD], stride[SD], dil[SD];
-    if (list_arg(f, A_PAD, "pad", sd, 0, 0, xs, pad)) return -1;
-    if (list_arg(f, A_STRIDE, "stride", sd, 1, 1, xs, stride)) return -1;
-    if (list_arg(f, A_DILATION, "dilation", sd, 1, 1, xs, dil)) return -1;
+    if (nl_conv_list_arg(f, A_PAD, "pad", sd, 0, 0, xs, pad)) return -1;
+    if (nl_conv_list_arg(f, A_STRIDE, "stride", sd, 1, 1, xs, stride)) return -1;
+    if (nl_conv_list_arg(f, A_DILATION, "dilation", sd, 1, 1, xs, dil)) return -1;
 
     conv_state st = {0};
     st.oc = oc;
@@ -310,18 +287,8 @@ static int conv_setup(nl_func *f) {
     }
     for (int i = 0; i < sd; i++) {
         const int64_t in = x->shape[ca + 1 + i], k = w->shape[2 + i];
-        if (k < 1)
-            return nl_error("weight %s has kernel size %lld in spatial axis %d (must be 1 or more)",
-                            ws, (long long)k, i + 1);
-        const int64_t keff = dil[i] * (k - 1) + 1;
-        if (in + 2 * pad[i] < keff)
-            return nl_error("kernel %lld (dilation %lld: extent %lld) is larger than the padded "
-                            "input %lld (x size %lld + 2*pad %lld) in spatial axis %d (x axis %d); "
-                            "x %s, weight %s",
-                            (long long)k, (long long)dil[i], (long long)keff,
-                            (long long)(in + 2 * pad[i]), (long long)in, (long long)pad[i], i + 1,
-                            ca + 2 + i, xs, ws);
-        const int64_t o = (in + 2 * pad[i] - keff) / stride[i] + 1;
+        int64_t o = 0;
+        if (nl_conv_out_size(in, k, pad[i], stride[i], dil[i], i, ca, xs, ws, &o)) return -1;
         oshape[ca + 1 + i] = o;
         st.g.in[lead + i] = in;
         st.g.out[lead + i] = o;

@@ -22,6 +22,7 @@
  * supported yet. Internally 1-d and 2-d problems are 3-d ones with leading size-1 axes.
  */
 #include "../src/function.h"
+#include "conv_geometry.h"
 #include <cblas.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -83,35 +84,16 @@ static void col2im_add(const geom *g, const float *col, float *img) {
                     }
 }
 
-static int list_arg(nl_func *f, int k, const char *name, int sd, int64_t deflt, int64_t min,
-                    const char *xs, int64_t *out) {
-    if (!nl_arg_given(f, k)) {
-        for (int i = 0; i < sd; i++) out[i] = deflt;
-        return 0;
+/* Unit geometry (every slot 1, pad 0) with c image channels; oshape gets x's axes before
+ * the channel axis ca, then oc (the spatial sizes are filled in by the caller). */
+static void geom_start(geom *g, int64_t c, const nl_var *x, int ca, int64_t oc, int64_t *oshape) {
+    g->c = c;
+    for (int i = 0; i < SD; i++) {
+        g->img[i] = g->pos[i] = g->k[i] = g->stride[i] = g->dil[i] = 1;
+        g->pad[i] = 0;
     }
-    if (nl_arg_len(f, k) != sd)
-        return nl_error("%s has %d entries but x %s has %d spatial axes", name, nl_arg_len(f, k), xs, sd);
-    for (int i = 0; i < sd; i++) {
-        out[i] = nl_arg_at(f, k, i);
-        if (out[i] < min)
-            return nl_error("%s entry %d is %lld (must be %s)", name, i + 1, (long long)out[i],
-                            min == 0 ? "0 or more" : "1 or more");
-    }
-    return 0;
-}
-
-/* Channel axis and spatial axis count from base_axis; fails with the shapes. */
-static int channel_axis(nl_func *f, int64_t base_axis, const char *xs, int *ca, int *sd) {
-    const nl_var *x = nl_in(f, 0);
-    if (nl_norm_axis("base_axis", base_axis, x->ndim, ca)) return -1;
-    *sd = x->ndim - *ca - 1;
-    if (*sd < 1)
-        return nl_error("x %s has no spatial axes after the channel axis (base_axis %lld)", xs,
-                        (long long)base_axis);
-    if (*sd > SD)
-        return nl_error("x %s has %d spatial axes after the channel axis (base_axis %lld); "
-                        "1 to %d are supported", xs, *sd, (long long)base_axis, SD);
-    return 0;
+    for (int d = 0; d < ca; d++) oshape[d] = x->shape[d];
+    oshape[ca] = oc;
 }
 
 /* ================================ deconvolution ================================ */
@@ -146,7 +128,7 @@ static int deconv_setup(nl_func *f) {
     if (nl_arg_bool(f, D_CHANNEL_LAST)) return nl_error("channel_last = true is not supported yet");
     int ca, sd;
     const int64_t base_axis = nl_arg_int(f, D_BASE_AXIS);
-    if (channel_axis(f, base_axis, xs, &ca, &sd)) return -1;
+    if (nl_conv_channel_axis(f, base_axis, xs, SD, &ca, &sd)) return -1;
     if (w->ndim != 2 + sd)
         return nl_error("weight %s must have %d dimensions (in_channels, out_channels/group, "
                         "kernel...) for x %s with %d spatial axes at base_axis %lld",
@@ -168,24 +150,18 @@ static int deconv_setup(nl_func *f) {
                         "(expected {%lld})", nl_shape_str(bs, bias->ndim, bias->shape), ws,
                         (long long)group, (long long)oc, (long long)oc);
     int64_t pad[SD], stride[SD], dil[SD], opad[SD];
-    if (list_arg(f, D_PAD, "pad", sd, 0, 0, xs, pad)) return -1;
-    if (list_arg(f, D_STRIDE, "stride", sd, 1, 1, xs, stride)) return -1;
-    if (list_arg(f, D_DILATION, "dilation", sd, 1, 1, xs, dil)) return -1;
-    if (list_arg(f, D_OUTPUT_PADDING, "output_padding", sd, 0, 0, xs, opad)) return -1;
+    if (nl_conv_list_arg(f, D_PAD, "pad", sd, 0, 0, xs, pad)) return -1;
+    if (nl_conv_list_arg(f, D_STRIDE, "stride", sd, 1, 1, xs, stride)) return -1;
+    if (nl_conv_list_arg(f, D_DILATION, "dilation", sd, 1, 1, xs, dil)) return -1;
+    if (nl_conv_list_arg(f, D_OUTPUT_PADDING, "output_padding", sd, 0, 0, xs, opad)) return -1;
 
     deconv_state st = {0};
     st.c = c; st.oc = oc; st.group = group;
     st.cg = c / group; st.ocg = oc / group;
     st.outer = 1;
     for (int d = 0; d < ca; d++) st.outer *= x->shape[d];
-    st.g.c = oc;
-    for (int i = 0; i < SD; i++) {
-        st.g.img[i] = st.g.pos[i] = st.g.k[i] = st.g.stride[i] = st.g.dil[i] = 1;
-        st.g.pad[i] = 0;
-    }
     int64_t oshape[NL_MAX_NDIM];
-    for (int d = 0; d < ca; d++) oshape[d] = x->shape[d];
-    oshape[ca] = oc;
+    geom_start(&st.g, oc, x, ca, oc, oshape);
     const int lead = SD - sd;
     for (int i = 0; i < sd; i++) {
         const int64_t in = x->shape[ca + 1 + i], k = w->shape[2 + i];
@@ -343,7 +319,7 @@ static int dw_setup(nl_func *f) {
     nl_shape_str(ws, w->ndim, w->shape);
     int ca, sd;
     const int64_t base_axis = nl_arg_int(f, W_BASE_AXIS);
-    if (channel_axis(f, base_axis, xs, &ca, &sd)) return -1;
+    if (nl_conv_channel_axis(f, base_axis, xs, SD, &ca, &sd)) return -1;
     const int64_t mult = nl_arg_int(f, W_MULTIPLIER);
     if (mult < 1) return nl_error("multiplier must be 1 or more, got %lld", (long long)mult);
     if (w->ndim != 1 + sd)
@@ -358,35 +334,20 @@ static int dw_setup(nl_func *f) {
         return nl_error("bias has shape %s but there are %lld output channels (expected {%lld})",
                         nl_shape_str(bs, bias->ndim, bias->shape), (long long)oc, (long long)oc);
     int64_t pad[SD], stride[SD], dil[SD];
-    if (list_arg(f, W_PAD, "pad", sd, 0, 0, xs, pad)) return -1;
-    if (list_arg(f, W_STRIDE, "stride", sd, 1, 1, xs, stride)) return -1;
-    if (list_arg(f, W_DILATION, "dilation", sd, 1, 1, xs, dil)) return -1;
+    if (nl_conv_list_arg(f, W_PAD, "pad", sd, 0, 0, xs, pad)) return -1;
+    if (nl_conv_list_arg(f, W_STRIDE, "stride", sd, 1, 1, xs, stride)) return -1;
+    if (nl_conv_list_arg(f, W_DILATION, "dilation", sd, 1, 1, xs, dil)) return -1;
     dw_state st = {0};
     st.c = c; st.mult = mult; st.oc = oc;
     st.outer = 1;
     for (int d = 0; d < ca; d++) st.outer *= x->shape[d];
-    st.g.c = c;
-    for (int i = 0; i < SD; i++) {
-        st.g.img[i] = st.g.pos[i] = st.g.k[i] = st.g.stride[i] = st.g.dil[i] = 1;
-        st.g.pad[i] = 0;
-    }
     int64_t oshape[NL_MAX_NDIM];
-    for (int d = 0; d < ca; d++) oshape[d] = x->shape[d];
-    oshape[ca] = oc;
+    geom_start(&st.g, c, x, ca, oc, oshape);
     const int lead = SD - sd;
     for (int i = 0; i < sd; i++) {
         const int64_t in = x->shape[ca + 1 + i], k = w->shape[1 + i];
-        if (k < 1)
-            return nl_error("weight %s has kernel size %lld in spatial axis %d (must be 1 or more)",
-                            ws, (long long)k, i + 1);
-        const int64_t keff = dil[i] * (k - 1) + 1;
-        if (in + 2 * pad[i] < keff)
-            return nl_error("kernel %lld (dilation %lld: extent %lld) is larger than the padded "
-                            "input %lld (x size %lld + 2*pad %lld) in spatial axis %d (x axis %d); "
-                            "x %s, weight %s", (long long)k, (long long)dil[i], (long long)keff,
-                            (long long)(in + 2 * pad[i]), (long long)in, (long long)pad[i], i + 1,
-                            ca + 2 + i, xs, ws);
-        const int64_t o = (in + 2 * pad[i] - keff) / stride[i] + 1;
+        int64_t o = 0;
+        if (nl_conv_out_size(in, k, pad[i], stride[i], dil[i], i, ca, xs, ws, &o)) return -1;
         oshape[ca + 1 + i] = o;
         st.g.img[lead + i] = in;
         st.g.pos[lead + i] = o;

@@ -16,12 +16,13 @@
  * scratch) for backward.
  */
 #include "../src/function.h"
+#include "pool_geometry.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { A_KERNEL, A_STRIDE, A_IGNORE_BORDER, A_PAD, A_CHANNEL_LAST, A_INCLUDING_PAD };
-enum { SD = 3 };   /* pooled axes handled by the kernels (fewer are padded with 1s) */
+enum { SD = NL_POOL_SD };   /* pooled axes handled by the kernels (fewer are padded with 1s) */
 
 static const nl_argdef max_pool_args[] = {
     {"kernel", NL_ARG_INTS, "nil", NULL},
@@ -69,48 +70,16 @@ static int pool_setup(nl_func *f) {
     const bool ignore_border = nl_arg_bool(f, A_IGNORE_BORDER);
 
     pool_state st = {0};
-    for (int i = 0; i < SD; i++) st.in[i] = st.out[i] = st.k[i] = st.stride[i] = 1;
-    const int first = x->ndim - sd, lead = SD - sd;
-    st.maps = 1;
-    for (int d = 0; d < first; d++) st.maps *= x->shape[d];
-    int64_t oshape[NL_MAX_NDIM];
-    for (int d = 0; d < first; d++) oshape[d] = x->shape[d];
-    for (int i = 0; i < sd; i++) {
-        const int64_t in = x->shape[first + i], k = nl_arg_at(f, A_KERNEL, i);
-        const int64_t s = nl_arg_given(f, A_STRIDE) ? nl_arg_at(f, A_STRIDE, i) : k;
-        const int64_t p = nl_arg_given(f, A_PAD) ? nl_arg_at(f, A_PAD, i) : 0;
-        if (k < 1) return nl_error("kernel entry %d is %lld (must be 1 or more)", i + 1, (long long)k);
-        if (s < 1) return nl_error("stride entry %d is %lld (must be 1 or more)", i + 1, (long long)s);
-        if (p < 0) return nl_error("pad entry %d is %lld (must be 0 or more)", i + 1, (long long)p);
-        if (in < 1) return nl_error("x %s has size %lld at axis %d (pooling needs 1 or more)",
-                                    xs, (long long)in, first + i + 1);
-        int64_t o;
-        if (ignore_border) {
-            if (in + 2 * p < k)
-                return nl_error("kernel %lld is larger than the padded input %lld (x size %lld + "
-                                "2*pad %lld) at axis %d of x %s (ignore_border = true)",
-                                (long long)k, (long long)(in + 2 * p), (long long)in,
-                                (long long)p, first + i + 1, xs);
-            o = (in + 2 * p - k) / s + 1;
-        } else {
-            o = (in + p - 1) / s + 1;
-        }
-        oshape[first + i] = o;
-        st.in[lead + i] = in;
-        st.out[lead + i] = o;
-        st.k[lead + i] = k;
-        st.stride[lead + i] = s;
-        st.pad[lead + i] = p;
-    }
-    st.in_size = st.out_size = 1;
-    for (int i = 0; i < SD; i++) { st.in_size *= st.in[i]; st.out_size *= st.out[i]; }
+    nl_pool_geom g;
+    if (nl_pool_geometry(f, x, xs, sd, A_KERNEL, A_STRIDE, A_PAD, ignore_border, &g)) return -1;
+    NL_POOL_GEOM_COPY(st, g);
     if (st.in_size > INT_MAX)
         return nl_error("x %s: a pooled map of %lld values is too large", xs, (long long)st.in_size);
     st.including_pad = f->def->n_args > A_INCLUDING_PAD ? nl_arg_bool(f, A_INCLUDING_PAD) : true;
     st.inside = true;
     for (int i = 0; i < SD; i++)
         if (st.pad[i] != 0 || (st.out[i] - 1) * st.stride[i] + st.k[i] > st.in[i]) st.inside = false;
-    nl_set_out_shape(f, 0, x->ndim, oshape);
+    nl_set_out_shape(f, 0, x->ndim, g.oshape);
 
     pool_state *ps = malloc(sizeof *ps);
     if (!ps) return nl_error("out of memory");

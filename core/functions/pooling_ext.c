@@ -17,11 +17,12 @@
  * channel_last = true is not supported yet.
  */
 #include "../src/function.h"
+#include "pool_geometry.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { SD = 3 };
+enum { SD = NL_POOL_SD };
 
 static void free_state(nl_func *f) { free(f->state); }
 
@@ -134,41 +135,10 @@ static int sp_setup(nl_func *f) {
         return nl_error("pad has %d entries but kernel has %d", nl_arg_len(f, S_PAD), sd);
     const bool ignore_border = nl_arg_bool(f, S_IGNORE_BORDER);
     sp_state st = {0};
-    for (int i = 0; i < SD; i++) st.in[i] = st.out[i] = st.k[i] = st.stride[i] = 1;
-    const int first = x->ndim - sd, lead = SD - sd;
-    st.maps = 1;
-    for (int d = 0; d < first; d++) st.maps *= x->shape[d];
-    int64_t oshape[NL_MAX_NDIM];
-    for (int d = 0; d < first; d++) oshape[d] = x->shape[d];
-    for (int i = 0; i < sd; i++) {
-        const int64_t in = x->shape[first + i], k = nl_arg_at(f, S_KERNEL, i);
-        const int64_t s = nl_arg_given(f, S_STRIDE) ? nl_arg_at(f, S_STRIDE, i) : k;
-        const int64_t p = nl_arg_given(f, S_PAD) ? nl_arg_at(f, S_PAD, i) : 0;
-        if (s < 1) return nl_error("stride entry %d is %lld (must be 1 or more)", i + 1, (long long)s);
-        if (p < 0) return nl_error("pad entry %d is %lld (must be 0 or more)", i + 1, (long long)p);
-        if (in < 1) return nl_error("x %s has size %lld at axis %d (pooling needs 1 or more)",
-                                    xs, (long long)in, first + i + 1);
-        int64_t o;
-        if (ignore_border) {
-            if (in + 2 * p < k)
-                return nl_error("kernel %lld is larger than the padded input %lld (x size %lld + "
-                                "2*pad %lld) at axis %d of x %s (ignore_border = true)",
-                                (long long)k, (long long)(in + 2 * p), (long long)in,
-                                (long long)p, first + i + 1, xs);
-            o = (in + 2 * p - k) / s + 1;
-        } else {
-            o = (in + p - 1) / s + 1;
-        }
-        oshape[first + i] = o;
-        st.in[lead + i] = in;
-        st.out[lead + i] = o;
-        st.k[lead + i] = k;
-        st.stride[lead + i] = s;
-        st.pad[lead + i] = p;
-    }
-    st.in_size = st.out_size = 1;
-    for (int i = 0; i < SD; i++) { st.in_size *= st.in[i]; st.out_size *= st.out[i]; }
-    nl_set_out_shape(f, 0, x->ndim, oshape);
+    nl_pool_geom g;
+    if (nl_pool_geometry(f, x, xs, sd, S_KERNEL, S_STRIDE, S_PAD, ignore_border, &g)) return -1;
+    NL_POOL_GEOM_COPY(st, g);
+    nl_set_out_shape(f, 0, x->ndim, g.oshape);
     sp_state *ps = malloc(sizeof *ps);
     if (!ps) return nl_error("out of memory");
     *ps = st;
