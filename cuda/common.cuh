@@ -18,6 +18,7 @@ extern "C" {
 #include "device.h"
 #include "elementwise.h"
 }
+#include "nnlua_cuda.h"
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 #include <cudnn.h>
