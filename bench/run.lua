@@ -4,14 +4,18 @@
 -- the two sides of a row back to back; each side's best is compared. Prints a table and one
 -- JSON line (prefixed "JSON ").
 --   ./scripts/nnlua bench/run.lua [--reps N] [--scale S] [--only case,case] [--no-torch]
---                                 [--threads 1,2]
+--                                 [--threads 1,2] [--rounds R]
 -- Rates are medians over N repetitions (default 5) of timed blocks of steps (scale S
--- multiplies the steps per block). PyTorch is optional: without `import torch` the
--- nnlua numbers are printed alone.
+-- multiplies the steps per block). Every case runs in R rounds (--rounds, default 3); a
+-- round runs both sides at every thread count back to back, PyTorch first in every other
+-- round, and a row reports each side's median over the rounds, so that a slow spell of this
+-- shared machine (the second core's speed swings by up to 2x from one minute to the next)
+-- falls on both sides alike. PyTorch is optional: without `import torch` the nnlua numbers
+-- are printed alone.
 local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or 'bench'
 local root = here:match('^(.*)/bench$') or '.'
 
-local reps, scale, only, use_torch, threads = 5, 1, nil, true, { 1, 2 }
+local reps, scale, only, use_torch, threads, rounds = 5, 1, nil, true, { 1, 2 }, 3
 do
   local i = 1
   while i <= #arg do
@@ -26,6 +30,7 @@ do
       i = i + 1
       threads = {}
       for c in arg[i]:gmatch('[^,]+') do threads[#threads + 1] = tonumber(c) end
+    elseif a == '--rounds' then i = i + 1; rounds = tonumber(arg[i])
     elseif a == '--no-torch' then use_torch = false
     else error('bench/run.lua: unknown argument ' .. a) end
     i = i + 1
@@ -89,46 +94,81 @@ do
 end
 
 -- ---- run every case once per thread count ------------------------------------------------
-local nn_res, pt_res = {}, {}   -- [case][threads] = {key = value}
 local cases, seen = {}, {}
 for _, r in ipairs(rows) do
   if not seen[r[2]] and (not only or only[r[2]]) then seen[r[2]] = true; cases[#cases + 1] = r[2] end
 end
 
-io.stderr:write(('bench: %d nnlua cases%s, threads %s, %d repetitions\n'):format(
-  #cases, have_torch and (', PyTorch ' .. have_torch) or '', table.concat(threads, ','), reps))
--- Each case runs on both sides back to back (nnlua then PyTorch at each thread count), so
--- that a busy spell on the machine hits both sides of a row alike.
-local function run_nnlua(c, t)
-  io.stderr:write(('  nnlua %-9s %d thread(s)\n'):format(c, t))
+io.stderr:write(('bench: %d nnlua cases%s, threads %s, %d rounds of %d repetitions\n'):format(
+  #cases, have_torch and (', PyTorch ' .. have_torch) or '', table.concat(threads, ','), rounds, reps))
+-- raw[case][threads] = list of {key = value}, one per round
+local nn_raw, pt_raw = {}, {}
+local function keep(raw, c, t, res)
+  raw[c] = raw[c] or {}
+  raw[c][t] = raw[c][t] or {}
+  table.insert(raw[c][t], res)
+end
+local function run_nnlua(c, t, round)
+  io.stderr:write(('  round %d  nnlua %-9s %d thread(s)\n'):format(round, c, t))
   local res, out = collect(('OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d %s %s %d %g'):format(
     t, t, nnlua_cmd, c, reps, scale))
   if next(res) == nil then io.stderr:write(out, '\n') end
-  nn_res[c] = nn_res[c] or {}
-  nn_res[c][t] = res
+  keep(nn_raw, c, t, res)
 end
-local function run_torch(c, t)
-  io.stderr:write(('  torch %-9s %d thread(s)\n'):format(c, t))
+local function run_torch(c, t, round)
+  io.stderr:write(('  round %d  torch %-9s %d thread(s)\n'):format(round, c, t))
   local res, out = collect(('OMP_NUM_THREADS=%d %s --threads %d --case %s --reps %d --scale %g'):format(
     t, torch_cmd, t, c, reps, scale))
   if next(res) == nil then io.stderr:write(out, '\n') end
-  pt_res[c] = pt_res[c] or {}
-  pt_res[c][t] = res
+  keep(pt_raw, c, t, res)
 end
 local torch_of = {}
 for _, r in ipairs(rows) do if r[5] then torch_of[r[2]] = r[5] end end
-local torch_done = {}
 for _, c in ipairs(cases) do
-  for _, t in ipairs(threads) do
-    run_nnlua(c, t)
-    local ptc = torch_of[c]
-    if have_torch and ptc and not (torch_done[ptc] and torch_done[ptc][t]) then
-      run_torch(ptc, t)
-      torch_done[ptc] = torch_done[ptc] or {}
-      torch_done[ptc][t] = true
+  local ptc = have_torch and torch_of[c]
+  for round = 1, rounds do
+    for _, t in ipairs(threads) do
+      local torch_first = round % 2 == 0
+      if ptc and torch_first then run_torch(ptc, t, round) end
+      run_nnlua(c, t, round)
+      if ptc and not torch_first then run_torch(ptc, t, round) end
     end
   end
 end
+
+-- per side, case and thread count: the median over the rounds of every key (allocation
+-- counts: the largest, so that one round that allocated is not hidden)
+local function median_of(list)
+  table.sort(list)
+  local n = #list
+  if n == 0 then return nil end
+  if n % 2 == 1 then return list[(n + 1) / 2] end
+  return (list[n / 2] + list[n / 2 + 1]) / 2
+end
+local function reduce(raw)
+  local out = {}
+  for c, per_t in pairs(raw) do
+    out[c] = {}
+    for t, list in pairs(per_t) do
+      local keys = {}
+      for _, res in ipairs(list) do for k in pairs(res) do keys[k] = true end end
+      local m = {}
+      for k in pairs(keys) do
+        local vals = {}
+        for _, res in ipairs(list) do vals[#vals + 1] = res[k] end
+        if k:match('allocs') then
+          table.sort(vals)
+          m[k] = vals[#vals]
+        else
+          m[k] = median_of(vals)
+        end
+      end
+      out[c][t] = m
+    end
+  end
+  return out
+end
+local nn_res, pt_res = reduce(nn_raw), reduce(pt_raw)
 
 -- ---- the table -----------------------------------------------------------------------------
 local function best(per_thread, key, higher)
@@ -215,10 +255,22 @@ local function loadavg()
   return l
 end
 local load_end = loadavg()
+-- which of OpenBLAS's kernels ran (DYNAMIC_ARCH picks them by CPU or OPENBLAS_CORETYPE)
+local blas_core
+do
+  local ok, ffi = pcall(require, 'ffi')
+  if ok and nn and nn.lib then
+    pcall(ffi.cdef, 'char *openblas_get_corename(void);')
+    local ok2, name = pcall(function() return ffi.string(nn.lib.C.openblas_get_corename()) end)
+    if ok2 then blas_core = name end
+  end
+end
 if (load_start and load_start > 0.5) or (load_end and load_end > 1.5) then
   line(('note: the machine was busy (load average %.2f at the start, %.2f at the end): 2-thread '
         .. 'numbers of both sides suffer first; re-run when it is idle.'):format(load_start or 0, load_end or 0))
 end
+line('OpenBLAS kernels: %s%s', blas_core or '?',
+     os.getenv('OPENBLAS_CORETYPE') and (' (OPENBLAS_CORETYPE=' .. os.getenv('OPENBLAS_CORETYPE') .. ')') or '')
 print(table.concat(lines, '\n'))
 
 -- ---- one JSON line --------------------------------------------------------------------------
@@ -245,7 +297,7 @@ end
 local commit = io.popen('git -C ' .. shquote(root) .. ' rev-parse --short HEAD 2>/dev/null'):read('*l') or ''
 local dirty = io.popen('git -C ' .. shquote(root) .. ' status --porcelain -uno 2>/dev/null | head -1'):read('*l')
 local out = { commit = commit .. ((dirty and dirty ~= '') and '+dirty' or ''), torch = have_torch or false,
-              threads = threads, reps = reps, load = { load_start, load_end }, rows = {} }
+              threads = threads, reps = reps, rounds = rounds, blas = blas_core, load = { load_start, load_end }, rows = {} }
 for _, r in ipairs(json_rows) do
   out.rows[#out.rows + 1] = { name = r.name, key = r.key,
     nnlua = { t1 = r.nnlua[1], t2 = r.nnlua[2], best = r.nnlua[3], best_threads = r.nnlua[4] },

@@ -359,3 +359,55 @@ describe('pooling and softmax fast paths', function()
     assert.is_true(max_rel_diff(x.g, transposed(xt.g)) < 1e-5)
   end)
 end)
+
+describe('dense products (nl_sgemm)', function()
+  local ffi = require 'ffi'
+  pcall(ffi.cdef, 'int openblas_get_num_threads(void); int omp_get_max_threads(void);')
+
+  -- y = x W through affine against a plain triple loop, forward and both gradients.
+  local function check_affine(m, k, n)
+    nn.seed(3)
+    x = nn.Variable({ m, k }, true)
+    local w = nn.Variable({ k, n }, true)
+    x.d = nn.NdArray.randn({ m, k }); w.d = nn.NdArray.randn({ k, n })
+    local y = F.affine(x, w)
+    y:forward()
+    local px, pw, py = x.d:ptr(), w.d:ptr(), y.d:ptr()
+    local worst = 0
+    for i = 0, m - 1 do
+      for j = 0, n - 1 do
+        local s = 0
+        for l = 0, k - 1 do s = s + px[i * k + l] * pw[l * n + j] end
+        worst = math.max(worst, math.abs(py[i * n + j] - s) / (1 + math.abs(s)))
+      end
+    end
+    assert.is_true(worst < 1e-4, ('affine %dx%dx%d forward: %g'):format(m, k, n, worst))
+    x.g, w.g = 0, 0
+    y:backward { grad = 1 }   -- dy = ones: dx[i][l] = sum_j W[l][j], dW[l][j] = sum_i x[i][l]
+    local gx, gw = x.g:ptr(), w.g:ptr()
+    for l = 0, k - 1 do
+      local sw, sx = 0, 0
+      for j = 0, n - 1 do sw = sw + pw[l * n + j] end
+      for i = 0, m - 1 do sx = sx + px[i * k + l] end
+      assert.is_true(math.abs(gx[l] - sw) < 1e-3 * (1 + math.abs(sw)), 'dx')
+      assert.is_true(math.abs(gw[l * n] - sx) < 1e-3 * (1 + math.abs(sx)), 'dW')
+    end
+  end
+
+  it('narrow or small products (run on one thread) and wide ones (threaded) agree with a plain loop', function()
+    check_affine(128, 300, 10)    -- few output columns: one thread
+    check_affine(16, 64, 40)      -- little work: one thread
+    check_affine(64, 300, 256)    -- wide and large enough to be threaded
+  end)
+
+  it('put OpenBLAS back to the engine thread count after a product on one thread', function()
+    pcall(ffi.cdef, 'void openblas_set_num_threads(int);')
+    local before = C.omp_get_max_threads()
+    C.openblas_set_num_threads(2)   -- the OpenMP build sets OpenMP's count along with its own
+    check_affine(128, 300, 10)
+    local blas, omp = C.openblas_get_num_threads(), C.omp_get_max_threads()
+    C.openblas_set_num_threads(before)
+    assert.are.equal(2, blas)
+    assert.are.equal(2, omp)
+  end)
+end)

@@ -5,10 +5,9 @@
  * (M, K) = (prod(x.shape[1..base_axis-1]), prod(x.shape[base_axis..])); weight is
  * (K, out...) and is right-multiplied: y = x W + b, y has shape
  * x.shape[1..base_axis-1] .. weight.shape[2..]; bias has shape weight.shape[2..].
- * All products go to OpenBLAS sgemm.
+ * All products go to OpenBLAS sgemm (nl_sgemm).
  */
 #include "../src/function.h"
-#include <cblas.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +93,7 @@ static int affine_forward(nl_func *f) {
         if (beta == 0.0f) memset(y, 0, (size_t)m * (size_t)n * sizeof(float));
         return 0;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k,
+    nl_sgemm(false, false, m, n, k,
                 1.0f, x, k, w, n, beta, y, n);
     return 0;
 }
@@ -112,7 +111,7 @@ static int affine_backward(nl_func *f, const bool *prop, const bool *accum) {
         if (n == 0) {
             if (!accum[0]) memset(dx, 0, (size_t)m * (size_t)k * sizeof(float));
         } else if (m > 0 && k > 0) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, k, n,
+            nl_sgemm(false, true, m, k, n,
                         1.0f, dy, n, w, n, accum[0] ? 1.0f : 0.0f, dx, k);
         }
     }
@@ -122,7 +121,7 @@ static int affine_backward(nl_func *f, const bool *prop, const bool *accum) {
         if (m == 0) {
             if (!accum[1]) memset(dw, 0, (size_t)k * (size_t)n * sizeof(float));
         } else if (k > 0 && n > 0) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, n, m,
+            nl_sgemm(true, false, k, n, m,
                         1.0f, x, k, dy, n, accum[1] ? 1.0f : 0.0f, dw, n);
         }
     }

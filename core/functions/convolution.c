@@ -17,7 +17,6 @@
 #include "../src/function.h"
 #include "conv_geometry.h"
 #include "vmath.h"
-#include <cblas.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,7 +440,7 @@ static NL_SIMD_CLONES void conv_fwd_task(int64_t k, int thread, void *vr) {
         for (int64_t o = 0; o < st->oc; o++)
             for (int64_t i = 0; i < P; i++) out[o * P + i] = r->b[o];
     for (int64_t g = 0; g < st->group; g++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, np, kg,
+        nl_sgemm(false, false, ocg, np, kg,
                     1.0f, r->w + g * ocg * kg, kg, cn + g * kg * np, np,
                     (nb == 1 && r->b) ? 1.0f : 0.0f, out + g * ocg * np, np);
     if (nb == 1) return;
@@ -489,7 +488,7 @@ static NL_SIMD_CLONES void conv_bwd_task(int64_t k, int thread, void *vr) {
             beta = (k == 0 && !r->accum_w) ? 0.0f : 1.0f;
         }
         for (int64_t g = 0; g < st->group; g++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, kg, np,
+            nl_sgemm(false, true, ocg, kg, np,
                         1.0f, dyc + g * ocg * np, np, cn + g * kg * np, np,
                         beta, dw + g * ocg * kg, kg);
     }
@@ -497,13 +496,13 @@ static NL_SIMD_CLONES void conv_bwd_task(int64_t k, int thread, void *vr) {
         float *dxc = r->dx + n0 * xsz;
         if (st->direct) {   /* nb == 1: dx_g = w_g^T dy_g directly */
             for (int64_t g = 0; g < st->group; g++)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, np, ocg,
+                nl_sgemm(true, false, kg, np, ocg,
                             1.0f, r->w + g * ocg * kg, kg, dyc + g * ocg * np, np,
                             r->accum_x ? 1.0f : 0.0f, dxc + g * kg * np, np);
             return;
         }
         for (int64_t g = 0; g < st->group; g++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, np, ocg,
+            nl_sgemm(true, false, kg, np, ocg,
                         1.0f, r->w + g * ocg * kg, kg, dyc + g * ocg * np, np,
                         0.0f, col + g * kg * np, np);
         col2im_chunk(st, col, dxc, nb, r->accum_x);

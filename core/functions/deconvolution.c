@@ -23,7 +23,6 @@
  */
 #include "../src/function.h"
 #include "conv_geometry.h"
-#include <cblas.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,7 +217,7 @@ static int deconv_forward(nl_func *f) {
         const float *xn = x + n * st->c * st->p_x;
         float *yn = y + n * st->oc * st->p_y;
         for (int64_t g = 0; g < st->group; g++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, p, kc,
+            nl_sgemm(true, false, m, p, kc,
                         1.0f, w + g * kc * m, m, xn + g * kc * p, p,
                         0.0f, col + g * m * p, p);
         for (int64_t o = 0; o < st->oc; o++) {
@@ -264,11 +263,11 @@ static int deconv_backward(nl_func *f, const bool *prop, const bool *accum) {
         im2col(&st->g, dy + n * st->oc * st->p_y, col);
         for (int64_t g = 0; g < st->group; g++) {
             if (prop[0])
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, kc, p, m,
+                nl_sgemm(false, false, kc, p, m,
                             1.0f, w + g * kc * m, m, col + g * m * p, p,
                             accum[0] ? 1.0f : 0.0f, dx + (n * st->c + g * kc) * p, p);
             if (prop[1])
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kc, m, p,
+                nl_sgemm(false, true, kc, m, p,
                             1.0f, x + (n * st->c + g * kc) * p, p, col + g * m * p, p,
                             1.0f, dw + g * kc * m, m);
         }

@@ -2,11 +2,10 @@
  * matmul.c - batch_matmul(a, b, transpose_a=false, transpose_b=false), NNabla's
  * BatchMatmul: the last two axes of a and b are matrices, everything before them batch
  * axes, which broadcast numpy-style (aligned at the right; size-1 axes repeat). With
- * op(a) (P, Q) and op(b) (Q, R), y has shape batch .. (P, R). One cblas_sgemm per
+ * op(a) (P, Q) and op(b) (Q, R), y has shape batch .. (P, R). One sgemm per
  * batch; the gradients of a broadcast input are summed over its repeats.
  */
 #include "nd_view.h"
-#include <cblas.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +106,7 @@ static int batch_matmul_forward(nl_func *f) {
     const int64_t ystep = (int64_t)P * R;
     if (ystep == 0) return 0;
     if (Q == 0) { memset(y, 0, (size_t)(ystep * p->batches) * sizeof(float)); return 0; }
-    BMM_LOOP(p, cblas_sgemm(CblasRowMajor, p->ta ? CblasTrans : CblasNoTrans, p->tb ? CblasTrans : CblasNoTrans,
+    BMM_LOOP(p, nl_sgemm(p->ta, p->tb,
                             P, R, Q, 1.0f, a + oa, ld(p->lda), b + ob, ld(p->ldb), 0.0f, y + n * ystep, ld(R)));
     return 0;
 }
@@ -125,10 +124,10 @@ static int batch_matmul_backward(nl_func *f, const bool *prop, const bool *accum
         nl_grad_clear(da, nl_in(f, 0)->size, accum[0]);
         if (ystep > 0 && Q > 0) {
             if (!p->ta)   /* da (P, Q) += dy (P, R) op(b)^T (R, Q) */
-                BMM_LOOP(p, cblas_sgemm(CblasRowMajor, CblasNoTrans, p->tb ? CblasNoTrans : CblasTrans, P, Q, R, 1.0f,
+                BMM_LOOP(p, nl_sgemm(false, !p->tb, P, Q, R, 1.0f,
                                         dy + n * ystep, ld(R), b + ob, ld(p->ldb), 1.0f, da + oa, ld(p->lda)));
             else          /* da (Q, P) += op(b) (Q, R) dy^T (R, P) */
-                BMM_LOOP(p, cblas_sgemm(CblasRowMajor, p->tb ? CblasTrans : CblasNoTrans, CblasTrans, Q, P, R, 1.0f,
+                BMM_LOOP(p, nl_sgemm(p->tb, true, Q, P, R, 1.0f,
                                         b + ob, ld(p->ldb), dy + n * ystep, ld(R), 1.0f, da + oa, ld(p->lda)));
         }
     }
@@ -138,10 +137,10 @@ static int batch_matmul_backward(nl_func *f, const bool *prop, const bool *accum
         nl_grad_clear(db, nl_in(f, 1)->size, accum[1]);
         if (ystep > 0 && Q > 0) {
             if (!p->tb)   /* db (Q, R) += op(a)^T (Q, P) dy (P, R) */
-                BMM_LOOP(p, cblas_sgemm(CblasRowMajor, p->ta ? CblasNoTrans : CblasTrans, CblasNoTrans, Q, R, P, 1.0f,
+                BMM_LOOP(p, nl_sgemm(!p->ta, false, Q, R, P, 1.0f,
                                         a + oa, ld(p->lda), dy + n * ystep, ld(R), 1.0f, db + ob, ld(p->ldb)));
             else          /* db (R, Q) += dy^T (R, P) op(a) (P, Q) */
-                BMM_LOOP(p, cblas_sgemm(CblasRowMajor, CblasTrans, p->ta ? CblasTrans : CblasNoTrans, R, Q, P, 1.0f,
+                BMM_LOOP(p, nl_sgemm(true, p->ta, R, Q, P, 1.0f,
                                         dy + n * ystep, ld(R), a + oa, ld(p->lda), 1.0f, db + ob, ld(p->ldb)));
         }
     }

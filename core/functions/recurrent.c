@@ -34,7 +34,6 @@
  * layers); training = false makes backward an error.
  */
 #include "../src/function.h"
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -222,7 +221,7 @@ static int rnn_forward(nl_func *f) {
             float *hnb = s->kind == K_GRU ? sv + s->off_hn + q * s->n_seq : NULL;
             const float *h0 = h0all + q * B * H, *c0 = c0all ? c0all + q * B * H : NULL;
             /* input part of all steps: gates (T*B, GH) = in (T*B, In) W_x^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(T * B), (int)GH, (int)In,
+            nl_sgemm(false, true, (int)(T * B), (int)GH, (int)In,
                         1.0f, in, (int)In, W, ld, 0.0f, gates, (int)GH);
             if (bias)
                 for (int64_t r = 0; r < T * B; r++) {
@@ -236,7 +235,7 @@ static int rnn_forward(nl_func *f) {
                 const float *cp = s->kind == K_LSTM ? (step == 0 ? c0 : cs + tp * B * H) : NULL;
                 float *g = gates + t * B * GH, *ht = hs + t * B * H;
                 if (s->kind == K_GRU) {
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)GH, (int)H,
+                    nl_sgemm(false, true, (int)B, (int)GH, (int)H,
                                 1.0f, hp, (int)H, W + In, ld, 0.0f, tmp, (int)GH);
                     const float *bhn = bias ? bias + 3 * H : NULL;
                     float *hnt = hnb + t * B * H;
@@ -255,7 +254,7 @@ static int rnn_forward(nl_func *f) {
                     }
                     continue;
                 }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)GH, (int)H,
+                nl_sgemm(false, true, (int)B, (int)GH, (int)H,
                             1.0f, hp, (int)H, W + In, ld, 1.0f, g, (int)GH);
                 if (s->kind == K_RNN) {
                     for (int64_t k = 0; k < B * H; k++) {
@@ -405,13 +404,13 @@ static int rnn_backward(nl_func *f, const bool *prop, const bool *accum) {
                     dgh = dGh;
                 }
                 /* dh_{t-1} = dgh W_h (+ dh * z for gru); dW_h += dgh^T h_{t-1}; db */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)H, (int)GH,
+                nl_sgemm(false, false, (int)B, (int)H, (int)GH,
                             1.0f, dgh, (int)GH, W + In, ld, 0.0f, dhn_, (int)H);
                 if (s->kind == K_GRU)
                     for (int64_t b = 0; b < B; b++)
                         for (int64_t u = 0; u < H; u++) dhn_[b * H + u] += dh[b * H + u] * g[b * GH + H + u];
                 if (dW)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)GH, (int)H, (int)B,
+                    nl_sgemm(true, false, (int)GH, (int)H, (int)B,
                                 1.0f, dgh, (int)GH, hp, (int)H, 1.0f, dW + In, ld);
                 if (dB) {
                     for (int64_t b = 0; b < B; b++) {
@@ -432,10 +431,10 @@ static int rnn_backward(nl_func *f, const bool *prop, const bool *accum) {
             }
             /* dW_x += dG^T in; dX (+)= dG W_x */
             if (dW)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)GH, (int)In, (int)TB,
+                nl_sgemm(true, false, (int)GH, (int)In, (int)TB,
                             1.0f, dG, (int)GH, in, (int)In, 1.0f, dW, ld);
             if (want_dX) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)TB, (int)In, (int)GH,
+                nl_sgemm(false, false, (int)TB, (int)In, (int)GH,
                             1.0f, dG, (int)GH, W, ld, dX_accum ? 1.0f : 0.0f, dX, (int)In);
                 dX_accum = true;
             }

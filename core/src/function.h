@@ -153,4 +153,9 @@ int nl_parallel_threads(int64_t work);
 typedef void (*nl_task_fn)(int64_t task, int thread, void *ctx);
 void nl_parallel_tasks(int64_t n_tasks, int threads, nl_task_fn body, void *ctx);
 
+/* ---- dense products: row-major C (m, n) = alpha op(A) (m, k) op(B) (k, n) + beta C through
+ *      OpenBLAS; small or narrow products run on one thread (blas.c) ---- */
+void nl_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
+              const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
 #endif
