@@ -397,7 +397,8 @@ describe('dense products (nl_sgemm)', function()
   it('narrow or small products (run on one thread) and wide ones (threaded) agree with a plain loop', function()
     check_affine(128, 300, 10)    -- few output columns: one thread
     check_affine(16, 64, 40)      -- little work: one thread
-    check_affine(64, 300, 256)    -- wide and large enough to be threaded
+    check_affine(64, 300, 256)    -- y, dx threaded by OpenBLAS; dW (300 rows) split by rows
+    check_affine(333, 70, 200)    -- y and dx split into row blocks, the last one shorter
   end)
 
   it('put OpenBLAS back to the engine thread count after a product on one thread', function()
