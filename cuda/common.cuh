@@ -168,6 +168,8 @@ int nlc_elementwise_impl(const char *name, nl_forward_fn *fwd, nl_backward_fn *b
 int nlc_register_reduce(void);
 int nlc_register_layers(void);
 int nlc_register_cudnn(void);
+int nlc_register_views(void);    /* views.cu: array functions that are strided views */
+int nlc_register_losses(void);   /* losses.cu: the element-wise losses of loss_ext.c */
 
 /* ---- shared device helpers (reduce.cu) --------------------------------------------- */
 /* y (the kept axes of x, in order) = scale * sum of x over the axes marked in red

@@ -220,6 +220,36 @@ add('where', { inputs = { binary01({ 2, 3 }), normal(S234), normal(S234) }, grad
 add('squared_error', { inputs = { normal(S234), normal(S234) }, grad = { true, true },
                        fn = function(a, b) return F.squared_error(a, b) end })
 add('identity', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.identity(x) end })
+-- the element-wise losses (losses.cu)
+add('sigmoid_cross_entropy', { inputs = { normal(S234), binary01(S234) }, grad = { true, false },
+                               fn = function(x, t) return F.sigmoid_cross_entropy(x, t) end })
+add('binary_cross_entropy', { inputs = { range(S234, 0.05, 0.95), range(S234, 0, 1) }, grad = { true, true },
+                              fn = function(x, t) return F.binary_cross_entropy(x, t) end })
+add('absolute_error', { inputs = { normal(S234), normal(S234) }, grad = { true, true },
+                        fn = function(a, b) return F.absolute_error(a, b) end })
+add('huber_loss', { inputs = { normal(S234), normal(S234) }, grad = { true, true },
+                    fn = function(a, b) return F.huber_loss(a, b, 0.5) end })
+add('epsilon_insensitive_loss', { inputs = { normal(S234), normal(S234) }, grad = { true, true },
+                                  fn = function(a, b) return F.epsilon_insensitive_loss(a, b, 0.3) end })
+-- the views (views.cu): permutations, broadcasts (atomic scatter-adds backwards), joins
+add('transpose', { inputs = { normal({ 2, 3, 4, 5 }) }, grad = { true },
+                   fn = function(x) return F.transpose(x, { 3, 1, 4, 2 }) end })
+add('broadcast', { inputs = { normal({ 3, 1, 4 }) }, grad = { true },
+                   fn = function(x) return F.broadcast(x, { 2, 3, 5, 4 }) end })
+add('broadcast_to', { inputs = { normal({ 2, 3, 4 }), normal({ 3 }) }, grad = { true, true },
+                      fn = function(x, y) return F.broadcast_to(x, y, 2) end })
+add('tile', { inputs = { normal({ 2, 3 }) }, grad = { true }, fn = function(x) return F.tile(x, { 2, 1, 3 }) end })
+add('flip', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.flip(x, { 1, -1 }) end })
+add('matrix_diag', { inputs = { normal({ 3, 4 }) }, grad = { true }, fn = function(x) return F.matrix_diag(x) end })
+add('matrix_diag_part', { inputs = { normal({ 2, 4, 4 }) }, grad = { true },
+                          fn = function(x) return F.matrix_diag_part(x) end })
+add('concatenate', { inputs = { normal({ 2, 3, 4 }), normal({ 2, 5, 4 }), normal({ 2, 1, 4 }) },
+                     grad = { true, false, true }, fn = function(a, b, c) return F.concatenate({ a, b, c }, 2) end })
+add('stack', { inputs = { normal(S234), normal(S234) }, grad = { true, true },
+               fn = function(a, b) return F.stack({ a, b }, -1) end })
+-- split's outputs are joined again by stack (on the device too) to make one y
+add('split', { inputs = { normal({ 3, 2, 4 }) }, grad = { true },
+               fn = function(x) return F.stack({ F.split(x, 3) }, 1) end })
 add('reshape', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.reshape(x, { 6, -1 }) end })
 add('slice', { inputs = { normal({ 4, 5, 6 }) }, grad = { true },
                fn = function(x) return F.slice(x, { 1, 2, 6 }, { 4, 4, 1 }, { 2, 1, -2 }) end })

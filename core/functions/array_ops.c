@@ -19,11 +19,6 @@ static void free_state(nl_func *f) { free(f->state); }
 
 /* ==== concatenate, stack: each input is a view into the output ======================== */
 
-typedef struct multi_plan {
-    int n;               /* inputs (concatenate, stack) or outputs (split) */
-    nl_view view[];      /* one view per input / output */
-} multi_plan;
-
 static multi_plan *multi_new(nl_func *f, int n) {
     multi_plan *p = calloc(1, sizeof *p + (size_t)n * sizeof(nl_view));
     if (!p) { nl_error("out of memory"); return NULL; }
@@ -218,12 +213,6 @@ const nl_fdef nl_fdef_split = {
 };
 
 /* ==== one-view functions: transpose, broadcast, broadcast_to, tile, flip ================ */
-
-typedef struct view_plan {
-    nl_view view;       /* over the input being read (x, or y for broadcast_to) */
-    int src;            /* which input the view reads */
-    bool injective;     /* each source element is read at most once (transpose, flip) */
-} view_plan;
 
 static view_plan *view_new(nl_func *f) {
     view_plan *p = calloc(1, sizeof *p);

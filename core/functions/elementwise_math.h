@@ -6,9 +6,11 @@
  * Unary ops:  nl_<op>_fwd(x, v) -> y            nl_<op>_bwd(x, y, dy, v) -> dx
  * Binary ops: nl_<op>_fwd(a, b) -> y            nl_<op>_bwd_a / _bwd_b(a, b, y, dy)
  * v is the op's scalar argument (0 where it has none).
+ * Losses (loss_ext.c): see their section at the end.
  */
 #ifndef NNLUA_ELEMENTWISE_MATH_H
 #define NNLUA_ELEMENTWISE_MATH_H
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 
@@ -214,5 +216,47 @@ NL_HD float nl_reset_inf_fwd(float x, float v) { return isinf(x) ? v : x; }
 NL_HD float nl_reset_inf_bwd(float x, float y, float dy, float v) { (void)y; (void)v; return isinf(x) ? 0.0f : dy; }
 NL_HD bool nl_where_cond(float c) { return c != 0.0f; }
 NL_HD float nl_where_fwd(float c, float t, float e) { return nl_where_cond(c) ? t : e; }
+
+/* ---- element-wise losses (loss_ext.c): two inputs of one shape, one output ----
+ * x, t: the cross entropies' input and target; a, b: x0 and x1 of the losses of
+ * d = x0 - x1, whose nl_<op>_bwd is x0's gradient (x1's is its negation); v = the
+ * argument (delta, epsilon; 0 where there is none). */
+/* the sign of d: -1, 0 or 1 */
+NL_HD float nl_sgnf(float d) { return (float)((d > 0) - (d < 0)); }
+/* log(max(v, FLT_MIN)): the clamped log of the cross entropies of probabilities */
+NL_HD float nl_logcf(float v) { return logf(v > FLT_MIN ? v : FLT_MIN); }
+/* sigmoid_cross_entropy from logits, stably: max(x, 0) - x t + log(1 + exp(-|x|));
+ * dx = dy (sigmoid(x) - t); the target gets no gradient */
+NL_HD float nl_sigce_fwd(float x, float t) { return (x > 0.0f ? x : 0.0f) - x * t + log1pf(expf(-fabsf(x))); }
+NL_HD float nl_sigce_bwd(float x, float t, float dy) { return dy * (nl_sigmoidf(x) - t); }
+/* binary_cross_entropy of probabilities x: -(t log x + (1 - t) log(1 - x)), clamped logs;
+ * dx = dy (x - t) / max(x (1 - x), FLT_MIN), dt = dy (log(1 - x) - log(x)) */
+NL_HD float nl_bce_fwd(float x, float t) { return -(t * nl_logcf(x) + (1.0f - t) * nl_logcf(1.0f - x)); }
+NL_HD float nl_bce_bwd0(float x, float t, float dy) {
+    float den = x - x * x;
+    if (!(den > FLT_MIN)) den = FLT_MIN;
+    return dy * (x - t) / den;
+}
+NL_HD float nl_bce_bwd1(float x, float t, float dy) { (void)t; return dy * (nl_logcf(1.0f - x) - nl_logcf(x)); }
+/* absolute_error: |d|; dx0 = sign(d) dy */
+NL_HD float nl_abserr_fwd(float a, float b, float v) { (void)v; return fabsf(a - b); }
+NL_HD float nl_abserr_bwd(float a, float b, float dy, float v) { (void)v; return nl_sgnf(a - b) * dy; }
+/* huber_loss (v = delta > 0): d^2 where |d| < delta, else delta (2|d| - delta);
+ * dx0 = 2 d dy, or 2 delta sign(d) dy */
+NL_HD float nl_huber_fwd(float a, float b, float v) {
+    const float d = a - b, m = fabsf(d);
+    return m < v ? d * d : v * (2.0f * m - v);
+}
+NL_HD float nl_huber_bwd(float a, float b, float dy, float v) {
+    const float d = a - b;
+    return (fabsf(d) < v ? 2.0f * d : 2.0f * v * nl_sgnf(d)) * dy;
+}
+/* epsilon_insensitive_loss (v = epsilon >= 0): max(|d| - epsilon, 0);
+ * dx0 = sign(d) dy where |d| > epsilon, else 0 */
+NL_HD float nl_eil_fwd(float a, float b, float v) { const float m = fabsf(a - b) - v; return m > 0.0f ? m : 0.0f; }
+NL_HD float nl_eil_bwd(float a, float b, float dy, float v) {
+    const float d = a - b;
+    return (fabsf(d) > v ? nl_sgnf(d) : 0.0f) * dy;
+}
 
 #endif

@@ -19,8 +19,11 @@
  *                                         axes from base_axis on; D: p's shape up to
  *                                         base_axis - 1, then 1
  * Inputs of the binary losses have the same shape; the output has it too.
+ * The per-element math of the element-wise losses is in elementwise_math.h (nl_sigce_*,
+ * nl_bce_*, nl_abserr_*, nl_huber_*, nl_eil_*), shared with the CUDA kernels (cuda/losses.cu).
  */
 #include "labels.h"
+#include "elementwise_math.h"
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -48,10 +51,7 @@ static int sigce_forward(nl_func *f) {
     NL_PTR(const float *, t, nl_in_data(f, 1));
     NL_PTR(float *, y, nl_out_data(f, 0));
     const int64_t n = nl_in(f, 0)->size;
-    for (int64_t i = 0; i < n; i++) {
-        const float v = x[i];
-        y[i] = (v > 0 ? v : 0.0f) - v * t[i] + log1pf(expf(-fabsf(v)));
-    }
+    for (int64_t i = 0; i < n; i++) y[i] = nl_sigce_fwd(x[i], t[i]);
     return 0;
 }
 
@@ -63,11 +63,7 @@ static int sigce_backward(nl_func *f, const bool *prop, const bool *accum) {
         NL_PTR(const float *, dy, nl_out_grad(f, 0));
         NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
         const int64_t n = nl_in(f, 0)->size;
-        for (int64_t i = 0; i < n; i++) {
-            const float v = x[i];
-            const float s = v >= 0 ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v));
-            PUT(dx[i], accum[0], dy[i] * (s - t[i]));
-        }
+        for (int64_t i = 0; i < n; i++) PUT(dx[i], accum[0], nl_sigce_bwd(x[i], t[i], dy[i]));
     }
     nl_no_grad_input(f, 1, prop, accum);
     return 0;
@@ -84,15 +80,13 @@ const nl_fdef nl_fdef_sigmoid_cross_entropy = {
 
 /* ---- binary_cross_entropy ---------------------------------------------------------- */
 
-static inline float logc(float v) { return logf(v > FLT_MIN ? v : FLT_MIN); }
-
 /* x (probabilities), t, y: same shape */
 static int bce_forward(nl_func *f) {
     NL_PTR(const float *, x, nl_in_data(f, 0));
     NL_PTR(const float *, t, nl_in_data(f, 1));
     NL_PTR(float *, y, nl_out_data(f, 0));
     const int64_t n = nl_in(f, 0)->size;
-    for (int64_t i = 0; i < n; i++) y[i] = -(t[i] * logc(x[i]) + (1.0f - t[i]) * logc(1.0f - x[i]));
+    for (int64_t i = 0; i < n; i++) y[i] = nl_bce_fwd(x[i], t[i]);
     return 0;
 }
 
@@ -104,15 +98,11 @@ static int bce_backward(nl_func *f, const bool *prop, const bool *accum) {
     const int64_t n = nl_in(f, 0)->size;
     if (prop[0]) {
         NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
-        for (int64_t i = 0; i < n; i++) {
-            float den = x[i] - x[i] * x[i];
-            if (!(den > FLT_MIN)) den = FLT_MIN;
-            PUT(dx[i], accum[0], dy[i] * (x[i] - t[i]) / den);
-        }
+        for (int64_t i = 0; i < n; i++) PUT(dx[i], accum[0], nl_bce_bwd0(x[i], t[i], dy[i]));
     }
     if (prop[1]) {
         NL_PTR(float *, dt, nl_in_grad(f, 1, accum[1]));
-        for (int64_t i = 0; i < n; i++) PUT(dt[i], accum[1], dy[i] * (logc(1.0f - x[i]) - logc(x[i])));
+        for (int64_t i = 0; i < n; i++) PUT(dt[i], accum[1], nl_bce_bwd1(x[i], t[i], dy[i]));
     }
     return 0;
 }
@@ -151,7 +141,7 @@ static int cce_forward(nl_func *f) {
             const int64_t pos = o * inner + i;
             int64_t l = 0;
             if (nl_class_label(t[pos], C, pos, &l)) return -1;
-            y[pos] = -logc(x[(o * C + l) * inner + i]);
+            y[pos] = -nl_logcf(x[(o * C + l) * inner + i]);
         }
     return 0;
 }
@@ -192,19 +182,8 @@ const nl_fdef nl_fdef_categorical_cross_entropy = {
 
 /* ---- absolute_error, huber_loss, epsilon_insensitive_loss ---------------------------- */
 /* y = loss(d) with d = x0 - x1; dx0 = loss'(d) dy, dx1 = -loss'(d) dy (x0 before x1: the
- * graph sets accum on the second of two identical inputs) */
-
-static inline float sgn(float d) { return (float)((d > 0) - (d < 0)); }
-
-static inline float abs_fwd(float d, float v) { (void)v; return fabsf(d); }
-static inline float abs_bwd(float d, float v) { (void)v; return sgn(d); }
-static inline float huber_fwd(float d, float delta) {
-    const float a = fabsf(d);
-    return a < delta ? d * d : delta * (2.0f * a - delta);
-}
-static inline float huber_bwd(float d, float delta) { return fabsf(d) < delta ? 2.0f * d : 2.0f * delta * sgn(d); }
-static inline float eps_fwd(float d, float e) { const float a = fabsf(d) - e; return a > 0 ? a : 0.0f; }
-static inline float eps_bwd(float d, float e) { return fabsf(d) > e ? sgn(d) : 0.0f; }
+ * graph sets accum on the second of two identical inputs); OP = abserr, huber, eil of
+ * elementwise_math.h */
 
 #define DIFF_LOSS(NAME, OP, ARG)                                                         \
     static int NAME##_forward(nl_func *f) {                                               \
@@ -213,7 +192,7 @@ static inline float eps_bwd(float d, float e) { return fabsf(d) > e ? sgn(d) : 0
         NL_PTR(float *, y, nl_out_data(f, 0));                                            \
         const float v = ARG;                                                              \
         const int64_t n = nl_in(f, 0)->size;                                              \
-        for (int64_t i = 0; i < n; i++) y[i] = OP##_fwd(a[i] - b[i], v);                  \
+        for (int64_t i = 0; i < n; i++) y[i] = nl_##OP##_fwd(a[i], b[i], v);              \
         return 0;                                                                         \
     }                                                                                     \
     static int NAME##_backward(nl_func *f, const bool *prop, const bool *accum) {         \
@@ -226,12 +205,12 @@ static inline float eps_bwd(float d, float e) { return fabsf(d) > e ? sgn(d) : 0
             if (!prop[k]) continue;                                                       \
             const float s = k == 0 ? 1.0f : -1.0f;                                        \
             NL_PTR(float *, dx, nl_in_grad(f, k, accum[k]));                              \
-            for (int64_t i = 0; i < n; i++) PUT(dx[i], accum[k], s * OP##_bwd(a[i] - b[i], v) * dy[i]); \
+            for (int64_t i = 0; i < n; i++) PUT(dx[i], accum[k], s * nl_##OP##_bwd(a[i], b[i], dy[i], v)); \
         }                                                                                 \
         return 0;                                                                         \
     }
 
-DIFF_LOSS(absolute_error, abs, 0.0f)
+DIFF_LOSS(absolute_error, abserr, 0.0f)
 
 const nl_fdef nl_fdef_absolute_error = {
     .name = "absolute_error",
@@ -272,7 +251,7 @@ static int eil_setup(nl_func *f) {
     return same_shape_setup(f);
 }
 
-DIFF_LOSS(epsilon_insensitive_loss, eps, (float)nl_arg_float(f, EIL_EPSILON))
+DIFF_LOSS(epsilon_insensitive_loss, eil, (float)nl_arg_float(f, EIL_EPSILON))
 
 const nl_fdef nl_fdef_epsilon_insensitive_loss = {
     .name = "epsilon_insensitive_loss",

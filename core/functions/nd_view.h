@@ -100,6 +100,21 @@ static inline void nl_view_run(const nl_view *v, const float *src, float *dst, b
     }
 }
 
+/* ---- the plans of the view functions (array_ops.c), read by the CUDA twins too ---- */
+
+/* concatenate, stack: one view per input into the output; split: one per output into x */
+typedef struct multi_plan {
+    int n;               /* inputs (concatenate, stack) or outputs (split) */
+    nl_view view[];      /* one view per input / output */
+} multi_plan;
+
+/* transpose, broadcast, broadcast_to, tile, flip, matrix_diag, matrix_diag_part */
+typedef struct view_plan {
+    nl_view view;       /* over the input being read (x, or y for broadcast_to) */
+    int src;            /* which input the view reads */
+    bool injective;     /* each source element is read at most once (transpose, flip) */
+} view_plan;
+
 /* ---- offset tables ---- */
 
 typedef struct nl_tabmap {
@@ -114,7 +129,7 @@ static inline int nl_tabmap_init(nl_tabmap *m, int nd, const int64_t *shape) {
     int64_t total = 0;
     for (int k = 0; k < nd; k++) total += shape[k];
     m->nd = nd;
-    m->mem = malloc((size_t)(total > 0 ? total : 1) * sizeof(int64_t));
+    m->mem = (int64_t *)malloc((size_t)(total > 0 ? total : 1) * sizeof(int64_t));
     if (!m->mem) return nl_error("out of memory");
     int64_t at = 0;
     for (int k = 0; k < nd; k++) {
