@@ -332,6 +332,108 @@ describe('parametric functions: parameters, shapes, initial values', function()
   end)
 end)
 
+describe('parametric functions: output_stat', function()
+  -- mean and biased variance of x (flat, row-major, shape sh) over the axes not in keep,
+  -- at the kept position given by the function pick(index tuple) -> key
+  local function stats_ref(x, sh, keep)
+    local p = x.d:ptr()
+    local sums, sq, cnt = {}, {}, {}
+    local n = x.size
+    local idx = {}
+    for flat = 0, n - 1 do
+      local r = flat
+      for k = #sh, 1, -1 do idx[k] = r % sh[k]; r = (r - idx[k]) / sh[k] end
+      local key = 0
+      for k = 1, #sh do key = key * sh[k] + (keep[k] and idx[k] or 0) end
+      sums[key] = (sums[key] or 0) + p[flat]
+      cnt[key] = (cnt[key] or 0) + 1
+    end
+    for flat = 0, n - 1 do
+      local r = flat
+      for k = #sh, 1, -1 do idx[k] = r % sh[k]; r = (r - idx[k]) / sh[k] end
+      local key = 0
+      for k = 1, #sh do key = key * sh[k] + (keep[k] and idx[k] or 0) end
+      local m = sums[key] / cnt[key]
+      sq[key] = (sq[key] or 0) + (p[flat] - m) ^ 2
+    end
+    local mean, var = {}, {}
+    for key, s in pairs(sums) do mean[key] = s / cnt[key]; var[key] = sq[key] / cnt[key] end
+    return mean, var
+  end
+
+  local function check(got, want, sh, keep)
+    local p = got.d:ptr()
+    local j = 0
+    -- got has sh with 1 on the reduced axes; walk it in row-major order
+    local gs = {}
+    for k = 1, #sh do gs[k] = keep[k] and sh[k] or 1 end
+    for flat = 0, got.size - 1 do
+      local r, key, idx = flat, 0, {}
+      for k = #gs, 1, -1 do idx[k] = r % gs[k]; r = (r - idx[k]) / gs[k] end
+      for k = 1, #sh do key = key * sh[k] + (keep[k] and idx[k] or 0) end
+      assert.is_true(math.abs(p[flat] - want[key]) < 1e-4 * (1 + math.abs(want[key])),
+                     ('element %d: %g, want %g'):format(flat + 1, p[flat], want[key]))
+      j = j + 1
+    end
+    assert.are.same(gs, got.shape)
+    return j
+  end
+
+  it('PF.batch_normalization returns y and the batch mean and variance it normalized with', function()
+    nn.clear_parameters()
+    nn.seed(1)
+    local x = nn.Variable.from(nn.NdArray.randn({ 3, 4, 2, 2 }))
+    local y, m, v = PF.batch_normalization(x, { output_stat = true })
+    F.sink(y, m, v):forward()
+    local sh, keep = { 3, 4, 2, 2 }, { [2] = true }
+    local mean, var = stats_ref(x, sh, keep)
+    assert.are.equal(4, check(m, mean, sh, keep))
+    check(v, var, sh, keep)
+    -- y is normalized with exactly these: (x - m) / sqrt(v + eps) (gamma 1, beta 0)
+    local px, py, pm, pv = x.d:ptr(), y.d:ptr(), m.d:ptr(), v.d:ptr()
+    for i = 0, x.size - 1 do
+      local c = math.floor(i / 4) % 4
+      local want = (px[i] - pm[c]) / math.sqrt(pv[c] + 1e-5)
+      assert.is_true(math.abs(py[i] - want) < 1e-4)
+    end
+  end)
+
+  it('the statistics are differentiable: d(sum of var)/dx by finite differences', function()
+    nn.clear_parameters()
+    nn.seed(2)
+    local x = nn.Variable.from(nn.NdArray.randn({ 4, 3 }), { need_grad = true })
+    local _, _, v = PF.batch_normalization(x, { output_stat = true })
+    local l = F.sum(v)
+    l:forward()
+    x.g = 0
+    l:backward()
+    local p, g = x.d:ptr(nn.lib.C.NL_READWRITE), x.g:ptr()
+    for i = 0, x.size - 1 do
+      local keep = p[i]
+      p[i] = keep + 1e-2; l:forward(); local up = l.d:item()
+      p[i] = keep - 1e-2; l:forward(); local dn = l.d:item()
+      p[i] = keep
+      assert.is_true(math.abs((up - dn) / 2e-2 - g[i]) < 2e-2, ('element %d'):format(i + 1))
+    end
+  end)
+
+  it('PF.layer_normalization (per sample), PF.instance_normalization (per sample and channel)', function()
+    nn.clear_parameters()
+    nn.seed(3)
+    local sh = { 2, 3, 4 }
+    local x = nn.Variable.from(nn.NdArray.randn(sh))
+    local y1, m1, v1 = PF.layer_normalization(x, { output_stat = true })
+    local y2, m2, v2 = PF.instance_normalization(x, { output_stat = true })
+    F.sink(y1, m1, v1, y2, m2, v2):forward()
+    local mean, var = stats_ref(x, sh, { true })
+    check(m1, mean, sh, { true })
+    check(v1, var, sh, { true })
+    mean, var = stats_ref(x, sh, { true, true })
+    check(m2, mean, sh, { true, true })
+    check(v2, var, sh, { true, true })
+  end)
+end)
+
 describe('parametric functions: fix_parameters, scopes, reuse', function()
   before_each(function() nn.clear_parameters(); nn.seed(6) end)
 
@@ -475,7 +577,9 @@ describe('parametric functions: bad arguments', function()
       'axis 7 is out of range' },
     { 'PF.batch_normalization', function() return PF.batch_normalization(x4, { param_init = { gama = 1 } }) end,
       "unknown param_init key 'gama'" },
-    { 'PF.batch_normalization', function() return PF.batch_normalization(x4, { output_stat = true }) end,
+    { 'PF.batch_normalization', function() return PF.batch_normalization(x4, { output_stat = true, batch_stat = false }) end,
+      'output_stat = true needs batch_stat = true' },
+    { 'PF.group_normalization', function() return PF.group_normalization(x4, 2, { output_stat = true }) end,
       'output_stat = true is not supported' },
     { 'PF.fused_batch_normalization', function() return PF.fused_batch_normalization(x4, 3) end,
       'z (the residual input) must be a Variable' },

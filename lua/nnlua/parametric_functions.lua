@@ -208,6 +208,35 @@ local function no_output_stat(where, a)
   end
 end
 
+-- output_stat = true: y and the statistics the normalization used, as NNabla returns them:
+-- the mean and the biased variance of inp over every axis not in `keep` (kept as size 1),
+-- differentiable like y.
+local function with_stats(y, inp, keep)
+  local red = {}
+  for i = 1, #inp.shape do if not keep[i] then red[#red + 1] = i end end
+  if #red == 0 then
+    local var = F.mul_scalar(inp, 0)
+    return y, F.identity(inp), var
+  end
+  local mean = F.mean(inp, red, true)
+  local var = F.mean(F.pow_scalar(F.sub2(inp, mean), 2), red, true)
+  return y, mean, var
+end
+
+local function set_of(list)
+  local s = {}
+  for _, v in ipairs(list) do s[v] = true end
+  return s
+end
+
+local function bn_output_stat(where, a)
+  if a.output_stat and not a.batch_stat then
+    error(where .. ': output_stat = true needs batch_stat = true (with batch_stat = false the '
+          .. 'statistics used are the running ones, bn/mean and bn/var)', 0)
+  end
+  return a.output_stat
+end
+
 -- W (init: the resolved initializer) and, with a.with_bias, b (bshape, a.b_init or 0) under
 -- the current scope, passed through a.apply_w / a.apply_b when given.
 local function weight_bias(a, wshape, init, bshape)
@@ -368,12 +397,14 @@ local bn_spec = {
   { 'no_bias', false }, { 'name' },
 }
 define('batch_normalization', bn_spec, nil, function(where, a, inp)
-  no_output_stat(where, a)
+  local stats = bn_output_stat(where, a)
   local axes, stat, init = bn_params(where, inp, a)
-  return scoped(a.name, 'bn', function()
+  local y = scoped(a.name, 'bn', function()
     local beta, gamma, mean, var = bn_variables(stat, a, init)
     return F.batch_normalization(inp, beta, gamma, mean, var, axes, a.decay_rate, a.eps, a.batch_stat)
   end)
+  if stats then return with_stats(y, inp, set_of(axes)) end
+  return y
 end)
 PF.bn = PF.batch_normalization
 
@@ -384,9 +415,9 @@ local fbn_spec = {
 }
 define('fused_batch_normalization', fbn_spec, nil, function(where, a, inp)
   if a.z ~= nil then check_input(where, a.z, 'z (the residual input)') end
-  no_output_stat(where, a)
+  local stats = bn_output_stat(where, a)
   local axes, stat, init = bn_params(where, inp, a)
-  return scoped(a.name, 'bn', function()
+  local y = scoped(a.name, 'bn', function()
     local beta, gamma, mean, var = bn_variables(stat, a, init)
     -- F.fused_batch_normalization takes beta and gamma always: constants stand in for the
     -- omitted ones (as NNabla's batch normalization does inside).
@@ -395,6 +426,8 @@ define('fused_batch_normalization', fbn_spec, nil, function(where, a, inp)
     return F.fused_batch_normalization(inp, beta, gamma, mean, var, a.z, { axes = axes,
       decay_rate = a.decay_rate, eps = a.eps, batch_stat = a.batch_stat, nonlinearity = a.nonlinearity })
   end)
+  if stats then return with_stats(y, inp, set_of(axes)) end
+  return y
 end)
 PF.fused_bn = PF.fused_batch_normalization
 
@@ -416,13 +449,14 @@ local ln_spec = {
   { 'param_init' }, { 'no_scale', false }, { 'no_bias', false }, { 'name' },
 }
 define('layer_normalization', ln_spec, nil, function(where, a, inp)
-  no_output_stat(where, a)
   local shape = inp.shape
   local baxes = norm_axes(where, a.batch_axis, #shape, 'batch_axis')
   local stat = {}
   for i = 1, #shape do stat[i] = shape[i] end
   for _, b in ipairs(baxes) do stat[b] = 1 end
-  return normalize_with(where, 'layer_normalization', inp, a, stat, { batch_axis = baxes, eps = a.eps })
+  local y = normalize_with(where, 'layer_normalization', inp, a, stat, { batch_axis = baxes, eps = a.eps })
+  if a.output_stat then return with_stats(y, inp, set_of(baxes)) end   -- per sample
+  return y
 end)
 
 -- shape_stat of instance and group normalization: 1 except the channel axis.
@@ -445,10 +479,15 @@ local in_spec = {
   { 'name' },
 }
 define('instance_normalization', in_spec, nil, function(where, a, inp)
-  no_output_stat(where, a)
   local caxis, baxes, stat = channel_stat(where, inp, a)
-  return normalize_with(where, 'instance_normalization', inp, a, stat,
-                        { channel_axis = caxis, batch_axis = baxes, eps = a.eps })
+  local y = normalize_with(where, 'instance_normalization', inp, a, stat,
+                           { channel_axis = caxis, batch_axis = baxes, eps = a.eps })
+  if a.output_stat then                                  -- per sample and channel
+    local keep = set_of(baxes)
+    keep[caxis] = true
+    return with_stats(y, inp, keep)
+  end
+  return y
 end)
 
 local gn_spec = {
