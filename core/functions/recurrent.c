@@ -30,8 +30,10 @@
  * Forward: one sgemm for the input part of all T steps, one per step for the recurrent
  * part. Backward through time: per step the gate gradients and one sgemm for dh_{t-1} and
  * one for dW_h; after the sweep one sgemm each for dW_x and the layer's input gradient.
- * dropout > 0 with num_layers > 1 is not supported yet (NNabla/cuDNN applies it between
- * layers); training = false makes backward an error.
+ * dropout = p > 0 (training only) drops each output of layers 1 .. L-1 with probability p
+ * and scales the kept ones by 1 / (1 - p) before the next layer reads them (as cuDNN and
+ * PyTorch do; the last layer's y is never dropped); the masks come from the engine's
+ * generator (nn.seed) and are kept for backward. training = false makes backward an error.
  */
 #include "../src/function.h"
 #include <limits.h>
@@ -48,8 +50,9 @@ typedef struct rnn_state {
     int64_t T, B, I, H, L, D;
     int ix, ih, ic, iw0, iw, ib;      /* input slots (-1: absent) */
     bool relu, training;
+    float drop;                       /* dropout between layers (training only), 0: none */
     int64_t n_gates, n_seq;           /* T*B*G*H and T*B*H: per (layer, direction) */
-    int64_t off_hs, off_cs, off_hn, off_y, saved;   /* offsets in scratch 0 */
+    int64_t off_hs, off_cs, off_hn, off_y, off_mask, saved;   /* offsets in scratch 0 */
     bool forward_done;
 } rnn_state;
 
@@ -91,8 +94,7 @@ static int rnn_setup_kind(nl_func *f, int kind) {
     const double dropout = nl_arg_float(f, A_DROPOUT);
     if (L < 1) return nl_error("num_layers must be 1 or more, got %lld", (long long)L);
     if (!(dropout >= 0 && dropout < 1)) return nl_error("dropout must be in [0, 1), got %g", dropout);
-    if (dropout > 0 && L > 1)
-        return nl_error("dropout %g between layers (num_layers %lld) is not supported yet", dropout, (long long)L);
+    st.drop = st.training && L > 1 ? (float)dropout : 0.0f;
     const int64_t D = nl_arg_bool(f, A_BIDIR) ? 2 : 1;
     if (x->ndim != 3) return nl_error("x %s must be 3-d (steps, batch, input_size)", xs);
     const int64_t T = x->shape[0], B = x->shape[1], I = x->shape[2];
@@ -154,7 +156,8 @@ static int rnn_setup_kind(nl_func *f, int kind) {
     st.off_cs = st.off_hs + LD * st.n_seq;
     st.off_hn = st.off_cs + (kind == K_LSTM ? LD * st.n_seq : 0);
     st.off_y = st.off_hn + (kind == K_GRU ? LD * st.n_seq : 0);
-    st.saved = st.off_y + (L - 1) * T * B * D * H;
+    st.off_mask = st.off_y + (L - 1) * T * B * D * H;
+    st.saved = st.off_mask + (st.drop > 0 ? (L - 1) * T * B * D * H : 0);
 
     const int n_out = kind == K_LSTM ? 3 : 2;
     if (nl_set_n_out(f, n_out)) return -1;
@@ -285,6 +288,16 @@ static int rnn_forward(nl_func *f) {
             memcpy(hn_out + q * B * H, hs + tl * B * H, (size_t)(B * H) * sizeof(float));
             if (cn_out) memcpy(cn_out + q * B * H, cs + tl * B * H, (size_t)(B * H) * sizeof(float));
         }
+        /* dropout before the next layer: out (T*B*D*H) *= mask, mask = 0 or 1/(1-p) */
+        if (s->drop > 0 && l < L - 1) {
+            const int64_t n = T * B * D * H;
+            const float keep = 1.0f / (1.0f - s->drop);
+            float *mask = sv + s->off_mask + l * n;
+            for (int64_t k = 0; k < n; k++) {
+                mask[k] = nl_rngs_uniform01(NULL) >= s->drop ? keep : 0.0f;
+                out[k] *= mask[k];
+            }
+        }
     }
     s->forward_done = true;
     return 0;
@@ -335,6 +348,11 @@ static int rnn_backward(nl_func *f, const bool *prop, const bool *accum) {
           *dcn_ = dhn_ + B * H;
 
     for (int64_t l = L - 1; l >= 0; l--) {
+        if (s->drop > 0 && l < L - 1) {   /* through the dropout after layer l */
+            const float *mask = sv + s->off_mask + l * TB * D * H;
+            float *g = bufs[l & 1];
+            for (int64_t k = 0; k < TB * D * H; k++) g[k] *= mask[k];
+        }
         const float *dYl = l == L - 1 ? dy : bufs[l & 1];
         const float *in = l == 0 ? x : sv + s->off_y + (l - 1) * TB * D * H;
         float *dX = l == 0 ? dx : bufs[(l - 1) & 1];

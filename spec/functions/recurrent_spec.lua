@@ -228,11 +228,78 @@ describe('recurrent layers', function()
     assert.matches('F.rnn: x {3, 4} must be 3-d (steps, batch, input_size)', err, 1, true)
     err = err_of(F.rnn, x, V { 1, 2, 2, 5 }, V { 2, 5, 9 }, { num_layers = 1, bidirectional = false })
     assert.matches("F.rnn: input 'h' has shape {1, 2, 2, 5}, expected {1, 1, 2, 5}", err, 1, true)
-    err = err_of(F.lstm, x, V { 2, 1, 2, 5 }, V { 2, 1, 2, 5 }, V { 1, 4, 5, 9 }, V { 1, 1, 4, 5, 10 }, { num_layers = 2, dropout = 0.5 })
-    assert.matches('F.lstm: dropout 0.5 between layers (num_layers 2) is not supported yet', err, 1, true)
+    err = err_of(F.lstm, x, V { 2, 1, 2, 5 }, V { 2, 1, 2, 5 }, V { 1, 4, 5, 9 }, V { 1, 1, 4, 5, 10 }, { num_layers = 2, dropout = 1 })
+    assert.matches('F.lstm: dropout must be in [0, 1), got 1', err, 1, true)
     err = err_of(F.rnn, x, h, V { 1, 5, 9 }, { nonlinearity = 'sigmoid' })
     assert.matches("argument 'nonlinearity' must be one of 'tanh', 'relu'", err, 1, true)
   end)
+
+  -- dropout between layers is F.dropout on layer 1's output before layer 2 reads it: the
+  -- same generator draws the same masks in the same order, so a two-layer call and two
+  -- one-layer calls with F.dropout between them agree exactly, forward and backward.
+  for _, kind in ipairs { 'rnn', 'lstm', 'gru' } do
+    it(kind .. ' with dropout between two layers equals two one-layer calls with F.dropout between', function()
+      local G = kind == 'rnn' and 1 or kind == 'lstm' and 4 or 3
+      local D, Tn, B, I, H, p = 2, 3, 2, 3, 4, 0.4
+      local function gshape(...)   -- rnn has no gate axis
+        local t = { ... }
+        if kind == 'rnn' then table.remove(t, #t - 2) end
+        return t
+      end
+      nn.seed(11)
+      local x = V.from(NdArray.randn { Tn, B, I }, { need_grad = true })
+      local h = V.from(NdArray.randn { 2, D, B, H }, { need_grad = true })
+      local c = V.from(NdArray.randn { 2, D, B, H }, { need_grad = true })
+      local w0 = V.from(NdArray.randn(gshape(D, G, H, I + H)), { need_grad = true })
+      local w = V.from(NdArray.randn(gshape(1, D, G, H, D * H + H)), { need_grad = true })
+      local bshape = kind == 'rnn' and { 2, D, H } or { 2, D, 4, H }
+      local b = V.from(NdArray.randn(bshape), { need_grad = true })
+      local opts = { num_layers = 2, dropout = p, bidirectional = true }
+      local fn = F[kind]
+      local function call(xx, hh, cc, ...)
+        if kind == 'lstm' then return fn(xx, hh, cc, ...) end
+        return fn(xx, hh, ...)
+      end
+      local y2 = call(x, h, c, w0, w, b, opts)
+      -- the same through two one-layer calls
+      local wl1 = F.reshape(w, gshape(D, G, H, D * H + H))
+      local function pick(v, l)   -- v[l] (1-based) as a leading axis of size 1
+        local start, stop = {}, {}
+        for k = 1, #v.shape do start[k] = 1; stop[k] = v.shape[k] end
+        start[1], stop[1] = l, l
+        return F.slice(v, start, stop)
+      end
+      local y1 = call(x, pick(h, 1), pick(c, 1), w0, pick(b, 1), { bidirectional = true })
+      local mid = F.dropout(y1, p)
+      local yref = call(mid, pick(h, 2), pick(c, 2), wl1, pick(b, 2), { bidirectional = true })
+      nn.seed(5)
+      y2:forward()
+      nn.seed(5)
+      yref:forward()
+      local a, r = y2.d:ptr(), yref.d:ptr()
+      local dropped = 0
+      for k = 0, y2.size - 1 do assert.is_true(math.abs(a[k] - r[k]) < 1e-5, 'forward ' .. k) end
+      local pm = mid.d:ptr()
+      for k = 0, mid.size - 1 do if pm[k] == 0 then dropped = dropped + 1 end end
+      assert.is_true(dropped > 0 and dropped < mid.size, 'the mask drops some and keeps some')
+      local dy = NdArray.randn(y2.shape)
+      local leaves = kind == 'lstm' and { x, h, c, w0, w, b } or { x, h, w0, w, b }
+      local function grads(y)
+        for _, v in ipairs(leaves) do v.g = 0 end
+        y:backward { grad = dy }
+        local out = {}
+        for i, v in ipairs(leaves) do out[i] = v.g:copy() end
+        return out
+      end
+      local g2, gr = grads(y2), grads(yref)
+      for i = 1, #leaves do
+        local pa, pb = g2[i]:ptr(), gr[i]:ptr()
+        for k = 0, g2[i].size - 1 do
+          assert.is_true(math.abs(pa[k] - pb[k]) < 1e-4 * (1 + math.abs(pb[k])), ('gradient %d element %d'):format(i, k))
+        end
+      end
+    end)
+  end
 
   it('training = false: forward works, backward is an error', function()
     local x = V.from(NdArray.randn { 2, 1, 2 }, { need_grad = true })
