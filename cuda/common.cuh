@@ -170,6 +170,8 @@ int nlc_register_layers(void);
 int nlc_register_cudnn(void);
 int nlc_register_views(void);    /* views.cu: array functions that are strided views */
 int nlc_register_losses(void);   /* losses.cu: the element-wise losses of loss_ext.c */
+int nlc_register_reductions(void);  /* reduce_ext.cu: max, min, prod, norm, cumsum, cumprod */
+int nlc_register_indexing(void);    /* indexing.cu: pad, shift, trilu, one_hot, embed, cce, kl */
 
 /* ---- shared device helpers (reduce.cu) --------------------------------------------- */
 /* y (the kept axes of x, in order) = scale * sum of x over the axes marked in red

@@ -337,6 +337,83 @@ add('batch_normalization', {
   grad = { false, true, true, false, false },
   fn = function(x, b, g, m, v) return F.batch_normalization(x, b, g, m, v) end })
 
+-- max, min, prod, norm, cumsum, cumprod (reduce_ext.cu): axes, keepdims, indices, p, scan options
+for _, name in ipairs { 'max', 'min' } do
+  add(name, { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F[name](x) end })
+  add(name, { inputs = { normal(S234) }, grad = { true },
+              fn = function(x) return F[name](x, { axis = 2, keepdims = true }) end })
+  add(name, { inputs = { specials({ 4, 5, 6 }) }, grad = { true },
+              fn = function(x) return F[name](x, { axis = { 1, 3 } }) end })
+  add(name, { inputs = { binary01({ 3, 8 }) }, grad = { true },
+              fn = function(x) return F.stack({ F[name](x, { axis = -1, with_index = true }) }, 1) end })
+  add(name, { inputs = { normal({ 4, 5, 6 }) }, grad = { true },
+              fn = function(x) return F[name](x, { axis = { 3, 1 }, keepdims = true, only_index = true }) end })
+  add(name, { inputs = { normal({ 300, 64 }) }, grad = { true }, fn = function(x) return F[name](x, 1) end })
+end
+add('prod', { inputs = { range(S234, 0.5, 1.5) }, grad = { true }, fn = function(x) return F.prod(x, { axis = 2 }) end })
+add('prod', { inputs = { specials(S234) }, grad = { true },
+              fn = function(x) return F.prod(x, { axis = -1, keepdims = true }) end })
+add('prod', { inputs = { normal({ 2, 3, 4, 5 }) }, grad = { true }, fn = function(x) return F.prod(x, { axis = { 2, 4 } }) end })
+add('prod', { inputs = { positive({ 3, 4 }) }, grad = { true }, fn = function(x) return F.prod(x) end })
+add('norm', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.norm(x) end })
+add('norm', { inputs = { normal(S234) }, grad = { true },
+              fn = function(x) return F.norm(x, { p = 1, axis = 2, keepdims = true }) end })
+add('norm', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.norm(x, { p = 3, axis = { 1, 3 } }) end })
+add('norm', { inputs = { binary01({ 6, 3 }) }, grad = { true }, fn = function(x) return F.norm(x, { p = 2.5, axis = 2 }) end })
+for _, name in ipairs { 'cumsum', 'cumprod' } do
+  add(name, { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F[name](x) end })
+  add(name, { inputs = { normal(S234) }, grad = { true },
+              fn = function(x) return F[name](x, { axis = 2, exclusive = true }) end })
+  add(name, { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F[name](x, { axis = -1, reverse = true }) end })
+  add(name, { inputs = { normal({ 3, 5, 2 }) }, grad = { true },
+              fn = function(x) return F[name](x, { axis = 2, exclusive = true, reverse = true }) end })
+end
+add('cumsum', { inputs = { normal({ 64, 300 }) }, grad = { true }, fn = function(x) return F.cumsum(x, 2) end })
+add('cumprod', { inputs = { binary01({ 4, 6 }) }, grad = { true }, fn = function(x) return F.cumprod(x, { axis = 2 }) end })
+add('cumprod', { inputs = { specials({ 5, 7 }) }, grad = { true },
+                 fn = function(x) return F.cumprod(x, { axis = 2, exclusive = true }) end })
+
+-- the indexing functions (indexing.cu): offset tables (pad, shift; atomic scatter-adds
+-- backwards where reflect/repeat/nearest repeat an offset), triangles, ids and labels
+add('pad', { inputs = { normal(S234) }, grad = { true },
+             fn = function(x) return F.pad(x, { 1, 2, 2, 1 }, 'constant', 0.5) end })
+add('pad', { inputs = { normal(S234) }, grad = { true },
+             fn = function(x) return F.pad(x, { 0, 1, 2, 1, 3, 3 }, 'reflect') end })
+add('pad', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.pad(x, { 2, 0, 1, 4 }, 'repeat') end })
+add('pad', { inputs = { normal({ 3, 3 }) }, grad = { true }, fn = function(x) return F.pad(x, { 5, 6 }, 'reflect') end })
+add('pad', { inputs = { normal({ 2, 3, 40, 50 }) }, grad = { true },
+             fn = function(x) return F.pad(x, { 3, 2, 1, 4 }, 'reflect') end })
+add('shift', { inputs = { normal({ 2, 5 }) }, grad = { true }, fn = function(x) return F.shift(x, { -1, 3 }, 'nearest') end })
+add('shift', { inputs = { normal({ 3, 5 }) }, grad = { true }, fn = function(x) return F.shift(x, { 1, -2 }, 'reflect') end })
+add('shift', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.shift(x, { 3, 6 }, 'reflect') end })
+add('shift', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.shift(x, { 2 }) end })
+add('trilu', { inputs = { normal({ 4, 4 }) }, grad = { true }, fn = function(x) return F.trilu(x) end })
+add('trilu', { inputs = { normal({ 2, 3, 5 }) }, grad = { true }, fn = function(x) return F.trilu(x, -1, false) end })
+add('trilu', { inputs = { normal({ 2, 4, 3 }) }, grad = { true }, fn = function(x) return F.trilu(x, 1, true) end })
+add('trilu', { inputs = { normal({ 3, 5 }) }, grad = { true }, fn = function(x) return F.trilu(x, 2, false) end })
+add('one_hot', { inputs = { labels({ 5, 1 }, 10) }, fn = function(x) return F.one_hot(x, { 10 }) end })
+add('one_hot', { inputs = { labels({ 2, 3, 2 }, 4) }, grad = { true }, fn = function(x) return F.one_hot(x, { 4, 5 }) end })
+-- ids -3..4 for 4 classes: -3..-1 wrap around, 4 gives an all-zero row
+add('one_hot', { inputs = { labels({ 12, 1 }, 8) }, fn = function(x) return F.one_hot(F.add_scalar(x, -3), { 4 }) end })
+add('embed', { inputs = { labels({ 2, 3 }, 5), normal({ 5, 4 }) }, grad = { false, true },
+               fn = function(x, w) return F.embed(x, w) end })
+add('embed', { inputs = { labels({ 40 }, 3), normal({ 3, 2, 2 }) }, grad = { false, true },
+               fn = function(x, w) return F.embed(x, w) end })
+add('embed', { inputs = { labels({ 2, 2, 2 }, 4), normal({ 4 }) }, grad = { true, true },
+               fn = function(x, w) return F.embed(x, w) end })
+add('categorical_cross_entropy', { inputs = { range({ 5, 4 }, 0.1, 1), labels({ 5, 1 }, 4) }, grad = { true, false },
+                                   fn = function(x, t) return F.categorical_cross_entropy(x, t) end })
+add('categorical_cross_entropy', { inputs = { range({ 2, 3, 4 }, 0.1, 1), labels({ 2, 1, 4 }, 3) }, grad = { true, true },
+                                   fn = function(x, t) return F.categorical_cross_entropy(x, t, 2) end })
+add('kl_multinomial', { inputs = { range({ 3, 4 }, 0.2, 1), range({ 3, 4 }, 0.2, 1) }, grad = { true, true },
+                        fn = function(p, q) return F.kl_multinomial(p, q) end })
+add('kl_multinomial', { inputs = { range(S234, 0.2, 1), range(S234, 0.2, 1) }, grad = { false, true },
+                        fn = function(p, q) return F.kl_multinomial(p, q, 3) end })
+add('kl_multinomial', { inputs = { range({ 4, 3000 }, 0.2, 1), range({ 4, 3000 }, 0.2, 1) }, grad = { true, true },
+                        fn = function(p, q) return F.kl_multinomial(p, q) end })
+add('kl_multinomial', { inputs = { range({ 3, 4 }, 0.2, 1) }, grad = { true },
+                        fn = function(p) return F.kl_multinomial(p, p) end })
+
 -- A default case for a function registered later with no entry here (one input of S234,
 -- or two of the same shape).
 local function default_case(name)

@@ -11,6 +11,7 @@
  * backward scatters through the same view.
  */
 #include "nd_view.h"
+#include "index_plans.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -545,7 +546,7 @@ const nl_fdef nl_fdef_matrix_diag_part = {
 
 /* ==== trilu ============================================================================ */
 
-enum { TU_K, TU_UPPER };
+/* TU_K, TU_UPPER: index_plans.h */
 static const nl_argdef trilu_args[] = {
     {"k", NL_ARG_INT, "0", NULL},
     {"upper", NL_ARG_BOOL, "true", NULL},
@@ -572,7 +573,7 @@ static void trilu_apply(const nl_func *f, const float *src, float *dst, bool add
             const float *s = src + (b * rows + i) * cols;
             float *d = dst + (b * rows + i) * cols;
             for (int64_t j = 0; j < cols; j++) {
-                bool keep = upper ? j - i >= k : j - i <= k;
+                bool keep = nl_trilu_keep(i, j, k, upper);
                 if (add) { if (keep) d[j] += s[j]; }
                 else d[j] = keep ? s[j] : 0.0f;
             }
@@ -624,7 +625,7 @@ static nl_tabmap *tabmap_new(nl_func *f, int nd, const int64_t *shape) {
 
 /* ---- pad ---- */
 
-enum { PD_WIDTH, PD_MODE, PD_VALUE };
+/* PD_WIDTH, PD_MODE, PD_VALUE: index_plans.h */
 static const nl_argdef pad_args[] = {
     {"pad_width", NL_ARG_INTS, "nil", NULL},
     {"mode", NL_ARG_CHOICE, "'constant'", "constant|reflect|repeat"},

@@ -9,11 +9,12 @@
  * Backward: dw[x0[i], :] += dy[i, :]; the ids get no gradient (zeros when asked for).
  */
 #include "../src/function.h"
+#include "index_plans.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct embed_state { int64_t n_ids, rows, row; } embed_state;
+/* embed_state (n_ids, rows, row): index_plans.h */
 
 static void embed_destroy(nl_func *f) { free(f->state); }
 
@@ -43,9 +44,7 @@ static int embed_setup(nl_func *f) {
 /* Checks id i of x0 against 0..rows-1. */
 static int embed_id(const embed_state *s, const float *x, int64_t i, int64_t *out) {
     const float v = x[i];
-    if (!(v >= 0.0f) || v != floorf(v) || (double)v >= (double)s->rows)
-        return nl_error("x0 value %g at position %lld is not a row id of w (0-based ids 0..%lld)",
-                        (double)v, (long long)(i + 1), (long long)(s->rows - 1));
+    if (!nl_embed_id_ok(v, s->rows)) return nl_embed_bad(v, i, s->rows);
     *out = (int64_t)v;
     return 0;
 }

@@ -8,6 +8,7 @@
  * labels (ids are classes, not positions). Index inputs get zero gradients.
  */
 #include "nd_view.h"
+#include "index_plans.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,7 +143,7 @@ const nl_fdef nl_fdef_sort = {
 
 /* ==== one_hot ========================================================================== */
 
-enum { OH_SHAPE };
+/* OH_SHAPE: index_plans.h */
 static const nl_argdef one_hot_args[] = {{"shape", NL_ARG_INTS, "nil", NULL}};
 
 static int one_hot_setup(nl_func *f) {
@@ -180,11 +181,8 @@ static int one_hot_forward(nl_func *f) {
         bool inside = true;
         for (int k = 0; k < m; k++) {
             const int64_t n = nl_arg_at(f, OH_SHAPE, k);
-            const double v = x[r * m + k];
-            if (!isfinite(v) || v != floor(v))
-                return nl_error("x entry %lld is %g, not an integer class id", (long long)(r * m + k + 1), v);
-            int64_t c = v >= -(double)n && v < (double)n ? (int64_t)v : n;
-            if (c < 0) c += n;               /* -n..-1 wrap around, as in NNabla */
+            int64_t c;
+            if (!nl_one_hot_class(x[r * m + k], n, &c)) return nl_one_hot_bad(x[r * m + k], r * m + k);
             if (c >= n) inside = false;      /* out of range: an all-zero row */
             flat = flat * n + c;
         }

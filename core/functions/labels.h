@@ -8,6 +8,7 @@
 #ifndef NNLUA_LABELS_H
 #define NNLUA_LABELS_H
 #include "../src/function.h"
+#include "elementwise_math.h"   /* NL_HD: the label tests run on the device too */
 #include <math.h>
 
 /* Splits x's shape around the (Lua-style) class axis given by argument `k`. */
@@ -45,9 +46,14 @@ static inline int nl_class_target_check(nl_func *f, int k, int64_t *want, int *a
     return 0;
 }
 
+/* The tests of nl_class_label, for the host and the device: l in 0..C-1, and l a valid
+ * label (in range and an integer). */
+NL_HD bool nl_class_label_in_range(float l, int64_t C) { return l >= 0.0f && l <= (float)(C - 1); }
+NL_HD bool nl_class_label_ok(float l, int64_t C) { return nl_class_label_in_range(l, C) && l == floorf(l); }
+
 /* Checks one label (a float class id) against 0..C-1; pos is 0-based in target. */
 static inline int nl_class_label(float l, int64_t C, int64_t pos, int64_t *out) {
-    if (!(l >= 0.0f && l <= (float)(C - 1)))
+    if (!nl_class_label_in_range(l, C))
         return nl_error("label %g at position %lld is out of range 0..%lld", (double)l, (long long)(pos + 1),
                         (long long)(C - 1));
     if (l != floorf(l))

@@ -20,10 +20,13 @@
  *                                         base_axis - 1, then 1
  * Inputs of the binary losses have the same shape; the output has it too.
  * The per-element math of the element-wise losses is in elementwise_math.h (nl_sigce_*,
- * nl_bce_*, nl_abserr_*, nl_huber_*, nl_eil_*), shared with the CUDA kernels (cuda/losses.cu).
+ * nl_bce_*, nl_abserr_*, nl_huber_*, nl_eil_*), shared with the CUDA kernels (cuda/losses.cu);
+ * categorical_cross_entropy's and kl_multinomial's is in index_plans.h (nl_cce_*, nl_kl_*),
+ * shared with cuda/indexing.cu.
  */
 #include "labels.h"
 #include "elementwise_math.h"
+#include "index_plans.h"
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -118,7 +121,7 @@ const nl_fdef nl_fdef_binary_cross_entropy = {
 
 /* ---- categorical_cross_entropy ----------------------------------------------------- */
 
-enum { CCE_AXIS };
+/* CCE_AXIS, nl_cce_fwd, nl_cce_bwd: index_plans.h */
 static const nl_argdef cce_args[] = {{"axis", NL_ARG_AXIS, "-1", NULL}};
 
 static int cce_setup(nl_func *f) {
@@ -141,7 +144,7 @@ static int cce_forward(nl_func *f) {
             const int64_t pos = o * inner + i;
             int64_t l = 0;
             if (nl_class_label(t[pos], C, pos, &l)) return -1;
-            y[pos] = -nl_logcf(x[(o * C + l) * inner + i]);
+            y[pos] = nl_cce_fwd(x[(o * C + l) * inner + i]);
         }
     return 0;
 }
@@ -162,8 +165,7 @@ static int cce_backward(nl_func *f, const bool *prop, const bool *accum) {
                 int64_t l = 0;
                 if (nl_class_label(t[pos], C, pos, &l)) return -1;
                 const int64_t k = (o * C + l) * inner + i;
-                const float p = x[k] > FLT_MIN ? x[k] : FLT_MIN;
-                dx[k] -= dy[pos] / p;
+                dx[k] -= nl_cce_bwd(x[k], dy[pos]);
             }
     }
     nl_no_grad_input(f, 1, prop, accum);
@@ -266,20 +268,8 @@ const nl_fdef nl_fdef_epsilon_insensitive_loss = {
 
 /* ---- kl_multinomial ---------------------------------------------------------------- */
 
-enum { KL_BASE_AXIS };
+/* KL_BASE_AXIS, nl_kl_dims (p, q: (n, k); D: (n)) and the math nl_kl_*: index_plans.h */
 static const nl_argdef kl_args[] = {{"base_axis", NL_ARG_INT, "2", NULL}};
-#define KL_EPS 1.0e-8f
-
-/* p, q: (n, k) with n = prod(shape[1..base_axis-1]), k = the rest; D: (n) */
-static int kl_dims(nl_func *f, int64_t *n, int64_t *k) {
-    const nl_var *p = nl_in(f, 0);
-    int ba;
-    if (nl_norm_axis("base_axis", nl_arg_int(f, KL_BASE_AXIS), p->ndim, &ba)) return -1;
-    *n = 1; *k = 1;
-    for (int d = 0; d < ba; d++) *n *= p->shape[d];
-    for (int d = ba; d < p->ndim; d++) *k *= p->shape[d];
-    return ba;
-}
 
 static int kl_setup(nl_func *f) {
     const nl_var *p = nl_in(f, 0), *q = nl_in(f, 1);
@@ -289,7 +279,7 @@ static int kl_setup(nl_func *f) {
                         nl_shape_str(s2, q->ndim, q->shape));
     if (p->ndim == 0) return nl_error("input 'p' is 0-d; it needs at least one axis");
     int64_t n, k;
-    int ba = kl_dims(f, &n, &k);
+    int ba = nl_kl_dims(f, &n, &k);
     if (ba < 0) return -1;
     int64_t shape[NL_MAX_NDIM];
     for (int d = 0; d < ba; d++) shape[d] = p->shape[d];
@@ -300,14 +290,14 @@ static int kl_setup(nl_func *f) {
 
 static int kl_forward(nl_func *f) {
     int64_t n, k;
-    if (kl_dims(f, &n, &k) < 0) return -1;
+    if (nl_kl_dims(f, &n, &k) < 0) return -1;
     NL_PTR(const float *, p, nl_in_data(f, 0));
     NL_PTR(const float *, q, nl_in_data(f, 1));
     NL_PTR(float *, y, nl_out_data(f, 0));
     for (int64_t i = 0; i < n; i++) {
         const float *pi = p + i * k, *qi = q + i * k;
         double s = 0;
-        for (int64_t j = 0; j < k; j++) s += (double)pi[j] * (logf(pi[j] + KL_EPS) - logf(qi[j] + KL_EPS));
+        for (int64_t j = 0; j < k; j++) s += nl_kl_term(pi[j], qi[j]);
         y[i] = (float)s;
     }
     return 0;
@@ -317,7 +307,7 @@ static int kl_forward(nl_func *f) {
  * derivatives of the forward; NNabla writes 1 and p / q, equal up to e = 1e-8) */
 static int kl_backward(nl_func *f, const bool *prop, const bool *accum) {
     int64_t n, k;
-    if (kl_dims(f, &n, &k) < 0) return -1;
+    if (nl_kl_dims(f, &n, &k) < 0) return -1;
     NL_PTR(const float *, p, nl_in_data(f, 0));
     NL_PTR(const float *, q, nl_in_data(f, 1));
     NL_PTR(const float *, dy, nl_out_grad(f, 0));
@@ -325,12 +315,12 @@ static int kl_backward(nl_func *f, const bool *prop, const bool *accum) {
         NL_PTR(float *, dp, nl_in_grad(f, 0, accum[0]));
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = i * k; j < (i + 1) * k; j++)
-                PUT(dp[j], accum[0], dy[i] * (logf(p[j] + KL_EPS) - logf(q[j] + KL_EPS) + p[j] / (p[j] + KL_EPS)));
+                PUT(dp[j], accum[0], nl_kl_dp(p[j], q[j], dy[i]));
     }
     if (prop[1]) {
         NL_PTR(float *, dq, nl_in_grad(f, 1, accum[1]));
         for (int64_t i = 0; i < n; i++)
-            for (int64_t j = i * k; j < (i + 1) * k; j++) PUT(dq[j], accum[1], -dy[i] * p[j] / (q[j] + KL_EPS));
+            for (int64_t j = i * k; j < (i + 1) * k; j++) PUT(dq[j], accum[1], nl_kl_dq(p[j], q[j], dy[i]));
     }
     return 0;
 }

@@ -6,6 +6,7 @@
  * blocks, one middle block) run as plain (A, R, B) loops; other layouts use a strided walk.
  */
 #include "../src/function.h"
+#include "reduce_plan.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,21 +198,11 @@ const nl_fdef nl_fdef_mean = {
 };
 
 /* ==== max, min, prod, norm: reductions that look at each reduced group whole ==========
- * The plan lists, for every output element j, the input offset of its group's first
- * element (base[j]) and, for the r-th member of a group, its offset from there (roff[r],
- * row-major over the reduced axes in axis order). */
+ * The plan (group_plan, reduce_plan.h) lists, for every output element j, the input offset
+ * of its group's first element (base[j]) and, for the r-th member of a group, its offset
+ * from there (roff[r], row-major over the reduced axes in axis order). */
 
 #include "nd_view.h"
-
-typedef struct group_plan {
-    int64_t ysize, R;
-    int64_t *base;        /* ysize entries */
-    int64_t *roff;        /* R entries */
-    int64_t *arg;         /* max/min: the winning r of each group (ysize entries) */
-    int n_val, n_idx;     /* max/min: output slot of the values / indices, -1 = none */
-    bool is_min;
-    double p;             /* norm */
-} group_plan;
 
 static void group_destroy(nl_func *f) {
     group_plan *p = f->state;
@@ -257,28 +248,18 @@ static int group_setup(nl_func *f, int axis_arg, bool keep, int *ond, int64_t *o
     }
     p->ysize = ysize;
     p->R = R;
+    /* the kept axes (walked for base) and the reduced axes (for roff), each in axis order */
+    p->kept.n = p->red.n = 0;
+    for (int d = 0; d < nd; d++) {
+        group_axes *g = red[d] ? &p->red : &p->kept;
+        g->shape[g->n] = x->shape[d];
+        g->stride[g->n++] = xst[d];
+    }
     p->base = malloc((size_t)(ysize > 0 ? ysize : 1) * sizeof(int64_t));
     p->roff = malloc((size_t)(R > 0 ? R : 1) * sizeof(int64_t));
     if (!p->base || !p->roff) return nl_error("out of memory");
-    /* walk the kept axes (for base) and the reduced axes (for roff) as two odometers */
-    for (int pass = 0; pass < 2; pass++) {
-        bool want_red = pass == 1;
-        int64_t *out = want_red ? p->roff : p->base;
-        int64_t n = want_red ? R : ysize;
-        int ax[NL_MAX_NDIM], na = 0;
-        for (int d = 0; d < nd; d++) if (red[d] == want_red) ax[na++] = d;
-        int64_t idx[NL_MAX_NDIM] = {0}, off = 0;
-        for (int64_t j = 0; j < n; j++) {
-            out[j] = off;
-            for (int a = na - 1; a >= 0; a--) {
-                int d = ax[a];
-                off += xst[d];
-                if (++idx[a] < x->shape[d]) break;
-                off -= xst[d] * x->shape[d];
-                idx[a] = 0;
-            }
-        }
-    }
+    for (int64_t j = 0; j < ysize; j++) p->base[j] = group_offset(&p->kept, j);
+    for (int64_t r = 0; r < R; r++) p->roff[r] = group_offset(&p->red, r);
     return 0;
 }
 
@@ -511,9 +492,7 @@ static int norm_backward(nl_func *f, const bool *prop, const bool *accum) {
         double yj = y[j];
         double scale = yj > 0 ? dy[j] / pow(yj, pv - 1) : 0;
         for (int64_t r = 0; r < p->R; r++) {
-            double v = g[p->roff[r]];
-            double gr = pv == 2 ? v : pv == 1 ? (v > 0) - (v < 0) : copysign(pow(fabs(v), pv - 1), v);
-            if (v == 0) gr = 0;
+            double gr = norm_grad_term(g[p->roff[r]], pv);
             float o = (float)(scale * gr);
             if (accum[0]) d[p->roff[r]] += o; else d[p->roff[r]] = o;
         }
@@ -530,7 +509,7 @@ const nl_fdef nl_fdef_norm = {
     .grad_in_data = 1, .grad_out_data = 1,
 };
 
-/* ==== cumsum, cumprod: scans along one axis, x viewed as (A, N, B) ==================== */
+/* ==== cumsum, cumprod: scans along one axis, x viewed as (A, N, B) (cum_plan, reduce_plan.h) */
 
 enum { CS_AXIS, CS_EXCLUSIVE, CS_REVERSE };
 static const nl_argdef cum_args[] = {
@@ -538,8 +517,6 @@ static const nl_argdef cum_args[] = {
     {"exclusive", NL_ARG_BOOL, "false", NULL},
     {"reverse", NL_ARG_BOOL, "false", NULL},
 };
-
-typedef struct cum_plan { int64_t A, N, B; bool exclusive, reverse; } cum_plan;
 
 static int cum_setup(nl_func *f) {
     const nl_var *x = nl_in(f, 0);
@@ -555,12 +532,6 @@ static int cum_setup(nl_func *f) {
     p->reverse = nl_arg_bool(f, CS_REVERSE);
     nl_set_out_shape(f, 0, x->ndim, x->shape);
     return 0;
-}
-
-/* Offset of the i-th element in scan order on line (a, b). */
-static inline int64_t cum_at(const cum_plan *p, int64_t a, int64_t b, int64_t i) {
-    int64_t t = p->reverse ? p->N - 1 - i : i;
-    return (a * p->N + t) * p->B + b;
 }
 
 /* x: (A, N, B); y: (A, N, B) = running sum (product) along N in scan order; exclusive
