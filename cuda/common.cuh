@@ -172,6 +172,8 @@ int nlc_register_views(void);    /* views.cu: array functions that are strided v
 int nlc_register_losses(void);   /* losses.cu: the element-wise losses of loss_ext.c */
 int nlc_register_reductions(void);  /* reduce_ext.cu: max, min, prod, norm, cumsum, cumprod */
 int nlc_register_indexing(void);    /* indexing.cu: pad, shift, trilu, one_hot, embed, cce, kl */
+int nlc_register_deconv(void);      /* cudnn_deconv.cu: deconvolution, depthwise_convolution */
+int nlc_register_norm_ext(void);    /* norm_ext.cu: layer/instance/group/weight normalization, pooling_ext */
 
 /* ---- shared device helpers (reduce.cu) --------------------------------------------- */
 /* y (the kept axes of x, in order) = scale * sum of x over the axes marked in red

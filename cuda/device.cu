@@ -327,7 +327,8 @@ int nl_cuda_init(void) {
         g_registered = 0;
         if (nlc_register_elementwise() || nlc_register_reduce() || nlc_register_layers() ||
             nlc_register_views() || nlc_register_losses() || nlc_register_reductions() ||
-            nlc_register_indexing() || nlc_register_cudnn()) {
+            nlc_register_indexing() || nlc_register_deconv() || nlc_register_norm_ext() ||
+            nlc_register_cudnn()) {
             snprintf(g_init_msg, sizeof g_init_msg, "registering the CUDA implementations failed: %s",
                      nl_last_error());
             nl_set_device_ops(nullptr);

@@ -414,6 +414,105 @@ add('kl_multinomial', { inputs = { range({ 4, 3000 }, 0.2, 1), range({ 4, 3000 }
 add('kl_multinomial', { inputs = { range({ 3, 4 }, 0.2, 1) }, grad = { true },
                         fn = function(p) return F.kl_multinomial(p, p) end })
 
+-- deconvolution and depthwise_convolution (cudnn_deconv.cu): stride, pad, dilation, group,
+-- output_padding, base_axis, 1-d/2-d/3-d, with and without bias; wrap = false makes the
+-- function's own input gradients accumulate into the pre-filled leaf gradients
+local function deconv_case(xs, ws, opts, bias, extra)
+  local inputs = { normal(xs), normal(ws) }
+  if bias then inputs[3] = normal({ ws[2] * (opts and opts.group or 1) }) end
+  local case = { inputs = inputs, grad = { true, true, bias and true or nil }, atol = conv_atol.atol,
+                 grad_atol = conv_atol.grad_atol,
+                 fn = function(x, w, b) return F.deconvolution(x, w, b, opts) end }
+  for k, v in pairs(extra or {}) do case[k] = v end
+  add('deconvolution', case)
+end
+deconv_case({ 2, 3, 5, 5 }, { 3, 4, 3, 3 }, { pad = { 1, 1 }, stride = { 2, 2 } }, true)
+deconv_case({ 2, 4, 4, 5 }, { 4, 3, 3, 3 }, { group = 2, dilation = { 2, 1 }, pad = { 1, 0 } }, true)
+deconv_case({ 2, 3, 4, 4 }, { 3, 2, 3, 3 }, { stride = { 2, 3 }, pad = { 1, 1 }, output_padding = { 1, 2 } }, true)
+deconv_case({ 2, 3, 6 }, { 3, 4, 3 }, { stride = { 2 }, output_padding = { 1 } }, true)
+deconv_case({ 1, 2, 3, 3, 3 }, { 2, 3, 2, 2, 2 }, { stride = { 1, 2, 1 }, pad = { 0, 1, 0 } }, false)
+deconv_case({ 2, 2, 3, 4, 4 }, { 3, 2, 2, 2 }, { base_axis = 3, stride = { 2, 2 } }, true)
+deconv_case({ 2, 4, 5, 5 }, { 4, 1, 3, 3 }, { group = 4, pad = { 1, 1 } }, false)
+deconv_case({ 3, 5, 4, 4 }, { 5, 2, 1, 1 }, nil, true)
+deconv_case({ 2, 4, 4, 4 }, { 4, 3, 3, 3 }, { group = 2, stride = { 2, 2 }, pad = { 1, 1 }, output_padding = { 1, 0 } },
+            true, { wrap = false })
+deconv_case({ 2, 3, 5, 5 }, { 3, 4, 3, 3 }, { stride = { 2, 2 } }, true, { grad = { false, true, true } })
+deconv_case({ 2, 3, 5, 5 }, { 3, 4, 3, 3 }, { pad = { 2, 2 } }, false, { grad = { true, false } })
+
+local function dwconv_case(xs, ws, opts, bias, extra)
+  local inputs = { normal(xs), normal(ws) }
+  if bias then inputs[3] = normal({ ws[1] }) end
+  local case = { inputs = inputs, grad = { true, true, bias and true or nil }, atol = conv_atol.atol,
+                 grad_atol = conv_atol.grad_atol,
+                 fn = function(x, w, b) return F.depthwise_convolution(x, w, b, opts) end }
+  for k, v in pairs(extra or {}) do case[k] = v end
+  add('depthwise_convolution', case)
+end
+dwconv_case({ 2, 3, 6, 6 }, { 3, 3, 3 }, { pad = { 1, 1 } }, true)
+dwconv_case({ 2, 3, 7, 6 }, { 6, 3, 3 }, { multiplier = 2, stride = { 2, 1 }, dilation = { 1, 2 }, pad = { 1, 2 } }, true)
+dwconv_case({ 2, 4, 10 }, { 8, 3 }, { multiplier = 2, pad = { 1 } }, false)
+dwconv_case({ 1, 2, 4, 4, 4 }, { 2, 2, 2, 2 }, { stride = { 1, 2, 1 } }, true)
+dwconv_case({ 2, 2, 3, 5, 5 }, { 9, 3, 3 }, { base_axis = 3, multiplier = 3, stride = { 2, 2 } }, true)
+dwconv_case({ 2, 4, 6, 6 }, { 4, 3, 3 }, { pad = { 1, 1 } }, true, { wrap = false })
+dwconv_case({ 2, 3, 6, 6 }, { 6, 3, 3 }, { multiplier = 2 }, true, { grad = { false, true, false } })
+
+-- layer/instance/group/weight normalization, global average / sum pooling, unpooling
+-- (norm_ext.cu): optional beta/gamma, batch/channel axes, groups, strides and pads; the
+-- add2 cases use each input twice (the second backward adds into its gradient)
+add('layer_normalization', { inputs = { normal({ 3, 4, 5 }), normal({ 1, 4, 5 }), normal({ 1, 4, 5 }) },
+                             grad = { true, true, true }, fn = function(x, b, g) return F.layer_normalization(x, b, g) end })
+add('layer_normalization', { inputs = { normal({ 2, 3, 4 }), normal({ 1, 1, 4 }) }, grad = { true, true },
+                             fn = function(x, g) return F.layer_normalization(x, nil, g, { batch_axis = { 1, 2 }, eps = 0.1 }) end })
+add('layer_normalization', { inputs = { normal({ 4, 5, 3 }), normal({ 4, 1, 3 }) }, grad = { true, true },
+                             fn = function(x, b) return F.layer_normalization(x, b, nil, { batch_axis = { 2 } }) end })
+add('layer_normalization', { inputs = { normal({ 64, 700 }) }, grad = { true }, fn = function(x) return F.layer_normalization(x) end })
+add('layer_normalization', { inputs = { normal({ 3, 8 }), normal({ 1, 8 }), normal({ 1, 8 }) }, grad = { true, true, true },
+                             fn = function(x, b, g) return F.add2(F.layer_normalization(x, b, g), F.layer_normalization(x, g, b)) end })
+add('instance_normalization', { inputs = { normal({ 2, 3, 4, 5 }), normal({ 1, 3, 1, 1 }), normal({ 1, 3, 1, 1 }) },
+                                grad = { true, true, true }, fn = function(x, b, g) return F.instance_normalization(x, b, g) end })
+add('instance_normalization', { inputs = { normal({ 2, 3, 4 }), normal({ 2, 3, 1 }), normal({ 1, 3, 1 }) }, grad = { true, false, true },
+                                fn = function(x, b, g) return F.instance_normalization(x, b, g, 2, { 1 }) end })
+add('instance_normalization', { inputs = { normal({ 2, 4, 3 }) }, grad = { true },
+                                fn = function(x) return F.instance_normalization(x, nil, nil, { channel_axis = -1 }) end })
+add('group_normalization', { inputs = { normal({ 2, 4, 3 }), normal({ 1, 4, 1 }), normal({ 1, 4, 1 }) }, grad = { true, true, true },
+                             fn = function(x, b, g) return F.group_normalization(x, b, g, 2) end })
+add('group_normalization', { inputs = { normal({ 2, 6, 3, 2 }), normal({ 1, 6, 1, 1 }) }, grad = { true, true },
+                             fn = function(x, b) return F.group_normalization(x, b, nil, 3) end })
+add('group_normalization', { inputs = { normal({ 3, 5, 4, 6 }), normal({ 1, 1, 1, 6 }) }, grad = { true, true },
+                             fn = function(x, g)
+                               return F.group_normalization(x, nil, g, { num_groups = 3, channel_axis = -1, batch_axis = { 1, 2 } })
+                             end })
+add('group_normalization', { inputs = { normal({ 2, 4, 3 }), normal({ 1, 4, 1 }) }, grad = { true, true },
+                             fn = function(x, b) return F.add2(F.group_normalization(x, b, b, 4), F.group_normalization(x, b, nil, 1)) end })
+add('weight_normalization', { inputs = { normal({ 4, 3, 2 }), positive({ 4 }) }, grad = { true, true },
+                              fn = function(w, g) return F.weight_normalization(w, g) end })
+add('weight_normalization', { inputs = { normal({ 4, 3, 2 }), normal({ 3 }) }, grad = { true, true },
+                              fn = function(w, g) return F.weight_normalization(w, g, 2) end })
+add('weight_normalization', { inputs = { normal({ 5, 6 }), normal({ 6 }) }, grad = { false, true },
+                              fn = function(w, g) return F.weight_normalization(w, g, -1, 1e-3) end })
+add('weight_normalization', { inputs = { normal({ 3, 4 }), normal({ 3 }) }, grad = { true, true },
+                              fn = function(w, g) return F.add2(F.weight_normalization(w, g), F.weight_normalization(w, g)) end })
+add('global_average_pooling', { inputs = { normal({ 2, 3, 4, 5 }) }, grad = { true }, fn = function(x) return F.global_average_pooling(x) end })
+add('global_average_pooling', { inputs = { normal({ 3, 4 }) }, grad = { true }, fn = function(x) return F.global_average_pooling(x) end })
+add('global_average_pooling', { inputs = { normal({ 2, 2, 3000 }) }, grad = { true },
+                                fn = function(x) return F.add2(F.global_average_pooling(x), F.global_average_pooling(x)) end })
+add('sum_pooling', { inputs = { normal({ 2, 2, 4, 4 }) }, grad = { true }, fn = function(x) return F.sum_pooling(x, { 2, 2 }) end })
+add('sum_pooling', { inputs = { normal({ 2, 2, 5, 5 }) }, grad = { true },
+                     fn = function(x) return F.sum_pooling(x, { 3, 2 }, { 2, 1 }, true, { 1, 0 }) end })
+add('sum_pooling', { inputs = { normal({ 1, 2, 5, 4 }) }, grad = { true }, fn = function(x) return F.sum_pooling(x, { 2, 3 }, nil, false) end })
+add('sum_pooling', { inputs = { normal({ 1, 1, 5, 5 }) }, grad = { true },
+                     fn = function(x) return F.sum_pooling(x, { 2, 2 }, { 2, 2 }, false, { 1, 1 }) end })
+add('sum_pooling', { inputs = { normal({ 2, 3, 7 }) }, grad = { true }, fn = function(x) return F.sum_pooling(x, { 3 }, { 2 }, false, { 2 }) end })
+add('sum_pooling', { inputs = { normal({ 1, 2, 3, 4, 4 }) }, grad = { true },
+                     fn = function(x) return F.sum_pooling(x, { 2, 2, 2 }, { 1, 1, 1 }) end })
+add('sum_pooling', { inputs = { normal({ 2, 2, 4, 4 }) }, grad = { true },
+                     fn = function(x) return F.add2(F.sum_pooling(x, { 2, 2 }), F.sum_pooling(x, { 3, 3 }, { 1, 1 })) end })
+add('unpooling', { inputs = { normal({ 2, 2, 2, 3 }) }, grad = { true }, fn = function(x) return F.unpooling(x, { 2, 2 }) end })
+add('unpooling', { inputs = { normal({ 1, 1, 2, 2, 2 }) }, grad = { true }, fn = function(x) return F.unpooling(x, { 2, 1, 3 }) end })
+add('unpooling', { inputs = { normal({ 2, 3, 4 }) }, grad = { true }, fn = function(x) return F.unpooling(x, { 3 }) end })
+add('unpooling', { inputs = { normal({ 1, 2, 3, 2 }) }, grad = { true },
+                   fn = function(x) return F.add2(F.unpooling(x, { 1, 1, 2, 3 }), F.unpooling(x, { 2, 3 })) end })
+
 -- A default case for a function registered later with no entry here (one input of S234,
 -- or two of the same shape).
 local function default_case(name)

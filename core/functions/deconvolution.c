@@ -23,19 +23,17 @@
  */
 #include "../src/function.h"
 #include "conv_geometry.h"
+#include "deconv_plan.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { SD = 3 };
+enum { SD = NL_DECONV_SD };
 
-/* ---- geometry shared by both functions ---- */
+/* ---- geometry shared by both functions (the plans live in deconv_plan.h, which the
+ * cuDNN implementations read too) ---- */
 
-typedef struct geom {
-    int64_t c;                           /* channels of the image side */
-    int64_t img[SD], pos[SD];            /* image (padded side) sizes, window positions */
-    int64_t k[SD], pad[SD], stride[SD], dil[SD];
-} geom;
+typedef nl_deconv_geom geom;
 
 /* img: (C, img...) -> col: (C * K0 * K1 * K2, prod pos), zeros where a window reads padding */
 static void im2col(const geom *g, const float *img, float *col) {
@@ -109,13 +107,7 @@ static const nl_argdef deconv_args[] = {
     {"output_padding", NL_ARG_INTS, "nil", NULL},
 };
 
-typedef struct deconv_state {
-    geom g;                /* image side = y (OC channels), positions = x's spatial axes */
-    int64_t outer;         /* prod of the axes before the channel axis */
-    int64_t c, oc, group;  /* x channels, y channels */
-    int64_t cg, ocg, kk;   /* per group: x channels, y channels; prod K */
-    int64_t p_x, p_y;      /* spatial sizes of x and y */
-} deconv_state;
+typedef nl_deconv_plan deconv_state;
 
 static void free_state(nl_func *f) { free(f->state); }
 
@@ -306,10 +298,7 @@ static const nl_argdef dw_args[] = {
     {"multiplier", NL_ARG_INT, "1", NULL},
 };
 
-typedef struct dw_state {
-    geom g;                /* image side = x, positions = y's spatial axes */
-    int64_t outer, c, mult, oc, kk, p_x, p_y;
-} dw_state;
+typedef nl_dwconv_plan dw_state;
 
 static int dw_setup(nl_func *f) {
     const nl_var *x = nl_in(f, 0), *w = nl_in(f, 1), *bias = f->in[2];

@@ -41,25 +41,18 @@
  * and its beta/gamma entries through strides (0 on reduced or broadcast axes).
  */
 #include "../src/function.h"
+#include "norm_ext_plan.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAXD = NL_MAX_NDIM + 1 };   /* group norm splits the channel axis in two */
+enum { MAXD = NL_TN_MAXD };   /* group norm splits the channel axis in two */
 
 static void free_state(nl_func *f) { free(f->state); }
 
 /* ---------------------------------- tensor norm ---------------------------------- */
 
-enum { M_STAT, M_BETA, M_GAMMA, M_N };
-
-typedef struct tn_map {
-    int nd;
-    int64_t shape[MAXD];
-    int64_t st[M_N][MAXD];    /* element strides into the statistic / beta / gamma arrays */
-    int64_t rows, inner, size;
-    int64_t nstat, count;     /* statistics and elements per statistic */
-} tn_map;
+/* tn_map, tn_row and the per-element math: norm_ext_plan.h (shared with cuda/norm_ext.cu) */
 
 /* shp[k]: per axis 1 (reduced/broadcast) or x's size; NULL = all 1 (absent). */
 static void tn_build(tn_map *m, int nd, const int64_t *xs, const int64_t *const shp[M_N]) {
@@ -102,16 +95,6 @@ static void tn_build(tn_map *m, int nd, const int64_t *xs, const int64_t *const 
     m->nd = n;
     m->inner = m->shape[n - 1];
     m->rows = m->inner > 0 ? m->size / m->inner : 0;
-}
-
-/* Offsets of row r (all axes but the last) in the three maps. */
-static inline void tn_row(const tn_map *m, int64_t r, int64_t off[M_N]) {
-    off[0] = off[1] = off[2] = 0;
-    for (int d = m->nd - 2; d >= 0; d--) {
-        const int64_t c = r % m->shape[d];
-        r /= m->shape[d];
-        for (int k = 0; k < M_N; k++) off[k] += c * m->st[k][d];
-    }
 }
 
 /* Batch statistics: mean[s] and rstd[s] = 1/sqrt(var[s] + eps) (biased var in *var_out
@@ -179,9 +162,9 @@ static void tn_fwd_range(int64_t r0, int64_t r1, void *vctx) {
         float *yr = c->out + r * inner;
         for (int64_t i = 0; i < inner; i++) {
             const int64_t s = off[0] + i * si;
-            float v = (xr[i] - c->mean[s]) * c->rstd[s];
-            if (c->gamma) v *= c->gamma[off[2] + i * gi];
-            if (c->beta) v += c->beta[off[1] + i * bi];
+            float v = nl_tn_affine(xr[i], c->mean[s], c->rstd[s], c->gamma != NULL,
+                                   c->gamma ? c->gamma[off[2] + i * gi] : 1.0f, c->beta != NULL,
+                                   c->beta ? c->beta[off[1] + i * bi] : 0.0f);
             if (c->z) v += c->z[r * inner + i];
             if (c->relu && !(v > 0.0f)) v = 0.0f;
             yr[i] = v;
@@ -210,8 +193,7 @@ static void tn_dx_range(int64_t r0, int64_t r1, void *vctx) {
             const float g = c->gamma ? c->gamma[off[2] + i * gi] : 1.0f;
             float v;
             if (c->batch) {
-                const float xh = (xr[i] - c->mean[s]) * c->rstd[s];
-                v = c->rstd[s] * (float)(dyr[i] * g - c->a[s] * inv_n - xh * c->b[s] * inv_n);
+                v = nl_tn_dx(xr[i], c->mean[s], c->rstd[s], dyr[i], g, c->a[s], c->b[s], inv_n);
             } else {
                 v = c->rstd[s] * dyr[i] * g;
             }
@@ -234,7 +216,7 @@ static void tn_sums(const tn_map *m, const tn_ctx *c, double *a, double *b, doub
         const float *xr = c->x + r * inner, *dyr = c->dy + r * inner;
         for (int64_t i = 0; i < inner; i++) {
             const int64_t s = off[0] + i * si;
-            const float xh = (xr[i] - c->mean[s]) * c->rstd[s];
+            const float xh = nl_tn_xhat(xr[i], c->mean[s], c->rstd[s]);
             const double d = dyr[i], g = c->gamma ? c->gamma[off[2] + i * gi] : 1.0f;
             a[s] += d * g;
             b[s] += d * g * xh;
@@ -273,13 +255,7 @@ static int axes_flags(nl_func *f, int k, const char *name, int nd, bool *flags) 
 
 /* ------------------------- layer / instance / group norm ------------------------- */
 
-enum { IN_X, IN_BETA, IN_GAMMA };
-
-typedef struct norm_state {
-    tn_map m;
-    bool has_beta, has_gamma;
-    double eps;
-} norm_state;
+/* the inputs' positions (IN_X, IN_BETA, IN_GAMMA) and norm_state: norm_ext_plan.h */
 
 /* Optional beta/gamma with the no_bias/no_scale flags. */
 static int affine_inputs(nl_func *f, int a_no_scale, int a_no_bias, bool *hb, bool *hg) {
@@ -648,13 +624,13 @@ const nl_fdef nl_fdef_fused_batch_normalization = {
 
 /* ------------------------------ weight normalization ------------------------------ */
 
-enum { WN_DIM, WN_EPS };
+/* the arguments' positions (WN_DIM, WN_EPS): norm_ext_plan.h */
 static const nl_argdef wn_args[] = {
     {"dim", NL_ARG_AXIS, "1", NULL},
     {"eps", NL_ARG_FLOAT, "1e-12", NULL},
 };
 
-typedef struct wn_state { int64_t outer, j, inner; } wn_state;
+/* wn_state: norm_ext_plan.h */
 
 static int wn_setup(nl_func *f) {
     const nl_var *w = nl_in(f, 0), *g = nl_in(f, 1);
@@ -744,11 +720,11 @@ static int wn_backward(nl_func *f, const bool *prop, const bool *accum) {
         NL_PTR(float *, dw, nl_in_grad(f, 0, accum[0]));
         for (int64_t o = 0; o < s->outer; o++)
             for (int64_t j = 0; j < s->j; j++) {
-                const double n = nr[j];
-                const float k = (float)(g[j] / n), q = (float)(sdw[j] / (n * n));
+                float k, q;
+                nl_wn_kq(g[j], nr[j], sdw[j], &k, &q);
                 const int64_t base = (o * s->j + j) * s->inner;
                 for (int64_t i = 0; i < s->inner; i++) {
-                    const float v = k * (dy[base + i] - w[base + i] * q);
+                    const float v = nl_wn_dw(k, q, dy[base + i], w[base + i]);
                     dw[base + i] = accum[0] ? dw[base + i] + v : v;
                 }
             }

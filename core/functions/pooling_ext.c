@@ -18,6 +18,7 @@
  */
 #include "../src/function.h"
 #include "pool_geometry.h"
+#include "pooling_ext_plan.h"   /* the states and sp_window, shared with cuda/norm_ext.cu */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,6 @@ enum { SD = NL_POOL_SD };
 static void free_state(nl_func *f) { free(f->state); }
 
 /* ============================ global_average_pooling ============================ */
-
-typedef struct gap_state { int64_t maps, inner; } gap_state;
 
 static int gap_setup(nl_func *f) {
     const nl_var *x = nl_in(f, 0);
@@ -103,12 +102,6 @@ static const nl_argdef sum_pool_args[] = {
     {"channel_last", NL_ARG_BOOL, "false", NULL},
 };
 
-typedef struct sp_state {
-    int64_t maps;
-    int64_t in[SD], out[SD], k[SD], stride[SD], pad[SD];
-    int64_t in_size, out_size;
-} sp_state;
-
 /* kernel as the list of the last len(kernel) axes; checks shared with unpooling */
 static int kernel_arg(nl_func *f, int k, const char *xs, int ndim, int *sd) {
     if (!nl_arg_given(f, k)) return nl_error("argument 'kernel' is required (a list such as {2, 2})");
@@ -144,19 +137,6 @@ static int sp_setup(nl_func *f) {
     *ps = st;
     f->state = ps;
     return 0;
-}
-
-/* The window of output o clipped to the input: [lo, hi) per axis. */
-static inline void sp_window(const sp_state *st, const int64_t *o, int64_t *lo, int64_t *hi) {
-    for (int a = 0; a < SD; a++) {
-        int64_t s = o[a] * st->stride[a] - st->pad[a];
-        int64_t e = s + st->k[a];
-        if (e > st->in[a] + st->pad[a]) e = st->in[a] + st->pad[a];
-        if (s < 0) s = 0;
-        if (e > st->in[a]) e = st->in[a];
-        lo[a] = s;
-        hi[a] = e > s ? e : s;
-    }
 }
 
 typedef struct sp_ctx { const sp_state *st; const float *x, *dy; float *y, *dx; } sp_ctx;
@@ -250,10 +230,6 @@ static const nl_argdef unpool_args[] = {
     {"kernel", NL_ARG_INTS, "nil", NULL},
     {"channel_last", NL_ARG_BOOL, "false", NULL},
 };
-
-typedef struct up_state {
-    int64_t maps, in[SD], k[SD], in_size, out_size;
-} up_state;
 
 static int up_setup(nl_func *f) {
     const nl_var *x = nl_in(f, 0);
