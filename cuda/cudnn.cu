@@ -23,47 +23,11 @@
  *                    uses the CUDA kernel when the graph has cleared one of them.
  */
 #include "layers.cuh"
+#include "cudnn_util.cuh"
 #include <limits.h>
 #include <stdlib.h>
 
 static const float k_one = 1.0f, k_zero = 0.0f;
-
-static bool fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
-
-/* A packed NCHW-style descriptor of nd dims. Returns the cuDNN status. */
-static cudnnStatus_t set_tensor(cudnnTensorDescriptor_t d, int nd, const int *dims) {
-    int strides[8];
-    strides[nd - 1] = 1;
-    for (int k = nd - 2; k >= 0; k--) strides[k] = strides[k + 1] * dims[k + 1];
-    return cudnnSetTensorNdDescriptor(d, CUDNN_DATA_FLOAT, nd, dims, strides);
-}
-
-static bool dims_fit(int nd, const int64_t *dims, int *out) {
-    int64_t total = 1;
-    for (int k = 0; k < nd; k++) {
-        if (!fits_int(dims[k]) || dims[k] < 1) return false;
-        out[k] = (int)dims[k];
-        total *= dims[k];
-        if (total > INT_MAX) return false;
-    }
-    return true;
-}
-
-static size_t workspace_limit(int dev) {
-    static long long mb = -2;
-    if (mb == -2) {
-        const char *s = getenv("NNLUA_CUDNN_WORKSPACE_MB");
-        mb = (s && *s) ? atoll(s) : 1024;
-        if (mb < 0) mb = 0;
-    }
-    size_t lim = (size_t)mb << 20;
-    size_t free_b = 0, total_b = 0;
-    if (nlc_set_device(dev) == 0 && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
-        if (free_b / 2 < lim) lim = free_b / 2;
-    }
-    cudaGetLastError();
-    return lim;
-}
 
 /* ---- convolution ------------------------------------------------------------------------ */
 
@@ -79,18 +43,18 @@ static bool conv_setup(conv_state *st, const conv_geom &g) {
     for (int i = 0; i < sp; i++) {
         const int j = 3 - sp + i;                    /* geometry index (leading 1s) */
         xd[2 + i] = g.in[j]; yd[2 + i] = g.out[j]; wd[2 + i] = g.k[j]; bd[2 + i] = 1;
-        if (!fits_int(g.pad[j]) || !fits_int(g.stride[j]) || !fits_int(g.dil[j])) return false;
+        if (!nlc_fits_int(g.pad[j]) || !nlc_fits_int(g.stride[j]) || !nlc_fits_int(g.dil[j])) return false;
         pad[i] = (int)g.pad[j]; str[i] = (int)g.stride[j]; dil[i] = (int)g.dil[j];
     }
     int xi[5], yi[5], wi[5], bi[5];
-    if (!dims_fit(nd, xd, xi) || !dims_fit(nd, yd, yi) || !dims_fit(nd, wd, wi) || !dims_fit(nd, bd, bi) ||
-        !fits_int(g.group))
+    if (!nlc_dims_fit(nd, xd, xi) || !nlc_dims_fit(nd, yd, yi) || !nlc_dims_fit(nd, wd, wi) || !nlc_dims_fit(nd, bd, bi) ||
+        !nlc_fits_int(g.group))
         return false;
     if (cudnnCreateTensorDescriptor(&st->xd) || cudnnCreateTensorDescriptor(&st->yd) ||
         cudnnCreateTensorDescriptor(&st->bd) || cudnnCreateFilterDescriptor(&st->wd) ||
         cudnnCreateConvolutionDescriptor(&st->cd))
         return false;
-    if (set_tensor(st->xd, nd, xi) || set_tensor(st->yd, nd, yi) || set_tensor(st->bd, nd, bi)) return false;
+    if (nlc_set_tensor(st->xd, nd, xi) || nlc_set_tensor(st->yd, nd, yi) || nlc_set_tensor(st->bd, nd, bi)) return false;
     if (cudnnSetFilterNdDescriptor(st->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, nd, wi)) return false;
     if (cudnnSetConvolutionNdDescriptor(st->cd, sp, pad, str, dil, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT))
         return false;
@@ -104,10 +68,6 @@ static bool conv_setup(conv_state *st, const conv_geom &g) {
     return true;
 }
 
-static bool math_ok(cudnnMathType_t m) {
-    return nlc_allow_tf32() || (m != CUDNN_TENSOR_OP_MATH && m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
-}
-
 static bool select_fwd(cudnnHandle_t h, conv_state *st, size_t limit) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
@@ -116,7 +76,7 @@ static bool select_fwd(cudnnHandle_t h, conv_state *st, size_t limit) {
         return false;
     for (int i = 0; i < n; i++) {
         size_t ws = 0;
-        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit || !math_ok(perf[i].mathType)) continue;
+        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit || !nlc_math_ok(perf[i].mathType)) continue;
         if (cudnnGetConvolutionForwardWorkspaceSize(h, st->xd, st->wd, st->cd, st->yd, perf[i].algo, &ws)) continue;
         if (ws > limit) continue;
         st->fwd_algo = perf[i].algo;
@@ -137,7 +97,7 @@ static bool select_bwd(cudnnHandle_t h, conv_state *st, size_t limit) {
             return false;
         for (int i = 0; i < n && !st->have_bwd_data; i++) {
             size_t ws = 0;
-            if (pd[i].status != CUDNN_STATUS_SUCCESS || pd[i].memory > limit || !math_ok(pd[i].mathType)) continue;
+            if (pd[i].status != CUDNN_STATUS_SUCCESS || pd[i].memory > limit || !nlc_math_ok(pd[i].mathType)) continue;
             if (cudnnGetConvolutionBackwardDataWorkspaceSize(h, st->wd, st->yd, st->cd, st->xd, pd[i].algo, &ws)) continue;
             if (ws > limit) continue;
             st->bwd_data_algo = pd[i].algo;
@@ -152,7 +112,7 @@ static bool select_bwd(cudnnHandle_t h, conv_state *st, size_t limit) {
             return false;
         for (int i = 0; i < n && !st->have_bwd_filter; i++) {
             size_t ws = 0;
-            if (pf[i].status != CUDNN_STATUS_SUCCESS || pf[i].memory > limit || !math_ok(pf[i].mathType)) continue;
+            if (pf[i].status != CUDNN_STATUS_SUCCESS || pf[i].memory > limit || !nlc_math_ok(pf[i].mathType)) continue;
             if (cudnnGetConvolutionBackwardFilterWorkspaceSize(h, st->xd, st->yd, st->cd, st->wd, pf[i].algo, &ws))
                 continue;
             if (ws > limit) continue;
@@ -189,7 +149,7 @@ static int conv_forward(nl_func *f) {
     cudnnHandle_t h = nlc_cudnn(dev);
     if (!h) return -1;
     if (!st->tried) conv_setup(st, g);
-    if (st->ok && !st->have_fwd && !select_fwd(h, st, workspace_limit(dev))) st->ok = false;
+    if (st->ok && !st->have_fwd && !select_fwd(h, st, nlc_workspace_limit(dev))) st->ok = false;
     if (!st->ok) return nlc_conv_cuda_forward(f);
     NLC_PTR(const float *, x, nlc_in(f, 0));
     NLC_PTR(const float *, w, nlc_in(f, 1));
@@ -216,7 +176,7 @@ static int conv_backward(nl_func *f, const bool *prop, const bool *accum) {
     cudnnHandle_t h = nlc_cudnn(dev);
     if (!h) return -1;
     if (!st->tried) conv_setup(st, g);
-    if (st->ok && (prop[0] || prop[1]) && !select_bwd(h, st, workspace_limit(dev))) st->ok = false;
+    if (st->ok && (prop[0] || prop[1]) && !select_bwd(h, st, nlc_workspace_limit(dev))) st->ok = false;
     if (!st->ok) return nlc_conv_cuda_backward(f, prop, accum);
     NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
     if (pb) {
@@ -258,11 +218,11 @@ static bool pool_setup(pool_state *st, const pool_geom &g, bool max) {
     for (int i = 0; i < sp; i++) {
         const int j = 3 - sp + i;
         xd[2 + i] = g.in[j]; yd[2 + i] = g.out[j];
-        if (g.pad[j] >= g.k[j] || !fits_int(g.k[j]) || !fits_int(g.stride[j])) return false;
+        if (g.pad[j] >= g.k[j] || !nlc_fits_int(g.k[j]) || !nlc_fits_int(g.stride[j])) return false;
         win[i] = (int)g.k[j]; pad[i] = (int)g.pad[j]; str[i] = (int)g.stride[j];
     }
     int xi[5], yi[5];
-    if (!dims_fit(nd, xd, xi) || !dims_fit(nd, yd, yi)) return false;
+    if (!nlc_dims_fit(nd, xd, xi) || !nlc_dims_fit(nd, yd, yi)) return false;
     if (cudnnCreatePoolingDescriptor(&st->pd) || cudnnCreateTensorDescriptor(&st->xd) ||
         cudnnCreateTensorDescriptor(&st->yd))
         return false;
@@ -270,7 +230,7 @@ static bool pool_setup(pool_state *st, const pool_geom &g, bool max) {
                                         : (g.including_pad ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
                                                            : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING);
     if (cudnnSetPoolingNdDescriptor(st->pd, mode, CUDNN_NOT_PROPAGATE_NAN, sp, win, pad, str)) return false;
-    if (set_tensor(st->xd, nd, xi) || set_tensor(st->yd, nd, yi)) return false;
+    if (nlc_set_tensor(st->xd, nd, xi) || nlc_set_tensor(st->yd, nd, yi)) return false;
     int od[5];
     if (cudnnGetPoolingNdForwardOutputDim(st->pd, st->xd, nd, od)) return false;
     for (int k = 0; k < nd; k++)
@@ -335,9 +295,9 @@ static bool bn_setup(nl_func *f, bn_state *st, const bn_geom &g) {
     if ((nl_in(f, NLC_BN_MEAN) != nullptr) != (nl_in(f, NLC_BN_VAR) != nullptr)) return false;
     const int64_t d[4] = {g.outer, g.C, g.inner, 1};
     int di[4];
-    if (!dims_fit(4, d, di)) return false;
+    if (!nlc_dims_fit(4, d, di)) return false;
     if (cudnnCreateTensorDescriptor(&st->xd) || cudnnCreateTensorDescriptor(&st->bnd)) return false;
-    if (set_tensor(st->xd, 4, di)) return false;
+    if (nlc_set_tensor(st->xd, 4, di)) return false;
     if (cudnnDeriveBNTensorDescriptor(st->bnd, st->xd, CUDNN_BATCHNORM_SPATIAL)) return false;
     st->ok = true;
     return true;
@@ -435,7 +395,7 @@ static softmax_state *softmax_prepare(nl_func *f, int64_t outer, int64_t C, int6
     st->tried = true;
     const int64_t d[4] = {outer, C, inner, 1};
     int di[4];
-    if (!dims_fit(4, d, di) || cudnnCreateTensorDescriptor(&st->d) || set_tensor(st->d, 4, di)) return st;
+    if (!nlc_dims_fit(4, d, di) || cudnnCreateTensorDescriptor(&st->d) || nlc_set_tensor(st->d, 4, di)) return st;
     st->ok = true;
     return st;
 }
@@ -503,7 +463,7 @@ static act_state *act_prepare(nl_func *f, int which) {
     st->tried = true;
     const int64_t d[4] = {1, 1, 1, nl_in(f, 0)->size};
     int di[4];
-    if (!dims_fit(4, d, di) || cudnnCreateTensorDescriptor(&st->d) || set_tensor(st->d, 4, di) ||
+    if (!nlc_dims_fit(4, d, di) || cudnnCreateTensorDescriptor(&st->d) || nlc_set_tensor(st->d, 4, di) ||
         cudnnCreateActivationDescriptor(&st->ad) ||
         cudnnSetActivationDescriptor(st->ad, act_modes[which], CUDNN_NOT_PROPAGATE_NAN, 0.0))
         return st;

@@ -18,7 +18,7 @@
  * CUDNN_STATUS_NOT_SUPPORTED from a call) the node -- or in backward just that gradient --
  * runs the CPU implementation, its arrays syncing to the host and back lazily.
  */
-#include "common.cuh"
+#include "cudnn_util.cuh"
 #include <limits.h>
 #include <stdlib.h>
 extern "C" {
@@ -26,49 +26,6 @@ extern "C" {
 }
 
 static const float k_one = 1.0f;
-
-static bool fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
-
-/* A packed NCHW-style descriptor of nd dims. */
-static cudnnStatus_t set_tensor(cudnnTensorDescriptor_t d, int nd, const int *dims) {
-    int strides[8];
-    strides[nd - 1] = 1;
-    for (int k = nd - 2; k >= 0; k--) strides[k] = strides[k + 1] * dims[k + 1];
-    return cudnnSetTensorNdDescriptor(d, CUDNN_DATA_FLOAT, nd, dims, strides);
-}
-
-/* dims (nd of them, each >= 1, product <= INT_MAX) -> out as ints */
-static bool dims_fit(int nd, const int64_t *dims, int *out) {
-    int64_t total = 1;
-    for (int k = 0; k < nd; k++) {
-        if (!fits_int(dims[k]) || dims[k] < 1) return false;
-        out[k] = (int)dims[k];
-        total *= dims[k];
-        if (total > INT_MAX) return false;
-    }
-    return true;
-}
-
-/* bytes: NNLUA_CUDNN_WORKSPACE_MB (default 1024), at most half the device's free memory */
-static size_t workspace_limit(int dev) {
-    static long long mb = -2;
-    if (mb == -2) {
-        const char *s = getenv("NNLUA_CUDNN_WORKSPACE_MB");
-        mb = (s && *s) ? atoll(s) : 1024;
-        if (mb < 0) mb = 0;
-    }
-    size_t lim = (size_t)mb << 20;
-    size_t free_b = 0, total_b = 0;
-    if (nlc_set_device(dev) == 0 && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
-        if (free_b / 2 < lim) lim = free_b / 2;
-    }
-    cudaGetLastError();
-    return lim;
-}
-
-static bool math_ok(cudnnMathType_t m) {
-    return nlc_allow_tf32() || (m != CUDNN_TENSOR_OP_MATH && m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
-}
 
 /* A workspace from the caching allocator for the length of one call. */
 struct dc_workspace {
@@ -145,18 +102,18 @@ static bool dc_setup(dc_state *st, const dc_conv &c) {
     for (int i = 0; i < sp; i++) {
         const int j = lead + i;
         id[2 + i] = g->img[j]; od[2 + i] = g->pos[j]; wd[2 + i] = g->k[j]; bd[2 + i] = 1;
-        if (!fits_int(g->pad[j]) || !fits_int(g->stride[j]) || !fits_int(g->dil[j])) return false;
+        if (!nlc_fits_int(g->pad[j]) || !nlc_fits_int(g->stride[j]) || !nlc_fits_int(g->dil[j])) return false;
         pad[i] = (int)g->pad[j]; str[i] = (int)g->stride[j]; dil[i] = (int)g->dil[j];
     }
     int ii[5], oi[5], wi[5], bi[5];
-    if (!dims_fit(nd, id, ii) || !dims_fit(nd, od, oi) || !dims_fit(nd, wd, wi) || !dims_fit(nd, bd, bi) ||
-        !fits_int(c.groups))
+    if (!nlc_dims_fit(nd, id, ii) || !nlc_dims_fit(nd, od, oi) || !nlc_dims_fit(nd, wd, wi) || !nlc_dims_fit(nd, bd, bi) ||
+        !nlc_fits_int(c.groups))
         return false;
     if (cudnnCreateTensorDescriptor(&st->ind) || cudnnCreateTensorDescriptor(&st->outd) ||
         cudnnCreateTensorDescriptor(&st->bd) || cudnnCreateFilterDescriptor(&st->wd) ||
         cudnnCreateConvolutionDescriptor(&st->cd))
         return false;
-    if (set_tensor(st->ind, nd, ii) || set_tensor(st->outd, nd, oi) || set_tensor(st->bd, nd, bi)) return false;
+    if (nlc_set_tensor(st->ind, nd, ii) || nlc_set_tensor(st->outd, nd, oi) || nlc_set_tensor(st->bd, nd, bi)) return false;
     if (cudnnSetFilterNdDescriptor(st->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, nd, wi)) return false;
     if (cudnnSetConvolutionNdDescriptor(st->cd, sp, pad, str, dil, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT))
         return false;
@@ -176,7 +133,7 @@ template <class Perf, class WsOf>
 static int pick(const Perf *perf, int n, size_t limit, WsOf ws_of, size_t *ws) {
     for (int i = 0; i < n; i++) {
         size_t b = 0;
-        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit || !math_ok(perf[i].mathType)) continue;
+        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > limit || !nlc_math_ok(perf[i].mathType)) continue;
         if (ws_of(perf[i].algo, &b) != CUDNN_STATUS_SUCCESS || b > limit) continue;
         *ws = b;
         return i;
@@ -187,7 +144,7 @@ static int pick(const Perf *perf, int n, size_t limit, WsOf ws_of, size_t *ws) {
 /* Whether operation op has an algorithm (chosen on the first call, then remembered). */
 static bool have_algo(cudnnHandle_t h, dc_state *st, int op, int dev) {
     if (st->have[op]) return st->have[op] > 0;
-    const size_t limit = workspace_limit(dev);
+    const size_t limit = nlc_workspace_limit(dev);
     int n = 0, i = -1;
     if (op == OP_FWD) {
         cudnnConvolutionFwdAlgoPerf_t p[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
