@@ -6,6 +6,7 @@
 #   make tutorial   install, build and run tutorials/by_examples.lua headless
 #   make bench      run the benchmark suite
 #   make cuda       build build/libnnlua_cuda.so (needs nvcc)
+#   make cuda-emu   build build/libnnlua_cuda_emu.so: test-only CPU emulation of the CUDA kernels (g++)
 
 CC      ?= gcc
 PKGS    := hdf5 openblas
@@ -180,3 +181,31 @@ $(CUDA_LIB): $(CUDA_OBJS) $(LIB)
 	  -Xlinker -z,nodelete -Xlinker --no-undefined
 
 .PHONY: cuda cuda-check
+
+# ---- make cuda-emu: TEST-ONLY CPU emulation of the cuBLAS/cuDNN-free kernel files (g++ only; cuda/emu/, spec/cuda_spec.lua with NNLUA_CUDA_EMU=1)
+LUAJIT         ?= luajit
+CUDA_EMU_LIB   := $(BUILD)/libnnlua_cuda_emu.so
+CUDA_EMU_FILES := elementwise reduce views losses reduce_ext indexing norm_ext solvers
+CUDA_EMU_OBJS  := $(patsubst %,$(BUILD)/obj/cuda-emu/%.o,$(CUDA_EMU_FILES) emu_device)
+CUDA_EMU_FLAGS := -O2 -g -std=c++17 -fPIC -ffp-contract=off -Wall -Wextra -Wno-unused-function -Wno-unused-parameter \
+                  -Icuda/emu -Icuda -Icore/include -Icore/src -Icore/functions \
+                  $(foreach f,$(CUDA_EMU_FILES),-DNLC_EMU_HAVE_$(shell echo $(f) | tr a-z A-Z))
+
+cuda-emu: $(CUDA_EMU_LIB)
+
+$(BUILD)/obj/cuda-emu/%.cpp: cuda/%.cu cuda/emu/launches.lua
+	@mkdir -p $(dir $@)
+	$(LUAJIT) cuda/emu/launches.lua $< $@
+
+$(BUILD)/obj/cuda-emu/%.o: $(BUILD)/obj/cuda-emu/%.cpp $(CUDA_HDRS) $(wildcard cuda/emu/*.h)
+	$(CXX) $(CUDA_EMU_FLAGS) -c $< -o $@
+
+$(BUILD)/obj/cuda-emu/emu_device.o: cuda/emu/emu_device.cpp $(CUDA_HDRS) $(wildcard cuda/emu/*.h)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CUDA_EMU_FLAGS) -c $< -o $@
+
+$(CUDA_EMU_LIB): $(CUDA_EMU_OBJS) $(LIB)
+	$(CXX) -shared -o $@ $(CUDA_EMU_OBJS) -L$(BUILD) -lnnlua -Wl,-rpath,'$$ORIGIN' -Wl,-Bsymbolic -Wl,--no-undefined
+
+.PRECIOUS: $(BUILD)/obj/cuda-emu/%.cpp
+.PHONY: cuda-emu

@@ -1,0 +1,152 @@
+/*
+ * cuda/emu/cuda_runtime.h - TEST-ONLY CPU emulation of the parts of the CUDA runtime and
+ * language that the backend's kernel files use (make cuda-emu; spec/cuda_spec.lua with
+ * NNLUA_CUDA_EMU=1). Never part of a real build: g++ finds this header instead of the
+ * toolkit's because cuda/emu comes first on the include path, and cuda/common.cuh itself
+ * is compiled unchanged on top of it.
+ *
+ * Model: a kernel launch (rewritten by cuda/emu/launches.lua into nlc_emu_launch) runs its
+ * blocks one after another; the blockDim threads of a block are fibers (ucontext) on one
+ * OS thread. A fiber runs until it finishes or reaches __syncthreads (it waits for every
+ * live thread of the block) or a warp shuffle (it waits for every live thread of its warp,
+ * then they exchange), so barriers and shuffles have their real meaning. One warp at a
+ * time runs as far as it can (through its own shuffles) before the next moves, the
+ * lowest warp and lane first in even blocks and the highest first in odd ones, so code
+ * that reads another thread's shared-memory write without a barrier goes wrong in one of
+ * the two orders.
+ * Atomics are plain read-modify-writes: only one fiber runs at a time and none is
+ * preempted inside one (so, unlike a GPU, a plain += where threads collide goes unseen). __shared__ variables are function statics (one copy, shared by
+ * the block's fibers, reused by the next block). "Device" memory is host memory that the
+ * emulation's nl_device_ops hand out (poisoned with NaN bytes), so the engine's
+ * host<->device syncing is exercised as on a GPU. A bad launch configuration (no blocks,
+ * 0 or more than 1024 threads, more than 2^31-1 blocks) is reported by cudaGetLastError.
+ */
+#ifndef NNLUA_CUDA_EMU_RUNTIME_H
+#define NNLUA_CUDA_EMU_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <math.h>
+#include <cmath>
+
+/* ---- qualifiers ------------------------------------------------------------------------- */
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline __attribute__((always_inline))
+#define __shared__ static
+#define __constant__ static
+#define __launch_bounds__(...)
+
+/* ---- the thread's coordinates (set by the scheduler before it resumes a fiber) ---------- */
+struct nlc_emu_dim3 {
+    unsigned x, y, z;
+};
+extern nlc_emu_dim3 threadIdx, blockIdx, blockDim, gridDim;
+enum { warpSize = 32 };
+
+/* ---- launches, barriers, shuffles (cuda/emu/emu_device.cpp) ------------------------------ */
+void nlc_emu_run(long long grid, long long block, void (*call)(const void *), const void *fn);
+void nlc_emu_sync(void);                         /* __syncthreads */
+int nlc_emu_shfl_begin(void);                    /* counts an exchange; returns its slot parity */
+void *nlc_emu_shfl_slot(int parity, int tid);    /* thread tid's slot (tid -1: this thread's) */
+void nlc_emu_shfl_wait(void);                    /* waits for the live threads of the warp */
+int nlc_emu_shfl_lane_ok(int src_tid);           /* thread src_tid took part in this exchange */
+
+/* name<<<grid, block>>>(args); is rewritten to nlc_emu_launch(grid, block, [&] { name(args); }); */
+template <class F> inline void nlc_emu_launch(long long grid, long long block, const F &fn) {
+    nlc_emu_run(grid, block, [](const void *p) { (*(const F *)p)(); }, &fn);
+}
+
+static inline void __syncthreads(void) { nlc_emu_sync(); }
+static inline void __syncwarp(unsigned = 0xffffffffu) {}
+static inline void __threadfence(void) {}
+
+template <class T> inline T nlc_emu_shfl(T v, int src_tid) {
+    static_assert(sizeof(T) <= 16, "shuffle of a value wider than 16 bytes");
+    const int par = nlc_emu_shfl_begin();
+    memcpy(nlc_emu_shfl_slot(par, -1), &v, sizeof v);
+    nlc_emu_shfl_wait();
+    if (src_tid < 0 || !nlc_emu_shfl_lane_ok(src_tid)) return v;
+    T r;
+    memcpy(&r, nlc_emu_shfl_slot(par, src_tid), sizeof r);
+    return r;
+}
+/* lanes outside the width-wide segment (or past the block) keep their own value */
+template <class T> inline T __shfl_down_sync(unsigned, T v, unsigned d, int width = 32) {
+    const int tid = (int)threadIdx.x, lane = tid & (width - 1);
+    return nlc_emu_shfl(v, lane + (int)d < width ? tid + (int)d : -1);
+}
+template <class T> inline T __shfl_up_sync(unsigned, T v, unsigned d, int width = 32) {
+    const int tid = (int)threadIdx.x, lane = tid & (width - 1);
+    return nlc_emu_shfl(v, lane - (int)d >= 0 ? tid - (int)d : -1);
+}
+template <class T> inline T __shfl_xor_sync(unsigned, T v, int m, int width = 32) {
+    const int tid = (int)threadIdx.x, lane = tid & (width - 1);
+    return nlc_emu_shfl(v, (lane ^ m) < width ? tid - lane + (lane ^ m) : -1);
+}
+template <class T> inline T __shfl_sync(unsigned, T v, int src, int width = 32) {
+    const int tid = (int)threadIdx.x, lane = tid & (width - 1);
+    return nlc_emu_shfl(v, tid - lane + (src & (width - 1)));
+}
+
+/* ---- atomics: one fiber runs at a time, so plain read-modify-writes are atomic ---------- */
+template <class T> inline T atomicAdd(T *p, T v) { T o = *p; *p = o + v; return o; }
+template <class T> inline T atomicSub(T *p, T v) { T o = *p; *p = o - v; return o; }
+template <class T> inline T atomicMin(T *p, T v) { T o = *p; if (v < o) *p = v; return o; }
+template <class T> inline T atomicMax(T *p, T v) { T o = *p; if (v > o) *p = v; return o; }
+template <class T> inline T atomicExch(T *p, T v) { T o = *p; *p = v; return o; }
+template <class T> inline T atomicCAS(T *p, T cmp, T v) { T o = *p; if (o == cmp) *p = v; return o; }
+template <class T> inline T atomicOr(T *p, T v) { T o = *p; *p = o | v; return o; }
+template <class T> inline T atomicAnd(T *p, T v) { T o = *p; *p = o & v; return o; }
+
+/* ---- intrinsics: round-to-nearest IEEE operations (host float math is already that;
+ * the library is built with -ffp-contract=off so nothing is fused behind our back) ------ */
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fsub_rn(float a, float b) { return a - b; }
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fdiv_rn(float a, float b) { return a / b; }
+static inline float __frcp_rn(float a) { return 1.0f / a; }
+static inline float __fsqrt_rn(float a) { return sqrtf(a); }
+static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
+static inline double __dadd_rn(double a, double b) { return a + b; }
+static inline double __dsub_rn(double a, double b) { return a - b; }
+static inline double __dmul_rn(double a, double b) { return a * b; }
+static inline double __ddiv_rn(double a, double b) { return a / b; }
+static inline double __dsqrt_rn(double a) { return sqrt(a); }
+static inline double __fma_rn(double a, double b, double c) { return fma(a, b, c); }
+static inline float __fdividef(float a, float b) { return a / b; }
+static inline float rsqrtf(float a) { return 1.0f / sqrtf(a); }
+static inline double rsqrt(double a) { return 1.0 / sqrt(a); }
+static inline float __saturatef(float a) { return a < 0.0f ? 0.0f : (a > 1.0f ? 1.0f : a); }
+template <class T> inline T __ldg(const T *p) { return *p; }
+
+/* ---- runtime API --------------------------------------------------------------------------- */
+typedef enum cudaError {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorInvalidDevice = 101,
+} cudaError_t;
+typedef enum cudaMemcpyKind {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3,
+    cudaMemcpyDefault = 4,
+} cudaMemcpyKind;
+typedef struct nlc_emu_stream *cudaStream_t;
+
+cudaError_t cudaGetLastError(void);
+cudaError_t cudaPeekAtLastError(void);
+const char *cudaGetErrorString(cudaError_t e);
+const char *cudaGetErrorName(cudaError_t e);
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s = 0);
+cudaError_t cudaMemset(void *p, int v, size_t bytes);
+cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s = 0);
+cudaError_t cudaDeviceSynchronize(void);
+
+#endif
