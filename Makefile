@@ -182,11 +182,12 @@ $(CUDA_LIB): $(CUDA_OBJS) $(LIB)
 
 .PHONY: cuda cuda-check
 
-# ---- make cuda-emu: TEST-ONLY CPU emulation of the cuBLAS/cuDNN-free kernel files (g++ only; cuda/emu/, spec/cuda_spec.lua with NNLUA_CUDA_EMU=1)
+# ---- make cuda-emu: TEST-ONLY CPU emulation of the cuDNN-free kernel files, cuBLAS emulated by loops (g++ only; cuda/emu/, spec/cuda_spec.lua with NNLUA_CUDA_EMU=1)
 LUAJIT         ?= luajit
 CUDA_EMU_LIB   := $(BUILD)/libnnlua_cuda_emu.so
-CUDA_EMU_FILES := elementwise reduce views losses reduce_ext indexing norm_ext solvers
-CUDA_EMU_OBJS  := $(patsubst %,$(BUILD)/obj/cuda-emu/%.o,$(CUDA_EMU_FILES) emu_device)
+CUDA_EMU_FILES := elementwise reduce layers views losses reduce_ext indexing norm_ext solvers
+CUDA_EMU_MAINS := emu_device cublas_emu
+CUDA_EMU_OBJS  := $(patsubst %,$(BUILD)/obj/cuda-emu/%.o,$(CUDA_EMU_FILES) $(CUDA_EMU_MAINS))
 CUDA_EMU_FLAGS := -O2 -g -std=c++17 -fPIC -ffp-contract=off -Wall -Wextra -Wno-unused-function -Wno-unused-parameter \
                   -Icuda/emu -Icuda -Icore/include -Icore/src -Icore/functions \
                   $(foreach f,$(CUDA_EMU_FILES),-DNLC_EMU_HAVE_$(shell echo $(f) | tr a-z A-Z))
@@ -200,7 +201,7 @@ $(BUILD)/obj/cuda-emu/%.cpp: cuda/%.cu cuda/emu/launches.lua
 $(BUILD)/obj/cuda-emu/%.o: $(BUILD)/obj/cuda-emu/%.cpp $(CUDA_HDRS) $(wildcard cuda/emu/*.h)
 	$(CXX) $(CUDA_EMU_FLAGS) -c $< -o $@
 
-$(BUILD)/obj/cuda-emu/emu_device.o: cuda/emu/emu_device.cpp $(CUDA_HDRS) $(wildcard cuda/emu/*.h)
+$(patsubst %,$(BUILD)/obj/cuda-emu/%.o,$(CUDA_EMU_MAINS)): $(BUILD)/obj/cuda-emu/%.o: cuda/emu/%.cpp $(CUDA_HDRS) $(wildcard cuda/emu/*.h)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CUDA_EMU_FLAGS) -c $< -o $@
 

@@ -14,10 +14,10 @@
 -- file's harness on a machine without a GPU).
 -- NNLUA_CUDA_EMU=1, where no device exists, runs the project's own CUDA kernels on the CPU
 -- instead: build/libnnlua_cuda_emu.so (`make cuda-emu`, cuda/emu/: a test-only emulation of
--- the kernel files that use neither cuBLAS nor cuDNN, with real block sizes, barriers, warp
--- shuffles and atomics, on host memory behind fake device ops) registers them as backend
--- "cuda"; both contexts are {'cuda', 'cpu'}, so functions of the cuBLAS/cuDNN files run on
--- the CPU. The per-function comparisons, the solver kernels, .d and the small CNN run; the
+-- the kernel files that do not use cuDNN, with real block sizes, barriers, warp shuffles and
+-- atomics, and the cuBLAS calls of layers.cu as plain loops, on host memory behind fake
+-- device ops) registers them as backend "cuda"; both contexts are {'cuda', 'cpu'}, so
+-- functions of the cuDNN files (cudnn.cu, cudnn_deconv.cu) run on the CPU. The per-function comparisons, the solver kernels, .d and the small CNN run; the
 -- cases that need a real device (cudaMalloc counting, device ids) stay pending.
 local ffi = require 'ffi'
 local bit = require 'bit'
@@ -370,6 +370,33 @@ add('batch_normalization', {
              positive({ 1, 4, 1, 1 }) },
   grad = { false, true, true, false, false },
   fn = function(x, b, g, m, v) return F.batch_normalization(x, b, g, m, v) end })
+
+-- layers.cu edge cases: empty products, base_axis, batch_matmul transposes and broadcasts,
+-- 1x1 / grouped / dilated convolutions, batch norm over two axes, pooling without ignore_border
+add('affine', { inputs = { normal({ 3, 0 }), normal({ 0, 4 }), normal({ 4 }) }, grad = { true, true, true }, fn = function(x, w, b) return F.affine(x, w, b) end })
+add('affine', { inputs = { normal({ 3, 0 }), normal({ 0, 4 }) }, grad = { true, true }, fn = function(x, w) return F.affine(x, w) end })
+add('affine', { inputs = { normal({ 0, 5 }), normal({ 5, 3 }), normal({ 3 }) }, grad = { true, true, true }, fn = function(x, w, b) return F.affine(x, w, b) end })
+add('affine', { inputs = { normal({ 2, 3, 4 }), normal({ 4, 1 }), normal({ 1 }) }, grad = { true, true, true }, fn = function(x, w, b) return F.affine(x, w, b, { base_axis = 3 }) end })
+for _, m in ipairs {
+  { a = { 2, 1, 4, 3 }, b = { 1, 3, 4, 5 }, ta = true }, { a = { 2, 1, 3, 4 }, b = { 1, 3, 5, 4 }, tb = true },
+  { a = { 2, 1, 4, 3 }, b = { 1, 3, 5, 4 }, ta = true, tb = true },
+  { a = { 4, 3 }, b = { 2, 3, 4, 5 }, ta = true }, { a = { 2, 3, 3, 4 }, b = { 5, 4 }, tb = true },
+  { a = { 2, 3, 4 }, b = { 2, 4, 5 }, ta = false, tb = false }, { a = { 2, 1, 4 }, b = { 2, 4, 1 } },
+  { a = { 2, 4, 1 }, b = { 2, 4, 1 }, ta = true }, { a = { 1, 3, 2 }, b = { 4, 2, 3 }, ta = true, tb = true },
+} do
+  add('batch_matmul', { inputs = { normal(m.a), normal(m.b) }, grad = { true, true }, atol = 1e-3, grad_atol = 5e-3,
+                        fn = function(a, b) return F.batch_matmul(a, b, m.ta or false, m.tb or false) end })
+end
+conv_case({ 2, 4, 5, 5 }, { 6, 2, 1, 1 }, { group = 2 }, true)
+conv_case({ 2, 4, 5, 5 }, { 4, 4, 1, 1 }, { stride = { 2, 2 } }, false)
+conv_case({ 2, 6, 9 }, { 6, 2, 4 }, { group = 3, stride = { 2 }, pad = { 2 }, dilation = { 2 } }, true)
+conv_case({ 1, 2, 3, 4, 4 }, { 5, 3, 3, 3 }, { base_axis = 3, pad = { 1, 1 } }, true)
+add('batch_normalization', {
+  inputs = { normal({ 2, 3, 4 }), normal({ 1, 3, 4 }), normal({ 1, 3, 4 }), normal({ 1, 3, 4 }), positive({ 1, 3, 4 }) },
+  grad = { true, true, true, false, false }, grad_atol = 5e-3,
+  fn = function(x, b, g, m, v) return F.batch_normalization(x, b, g, m, v, { axes = { 2, 3 } }) end })
+add('max_pooling', { inputs = { normal({ 2, 3, 6, 5 }) }, grad = { true },
+  fn = function(x) return F.max_pooling(x, { 3, 2 }, { stride = { 2, 1 }, pad = { 1, 1 }, ignore_border = false }) end })
 
 -- max, min, prod, norm, cumsum, cumprod (reduce_ext.cu): axes, keepdims, indices, p, scan options
 for _, name in ipairs { 'max', 'min' } do

@@ -5,8 +5,9 @@
  * nl_device_ops table over it, the nlc_* helpers of cuda/common.cuh that device.cu
  * defines, the runtime calls of cuda/emu/cuda_runtime.h, and the scheduler that runs
  * kernel launches (blocks one after another, each block's threads as fibers that stop at
- * __syncthreads and warp shuffles; see cuda_runtime.h). cuBLAS and cuDNN are absent:
- * nlc_cublas/nlc_cudnn fail, and the files that call them are not compiled in, so the
+ * __syncthreads and warp shuffles; see cuda_runtime.h). The cuBLAS calls that layers.cu
+ * makes are emulated (cuda/emu/cublas_emu.cpp; nlc_cublas hands out a dummy handle); cuDNN
+ * is absent: nlc_cudnn fails, and the files that call it are not compiled in, so the
  * functions they implement run on the CPU under a {'cuda', 'cpu'} context.
  *
  * nl_cuda_emu_init() installs the device ops and registers the implementations of the
@@ -220,7 +221,7 @@ int nlc_cuda_err(cudaError_t e, const char *what) {
     return nl_error("CUDA error in %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
 }
 int nlc_cublas_err(cublasStatus_t s, const char *what) {
-    return nl_error("cuBLAS error in %s: status %d (cuBLAS is not emulated)", what, (int)s);
+    return nl_error("cuBLAS error in %s: status %d [emulated]", what, (int)s);
 }
 int nlc_cudnn_err(cudnnStatus_t s, const char *what) {
     return nl_error("cuDNN error in %s: status %d (cuDNN is not emulated)", what, (int)s);
@@ -243,9 +244,11 @@ int nlc_sm_count(int) {
     return n;
 }
 bool nlc_allow_tf32(void) { return false; }
-cublasHandle_t nlc_cublas(int) {
-    nl_error("cuBLAS is not available in the CPU emulation of the CUDA backend");
-    return nullptr;
+/* the emulated cuBLAS calls only check that the handle is not null */
+cublasHandle_t nlc_cublas(int dev) {
+    static char dummy;
+    if (nlc_set_device(dev)) return nullptr;
+    return (cublasHandle_t)(void *)&dummy;
 }
 cudnnHandle_t nlc_cudnn(int) {
     nl_error("cuDNN is not available in the CPU emulation of the CUDA backend");
@@ -341,6 +344,9 @@ int nl_cuda_emu_init(void) {
 #endif
 #ifdef NLC_EMU_HAVE_REDUCE
     rc = rc ? rc : nlc_register_reduce();
+#endif
+#ifdef NLC_EMU_HAVE_LAYERS
+    rc = rc ? rc : nlc_register_layers();
 #endif
 #ifdef NLC_EMU_HAVE_VIEWS
     rc = rc ? rc : nlc_register_views();
