@@ -236,7 +236,7 @@ static int conv_setup(nl_func *f) {
     nl_shape_str(xs, x->ndim, x->shape);
     nl_shape_str(ws, w->ndim, w->shape);
     if (nl_arg_bool(f, A_CHANNEL_LAST))
-        return nl_error("channel_last = true is not supported yet");
+        return nl_error("channel_last = true is not done by the engine (its kernels are channel-first): the Lua wrapper F.* moves the channel axis around the call");
     int ca, sd;
     const int64_t base_axis = nl_arg_int(f, A_BASE_AXIS);
     if (nl_conv_channel_axis(f, base_axis, xs, SD, &ca, &sd)) return -1;

@@ -18,8 +18,8 @@
  *     y[n, c*M+m, o] = b[c*M+m] + sum_k w[c*M+m, k] x[n, c, o*stride - pad + k*dilation],
  *     O = (I + 2*pad - dilation*(K-1) - 1) / stride + 1. Direct loops, threaded over maps.
  *
- * pad/stride/dilation default to 0/1/1 per spatial axis. channel_last = true is not
- * supported yet. Internally 1-d and 2-d problems are 3-d ones with leading size-1 axes.
+ * pad/stride/dilation default to 0/1/1 per spatial axis. channel_last = true is done by
+ * the Lua wrapper (lua/nnlua/functions.lua) with transposes. Internally 1-d and 2-d problems are 3-d ones with leading size-1 axes.
  */
 #include "../src/function.h"
 #include "conv_geometry.h"
@@ -116,7 +116,7 @@ static int deconv_setup(nl_func *f) {
     char xs[160], ws[160], bs[160];
     nl_shape_str(xs, x->ndim, x->shape);
     nl_shape_str(ws, w->ndim, w->shape);
-    if (nl_arg_bool(f, D_CHANNEL_LAST)) return nl_error("channel_last = true is not supported yet");
+    if (nl_arg_bool(f, D_CHANNEL_LAST)) return nl_error("channel_last = true is not done by the engine (its kernels are channel-first): the Lua wrapper F.* moves the channel axis around the call");
     int ca, sd;
     const int64_t base_axis = nl_arg_int(f, D_BASE_AXIS);
     if (nl_conv_channel_axis(f, base_axis, xs, SD, &ca, &sd)) return -1;

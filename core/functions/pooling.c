@@ -55,7 +55,7 @@ static int pool_setup(nl_func *f) {
     char xs[160];
     nl_shape_str(xs, x->ndim, x->shape);
     if (nl_arg_bool(f, A_CHANNEL_LAST))
-        return nl_error("channel_last = true is not supported yet");
+        return nl_error("channel_last = true is not done by the engine (its kernels are channel-first): the Lua wrapper F.* moves the channel axis around the call");
     if (!nl_arg_given(f, A_KERNEL))
         return nl_error("argument 'kernel' is required (a list such as {2, 2})");
     const int sd = nl_arg_len(f, A_KERNEL);

@@ -14,7 +14,7 @@
  *   unpooling(x, kernel, channel_last=false)
  *     spreads every value of the last len(kernel) axes over a kernel-sized block:
  *     y[..., k*i + j] = x[..., i] (0 <= j < k), so y's pooled axes are x's times kernel.
- * channel_last = true is not supported yet.
+ * channel_last = true is done by the Lua wrappers (lua/nnlua/functions.lua), with transposes.
  */
 #include "../src/function.h"
 #include "pool_geometry.h"
@@ -119,7 +119,7 @@ static int sp_setup(nl_func *f) {
     const nl_var *x = nl_in(f, 0);
     char xs[160];
     nl_shape_str(xs, x->ndim, x->shape);
-    if (nl_arg_bool(f, S_CHANNEL_LAST)) return nl_error("channel_last = true is not supported yet");
+    if (nl_arg_bool(f, S_CHANNEL_LAST)) return nl_error("channel_last = true is not done by the engine (its kernels are channel-first): the Lua wrapper F.* moves the channel axis around the call");
     int sd;
     if (kernel_arg(f, S_KERNEL, xs, x->ndim, &sd)) return -1;
     if (nl_arg_given(f, S_STRIDE) && nl_arg_len(f, S_STRIDE) != sd)
@@ -235,7 +235,7 @@ static int up_setup(nl_func *f) {
     const nl_var *x = nl_in(f, 0);
     char xs[160];
     nl_shape_str(xs, x->ndim, x->shape);
-    if (nl_arg_bool(f, U_CHANNEL_LAST)) return nl_error("channel_last = true is not supported yet");
+    if (nl_arg_bool(f, U_CHANNEL_LAST)) return nl_error("channel_last = true is not done by the engine (its kernels are channel-first): the Lua wrapper F.* moves the channel axis around the call");
     /* NNabla accepts a kernel as long as x's rank; leading 1s (no-ops) are dropped here */
     if (!nl_arg_given(f, U_KERNEL)) return nl_error("argument 'kernel' is required (a list such as {2, 2})");
     int skip = 0;

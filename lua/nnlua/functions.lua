@@ -255,6 +255,96 @@ for id = 0, C.nl_function_count() - 1 do
   F[d.name] = fn
 end
 
+-- channel_last = true (NNabla's layout with channels on the last axis) for the functions
+-- whose kernels are channel-first: x's last axis is moved in front of the spatial axes, the
+-- function runs with channel_last = false, and y's channel axis goes back to the end; the
+-- weight of (de)convolution, (OC, K..., IC/g) or (C, K..., OC/g), becomes (OC, IC/g, K...)
+-- or (C, OC/g, K...). The moves are F.transpose nodes, so gradients flow through them.
+do
+  local function iota(a, b, t)
+    t = t or {}
+    for i = a, b do t[#t + 1] = i end
+    return t
+  end
+  local function perm_to_first(nd, c)          -- (.., spatial.., C) -> (.., C, spatial..)
+    local t = iota(1, c - 1)
+    t[#t + 1] = nd
+    return iota(c, nd - 1, t)
+  end
+  local function perm_to_last(nd, c)           -- (.., C, spatial..) -> (.., spatial.., C)
+    local t = iota(1, c - 1)
+    iota(c + 1, nd, t)
+    t[#t + 1] = c
+    return t
+  end
+  -- where the arguments start in a call's parameters (the wrappers' rule for inputs)
+  local function args_start(d, params, n)
+    local pos = d.n_in + 1
+    for _ = d.n_in + 1, d.n_in + d.n_opt do
+      local v = params[pos]
+      if is_var(v) or (v == nil and pos <= n) then pos = pos + 1 end
+    end
+    return pos
+  end
+  local function arg_of(d, params, n, opts, name)
+    local a = d.by_name[name]
+    local v = params[args_start(d, params, n) + a.index]
+    if v == nil and opts then v = opts[name] end
+    return v
+  end
+  -- channel axis (1-based, channel-first) of x for function d's call
+  local conv_like = { convolution = true, deconvolution = true }
+  local function channel_axis(d, params, n, opts, nd)
+    if conv_like[d.name] then
+      local b = arg_of(d, params, n, opts, 'base_axis') or 2
+      if type(b) == 'number' and b < 0 then b = nd + b + 1 end
+      return b
+    end
+    local k = arg_of(d, params, n, opts, 'kernel')
+    return nd - (type(k) == 'table' and #k or 1)
+  end
+  for name in pairs { convolution = 1, deconvolution = 1, max_pooling = 1, average_pooling = 1,
+                      sum_pooling = 1, unpooling = 1 } do
+    local d, inner = descriptors[name], F[name]
+    if d and d.by_name.channel_last then
+      F[name] = function(...)
+        local n = select('#', ...)
+        local params = { ... }
+        local opts
+        if n > 0 and is_options(params[n]) then opts = params[n]; params[n] = nil; n = n - 1 end
+        if arg_of(d, params, n, opts, 'channel_last') ~= true or not is_var(params[1]) then
+          return inner(...)
+        end
+        local x = params[1]
+        local nd = #Variable.shape_of(x)
+        local c = channel_axis(d, params, n, opts, nd)
+        if type(c) ~= 'number' or c < 1 or c >= nd then
+          if type(c) ~= 'number' then return inner(...) end   -- a bad argument: the C checks say which
+          fail(d, ('channel_last = true: x %s has no spatial axes before its last (channel) axis')
+                  :format(lib.shape_str(Variable.shape_of(x))), 2)
+        end
+        -- the same call, channel-first
+        local pos = args_start(d, params, n) + d.by_name.channel_last.index
+        if pos <= n then params[pos] = false end
+        if opts then
+          local o = {}
+          for k, v in pairs(opts) do o[k] = v end
+          if o.channel_last ~= nil then o.channel_last = false end
+          n = n + 1
+          params[n] = o
+        end
+        params[1] = F.transpose(x, perm_to_first(nd, c))
+        if conv_like[name] and is_var(params[2]) then
+          local nw = #Variable.shape_of(params[2])
+          params[2] = F.transpose(params[2], perm_to_first(nw, 2))
+        end
+        local y = inner(unpack(params, 1, n))
+        return F.transpose(y, perm_to_last(#Variable.shape_of(y), c))
+      end
+    end
+  end
+end
+
 -- Torch-style slicing x[{ {}, {2}, {1, 4}, {1, -1, 2} }]: per axis {} is everything,
 -- {i} one index (kept as a size-1 axis), {a, b} the inclusive range a..b, {a, b, step}.
 -- Negative positions count from the end (-1 is the last). Maps to F.slice.
