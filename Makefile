@@ -185,7 +185,7 @@ $(CUDA_LIB): $(CUDA_OBJS) $(LIB)
 # ---- make cuda-emu: TEST-ONLY CPU emulation of the cuDNN-free kernel files, cuBLAS emulated by loops (g++ only; cuda/emu/, spec/cuda_spec.lua with NNLUA_CUDA_EMU=1)
 LUAJIT         ?= luajit
 CUDA_EMU_LIB   := $(BUILD)/libnnlua_cuda_emu.so
-CUDA_EMU_FILES := elementwise reduce layers views losses reduce_ext indexing norm_ext solvers
+CUDA_EMU_FILES := elementwise reduce layers views losses reduce_ext indexing norm_ext solvers gather
 CUDA_EMU_MAINS := emu_device cublas_emu
 CUDA_EMU_OBJS  := $(patsubst %,$(BUILD)/obj/cuda-emu/%.o,$(CUDA_EMU_FILES) $(CUDA_EMU_MAINS))
 CUDA_EMU_FLAGS := -O2 -g -std=c++17 -fPIC -ffp-contract=off -Wall -Wextra -Wno-unused-function -Wno-unused-parameter \

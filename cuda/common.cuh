@@ -174,6 +174,7 @@ int nlc_register_reductions(void);  /* reduce_ext.cu: max, min, prod, norm, cums
 int nlc_register_indexing(void);    /* indexing.cu: pad, shift, trilu, one_hot, embed, cce, kl */
 int nlc_register_deconv(void);      /* cudnn_deconv.cu: deconvolution, depthwise_convolution */
 int nlc_register_norm_ext(void);    /* norm_ext.cu: layer/instance/group/weight normalization, pooling_ext */
+int nlc_register_gather(void);      /* gather.cu: gather, gather_nd, scatter_nd, scatter_add */
 
 /* ---- shared device helpers (reduce.cu) --------------------------------------------- */
 /* y (the kept axes of x, in order) = scale * sum of x over the axes marked in red

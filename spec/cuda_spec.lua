@@ -574,6 +574,61 @@ add('unpooling', { inputs = { normal({ 2, 3, 4 }) }, grad = { true }, fn = funct
 add('unpooling', { inputs = { normal({ 1, 2, 3, 2 }) }, grad = { true },
                    fn = function(x) return F.add2(F.unpooling(x, { 1, 1, 2, 3 }), F.unpooling(x, { 2, 3 })) end })
 
+-- gather, gather_nd, scatter_nd, scatter_add (gather.cu): 1-based positions, negatives from
+-- the end, repeated positions (atomic scatter-adds; scatter_nd without add: the last wins)
+local function positions(shape, n)   -- -n..-1 and 1..n
+  return function(seed)
+    local a = uniform(shape, 0, 2 * n, seed)
+    local p = a:ptr(C.NL_READWRITE)
+    for i = 0, a.size - 1 do
+      local v = math.min(2 * n - 1, math.floor(p[i]))
+      p[i] = v < n and v + 1 or v - 2 * n
+    end
+    return a
+  end
+end
+local function fixed(t) return function() return NdArray.from(t) end end
+add('gather', { inputs = { normal({ 4, 3 }), positions({ 5 }, 4) }, grad = { true, true },
+                fn = function(x, ix) return F.gather(x, ix) end })
+add('gather', { inputs = { normal({ 3, 5 }), positions({ 2, 6 }, 5) }, grad = { true, false },
+                fn = function(x, ix) return F.gather(x, ix, 2) end })
+add('gather', { inputs = { normal(S234), positions({ 7 }, 3) }, grad = { true, false },
+                fn = function(x, ix) return F.gather(x, ix, -2) end })
+add('gather', { inputs = { normal({ 2, 4, 3 }), positions({ 2, 5 }, 4) }, grad = { true, true },
+                fn = function(x, ix) return F.gather(x, ix, 2, 1) end })
+add('gather', { inputs = { normal({ 3, 50, 20 }), positions({ 3, 200 }, 50) }, grad = { true, false },
+                fn = function(x, ix) return F.gather(x, ix, 2, 1) end })
+add('gather_nd', { inputs = { normal({ 3, 4 }), fixed { { 1, 3, -1, 1 }, { 2, 4, 1, 2 } } }, grad = { true, true },
+                   fn = function(x, ix) return F.gather_nd(x, ix) end })
+add('gather_nd', { inputs = { normal({ 3, 4, 2 }), fixed { { { 3, 1 }, { -1, 2 } } } }, grad = { true, false },
+                   fn = function(x, ix) return F.gather_nd(x, ix) end })
+add('gather_nd', { inputs = { normal({ 3, 4 }), fixed { 2, -3 } }, grad = { true, false },
+                   fn = function(x, ix) return F.gather_nd(x, ix) end })
+add('gather_nd', { inputs = { normal({ 5, 6, 30 }), positions({ 1, 40 }, 5) }, grad = { true, false },
+                   fn = function(x, ix) return F.gather_nd(x, ix) end })
+add('scatter_nd', { inputs = { normal({ 5 }), fixed { { 4, 1, -2, 4, 1 } } }, grad = { true, true },
+                    fn = function(d, ix) return F.scatter_nd(d, ix, { shape = { 6 } }) end })
+add('scatter_nd', { inputs = { normal({ 5 }), fixed { { 4, 1, -2, 4, 1 } }, normal({ 6 }) }, grad = { true, false, true },
+                    fn = function(d, ix, out) return F.scatter_nd(d, ix, out) end })
+add('scatter_nd', { inputs = { normal({ 5 }), fixed { { 4, 1, -2, 4, 1 } }, normal({ 6 }) }, grad = { true, false, true },
+                    fn = function(d, ix, out) return F.scatter_nd(d, ix, out, nil, true) end })
+add('scatter_nd', { inputs = { normal({ 2, 2, 4 }), fixed { { { 1, 2 }, { -3, 1 } }, { { 1, 1 }, { 2, 1 } } }, normal({ 3, 2, 4 }) },
+                    grad = { true, true, true }, fn = function(d, ix, out) return F.scatter_nd(d, ix, out) end })
+add('scatter_nd', { inputs = { normal({ 2, 2, 4 }), fixed { { { 1, 2 }, { -3, 1 } }, { { 1, 1 }, { 2, 1 } } } },
+                    grad = { true, false }, fn = function(d, ix) return F.scatter_nd(d, ix, { shape = { 3, 2, 4 }, add = true }) end })
+add('scatter_nd', { inputs = { normal({ 60, 7 }), positions({ 1, 60 }, 9), normal({ 9, 7 }) }, grad = { true, false, true },
+                    fn = function(d, ix, out) return F.scatter_nd(d, ix, out) end })
+add('scatter_nd', { inputs = { normal({ 60, 7 }), positions({ 1, 60 }, 9), normal({ 9, 7 }) }, grad = { true, false, true },
+                    fn = function(d, ix, out) return F.scatter_nd(d, ix, out, nil, true) end })
+add('scatter_add', { inputs = { normal({ 3, 4 }), positions({ 2, 4 }, 3), normal({ 2, 4 }) }, grad = { true, true, true },
+                     fn = function(x0, ix, x1) return F.scatter_add(x0, ix, x1) end })
+add('scatter_add', { inputs = { normal({ 3, 4 }), positions({ 3, 2 }, 4), normal({ 3, 2 }) }, grad = { true, false, true },
+                     fn = function(x0, ix, x1) return F.scatter_add(x0, ix, x1, 2) end })
+add('scatter_add', { inputs = { normal({ 3, 5 }), positions({ 1, 2 }, 5), normal({ 2, 3 }) }, grad = { true, false, true },
+                     fn = function(x0, ix, x1) return F.scatter_add(x0, ix, x1, -1) end })
+add('scatter_add', { inputs = { normal({ 4, 6, 5 }), positions({ 4, 30, 5 }, 6), normal({ 4, 32, 6 }) },
+                     grad = { true, false, true }, fn = function(x0, ix, x1) return F.scatter_add(x0, ix, x1, 2) end })
+
 -- A default case for a function registered later with no entry here (one input of S234,
 -- or two of the same shape).
 local function default_case(name)

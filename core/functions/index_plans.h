@@ -1,7 +1,8 @@
 /*
  * index_plans.h - what the CPU implementations of pad, trilu (array_ops.c), one_hot
  * (indexing.c), embed (embed.c), categorical_cross_entropy and kl_multinomial (loss_ext.c)
- * share with their CUDA twins (cuda/indexing.cu): the argument positions, the setup's
+ * share with their CUDA twins (cuda/indexing.cu), and what gather, gather_nd, scatter_nd and
+ * scatter_add (indexing.c) share with theirs (cuda/gather.cu): the argument positions, the setup's
  * state, the per-element math and id checks (NL_HD: compiled for the host and the device)
  * and the messages that name a bad id. Pad's and shift's plans are nd_view.h's nl_tabmap;
  * the class-label checks are labels.h's.
@@ -92,6 +93,39 @@ static inline int nl_kl_dims(nl_func *f, int64_t *n, int64_t *k) {
     for (int d = 0; d < ba; d++) *n *= p->shape[d];
     for (int d = ba; d < p->ndim; d++) *k *= p->shape[d];
     return ba;
+}
+
+/* ---- gather(x, indices, axis, batch_dims) ---- */
+enum { GA_AXIS, GA_BATCH_DIMS };
+typedef struct gather_plan {
+    int axis;
+    int64_t Bn, Mid, I, inner, n;   /* x: (Bn, Mid, n, inner), indices: (Bn, I) */
+} gather_plan;
+
+/* ---- gather_nd(x, indices), scatter_nd(data, indices, out, shape, add):
+ * indices (M, Y...) address the first M axes ---- */
+enum { SN_SHAPE, SN_ADD };
+typedef struct nd_plan {
+    int M;
+    int64_t cols;                     /* prod(Y) */
+    int64_t slice;                    /* prod of the addressed array's axes after M */
+    int64_t shape[NL_MAX_NDIM];       /* the addressed array's shape (x, or scatter_nd's y) */
+    int64_t stride[NL_MAX_NDIM];
+} nd_plan;
+
+/* ---- scatter_add(x0, indices, x1, axis) ---- */
+enum { SA_AXIS };
+
+/* The device's reading of an index stored as a float, as nd_view.h's nl_read_index does
+ * it: true and *out = the 0-based position for Lua positions 1..n or -n..-1, else false
+ * (the host then names it with nl_read_index). */
+NL_HD bool nl_index_at(float v, int64_t n, int64_t *out) {
+    const double d = v;
+    if (!isfinite(d) || d != floor(d) || fabs(d) > 9e15) return false;
+    const int64_t i = (int64_t)d;
+    if (i == 0 || i > n || i < -n) return false;
+    *out = i > 0 ? i - 1 : n + i;
+    return true;
 }
 
 #endif

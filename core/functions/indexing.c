@@ -206,16 +206,13 @@ const nl_fdef nl_fdef_one_hot = {
 
 /* ==== gather =========================================================================== */
 
-enum { GA_AXIS, GA_BATCH_DIMS };
+/* GA_AXIS, GA_BATCH_DIMS: index_plans.h */
 static const nl_argdef gather_args[] = {
     {"axis", NL_ARG_AXIS, "1", NULL},
     {"batch_dims", NL_ARG_INT, "0", NULL},
 };
 
-typedef struct gather_plan {
-    int axis;
-    int64_t Bn, Mid, I, inner, n;   /* x: (Bn, Mid, n, inner), indices: (Bn, I) */
-} gather_plan;
+/* gather_plan: index_plans.h */
 
 static void free_state(nl_func *f) { free(f->state); }
 
@@ -301,13 +298,7 @@ const nl_fdef nl_fdef_gather = {
 
 /* ==== gather_nd, scatter_nd: indices (M, Y...) address the first M axes ================ */
 
-typedef struct nd_plan {
-    int M;
-    int64_t cols;                     /* prod(Y) */
-    int64_t slice;                    /* prod of the addressed array's axes after M */
-    int64_t shape[NL_MAX_NDIM];       /* the addressed array's shape (x, or scatter_nd's y) */
-    int64_t stride[NL_MAX_NDIM];
-} nd_plan;
+/* nd_plan: index_plans.h */
 
 /* Offset of column i's slice in the addressed array. */
 static int nd_offset(const nd_plan *p, const float *idx, int64_t i, int64_t *off) {
@@ -386,7 +377,7 @@ const nl_fdef nl_fdef_gather_nd = {
     .grad_in_data = 2,
 };
 
-enum { SN_SHAPE, SN_ADD };
+/* SN_SHAPE, SN_ADD: index_plans.h */
 static const nl_argdef scatter_nd_args[] = {
     {"shape", NL_ARG_INTS, "nil", NULL},
     {"add", NL_ARG_BOOL, "false", NULL},
@@ -509,7 +500,7 @@ const nl_fdef nl_fdef_scatter_nd = {
 
 /* ==== scatter_add ====================================================================== */
 
-enum { SA_AXIS };
+/* SA_AXIS: index_plans.h; the state is the 0-based axis (an int) */
 static const nl_argdef scatter_add_args[] = {{"axis", NL_ARG_AXIS, "1", NULL}};
 
 static int scatter_add_setup(nl_func *f) {

@@ -363,6 +363,9 @@ int nl_cuda_emu_init(void) {
 #ifdef NLC_EMU_HAVE_NORM_EXT
     rc = rc ? rc : nlc_register_norm_ext();
 #endif
+#ifdef NLC_EMU_HAVE_GATHER
+    rc = rc ? rc : nlc_register_gather();
+#endif
     if (rc) return nl_error("registering the emulated CUDA implementations failed: %s", nl_last_error());
     done = 1;
     return 0;
