@@ -193,4 +193,33 @@ int nlc_softmax_forward(int dev, const float *x, float *y, int64_t outer, int64_
 int nlc_softmax_backward(int dev, const float *y, const float *dy, float *dx, int64_t outer, int64_t C,
                          int64_t inner, bool log, bool accum);
 
+/* ---- gradients -------------------------------------------------------------------------- */
+/* Input i's gradient dx, about to be scatter-added into: zeroed unless it accumulates.
+ * 0 or -1. */
+static inline int nlc_clear_grad(nl_func *f, float *dx, int i, bool accum) {
+    return accum ? 0 : nlc_fill(f->device_id, dx, 0.0f, nl_in(f, i)->size);
+}
+
+/* ---- the first bad entry a check kernel found: one device word per node, lowered with
+ *      atomicMin; all ones = none ---------------------------------------------------------- */
+/* buf's word set to "none" (ordered before the kernels that follow). NULL with an error. */
+static inline unsigned long long *nlc_flag_arm(nlc_buf &buf, int dev) {
+    float *p = buf.get(2, dev);
+    if (!p) return nullptr;
+    unsigned long long *bad = (unsigned long long *)(void *)p;
+    const cudaError_t e = cudaMemsetAsync(bad, 0xff, sizeof *bad);
+    if (e != cudaSuccess) {
+        nlc_cuda_err(e, "cudaMemsetAsync(flag)");
+        return nullptr;
+    }
+    return bad;
+}
+/* Waits for the kernels; *key = the recorded key, -1 when none. 0 or -1. */
+static inline int nlc_flag_key(const unsigned long long *bad, int64_t *key) {
+    unsigned long long h = 0;
+    NLC_CUDA(cudaMemcpy(&h, bad, sizeof h, cudaMemcpyDeviceToHost));
+    *key = h == ~0ull ? -1 : (int64_t)h;
+    return 0;
+}
+
 #endif

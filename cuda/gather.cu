@@ -19,6 +19,7 @@
 extern "C" {
 #include "nd_view.h"
 #include "index_plans.h"
+#include "labels.h"
 }
 #include <string.h>
 
@@ -32,24 +33,7 @@ struct gx_state {
 /* The node's flag, set to "none". NULL with an error. */
 static unsigned long long *flag_arm(nl_func *f) {
     gx_state *st = nlc_state<gx_state>(f);
-    if (!st) return nullptr;
-    float *p = st->flag.get(2, f->device_id);
-    if (!p) return nullptr;
-    unsigned long long *bad = (unsigned long long *)(void *)p;
-    const cudaError_t e = cudaMemsetAsync(bad, 0xff, sizeof *bad);
-    if (e != cudaSuccess) {
-        nlc_cuda_err(e, "cudaMemsetAsync(flag)");
-        return nullptr;
-    }
-    return bad;
-}
-
-/* Waits for the check; *key = the recorded order key, -1 when none. 0 or -1. */
-static int flag_key(const unsigned long long *bad, int64_t *key) {
-    unsigned long long h = 0;
-    NLC_CUDA(cudaMemcpy(&h, bad, sizeof h, cudaMemcpyDeviceToHost));
-    *key = h == ~0ull ? -1 : (int64_t)h;
-    return 0;
+    return st ? nlc_flag_arm(st->flag, f->device_id) : nullptr;
 }
 
 /* Fails with the CPU's message for entry pos (0-based) of indices (a device array), read
@@ -60,19 +44,6 @@ static int index_fail(const float *idx, int64_t pos, int64_t n, int axis) {
     int64_t unused;
     if (nl_read_index(v, n, "indices", pos, axis, &unused)) return -1;
     return nl_error("'indices' entry %lld (%g) was read as invalid on the device", (long long)(pos + 1), (double)v);
-}
-
-/* A gradient that is overwritten starts from zero (scatter-adds follow). */
-static int clear_grad(nl_func *f, float *dx, int i, bool accum) {
-    return accum ? 0 : nlc_fill(f->device_id, dx, 0.0f, nl_in(f, i)->size);
-}
-
-/* The indices (input i) get no gradient: zeros unless accumulating (indexing.c's
- * zero_index_grad). */
-static int zero_index_grad(nl_func *f, int i, const bool *prop, const bool *accum) {
-    if (!prop[i] || accum[i]) return 0;
-    NLC_PTR(float *, d, nlc_in_grad(f, i, false));
-    return nlc_fill(f->device_id, d, 0.0f, nl_in(f, i)->size);
 }
 
 /* ---- one axis of size n: indices (count) read in order (gather, scatter_add) ---- */
@@ -93,7 +64,7 @@ static int check_axis(nl_func *f, const float *idx, int64_t count, int64_t n, in
     k_check_axis<<<nlc_blocks(count), NLC_THREADS>>>(count, n, idx, bad);
     NLC_LAUNCHED(f->def->name);
     int64_t key = -1;
-    if (flag_key(bad, &key)) return -1;
+    if (nlc_flag_key(bad, &key)) return -1;
     return key < 0 ? 0 : index_fail(idx, key, n, axis);
 }
 
@@ -142,13 +113,13 @@ static int gather_forward(nl_func *f) {
 }
 
 static int gather_backward(nl_func *f, const bool *prop, const bool *accum) {
-    if (zero_index_grad(f, 1, prop, accum)) return -1;
+    nl_no_grad_input(f, 1, prop, accum);   /* the indices */
     if (!prop[0]) return 0;
     const gather_plan *p = (const gather_plan *)f->state;
     NLC_PTR(const float *, idx, nlc_in(f, 1));
     NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
     NLC_PTR(float *, dx, nlc_in_grad(f, 0, accum[0]));
-    if (clear_grad(f, dx, 0, accum[0])) return -1;
+    if (nlc_clear_grad(f, dx, 0, accum[0])) return -1;
     if (gather_check(f, p, idx)) return -1;
     const int64_t total = nl_out(f, 0)->size;
     if (total == 0) return 0;
@@ -188,7 +159,7 @@ static int nd_check(nl_func *f, const nd_plan *p, const float *idx) {
     k_nd_check<<<nlc_blocks(p->cols * p->M), NLC_THREADS>>>(*p, idx, bad);
     NLC_LAUNCHED(f->def->name);
     int64_t key = -1;
-    if (flag_key(bad, &key)) return -1;
+    if (nlc_flag_key(bad, &key)) return -1;
     if (key < 0) return 0;
     const int64_t i = key / p->M;
     const int m = (int)(key - i * p->M);
@@ -221,13 +192,13 @@ static int gather_nd_forward(nl_func *f) {
 }
 
 static int gather_nd_backward(nl_func *f, const bool *prop, const bool *accum) {
-    if (zero_index_grad(f, 1, prop, accum)) return -1;
+    nl_no_grad_input(f, 1, prop, accum);   /* the indices */
     if (!prop[0]) return 0;
     const nd_plan *p = (const nd_plan *)f->state;
     NLC_PTR(const float *, idx, nlc_in(f, 1));
     NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
     NLC_PTR(float *, dx, nlc_in_grad(f, 0, accum[0]));
-    if (clear_grad(f, dx, 0, accum[0])) return -1;
+    if (nlc_clear_grad(f, dx, 0, accum[0])) return -1;
     if (nd_check(f, p, idx)) return -1;
     const int64_t total = p->cols * p->slice;
     if (total == 0) return 0;
@@ -326,7 +297,7 @@ static int scatter_nd_forward(nl_func *f) {
 }
 
 static int scatter_nd_backward(nl_func *f, const bool *prop, const bool *accum) {
-    if (zero_index_grad(f, 1, prop, accum)) return -1;
+    nl_no_grad_input(f, 1, prop, accum);   /* the indices */
     const nd_plan *p = (const nd_plan *)f->state;
     const bool do_out = f->in[2] != NULL && prop[2], add = nl_arg_bool(f, SN_ADD);
     if (!prop[0] && !do_out) return 0;
@@ -434,7 +405,7 @@ static int scatter_add_forward(nl_func *f) {
 }
 
 static int scatter_add_backward(nl_func *f, const bool *prop, const bool *accum) {
-    if (zero_index_grad(f, 1, prop, accum)) return -1;
+    nl_no_grad_input(f, 1, prop, accum);   /* the indices */
     if (!prop[0] && !prop[2]) return 0;
     NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
     if (prop[0]) {
@@ -445,7 +416,7 @@ static int scatter_add_backward(nl_func *f, const bool *prop, const bool *accum)
         const sa_dims d = sa_get(f);
         NLC_PTR(const float *, idx, nlc_in(f, 1));
         NLC_PTR(float *, dx1, nlc_in_grad(f, 2, accum[2]));
-        if (clear_grad(f, dx1, 2, accum[2])) return -1;
+        if (nlc_clear_grad(f, dx1, 2, accum[2])) return -1;
         if (check_axis(f, idx, d.count, d.n, d.a)) return -1;
         if (d.count == 0) return 0;
         k_sa_bwd<<<nlc_blocks(d.count), NLC_THREADS>>>(d, idx, dy, dx1);

@@ -32,34 +32,16 @@ struct flag_state {          /* one_hot, embed, categorical_cross_entropy */
 /* The node's flag, set to "none" (ordered before the kernels that follow). NULL with an error. */
 static unsigned long long *flag_arm(nl_func *f) {
     flag_state *st = nlc_state<flag_state>(f);
-    if (!st) return nullptr;
-    float *p = st->flag.get(2, f->device_id);
-    if (!p) return nullptr;
-    unsigned long long *bad = (unsigned long long *)(void *)p;
-    const cudaError_t e = cudaMemsetAsync(bad, 0xff, sizeof *bad);
-    if (e != cudaSuccess) {
-        nlc_cuda_err(e, "cudaMemsetAsync(flag)");
-        return nullptr;
-    }
-    return bad;
+    return st ? nlc_flag_arm(st->flag, f->device_id) : nullptr;
 }
 
 /* Waits for the kernels; *pos = the recorded position in ids (a device array) and *v the
  * id there, to name it as the CPU does; *pos = -1 when none. 0 or -1. */
 static int flag_read(const unsigned long long *bad, const float *ids, int64_t *pos, float *v) {
-    *pos = -1;
     *v = 0.0f;
-    unsigned long long h = 0;
-    NLC_CUDA(cudaMemcpy(&h, bad, sizeof h, cudaMemcpyDeviceToHost));
-    if (h == ~0ull) return 0;
-    NLC_CUDA(cudaMemcpy(v, ids + h, sizeof *v, cudaMemcpyDeviceToHost));
-    *pos = (int64_t)h;
+    if (nlc_flag_key(bad, pos)) return -1;
+    if (*pos >= 0) NLC_CUDA(cudaMemcpy(v, ids + *pos, sizeof *v, cudaMemcpyDeviceToHost));
     return 0;
-}
-
-/* A gradient that is overwritten starts from zero (scatter-adds follow). */
-static int clear_grad(nl_func *f, float *dx, int i, bool accum) {
-    return accum ? 0 : nlc_fill(f->device_id, dx, 0.0f, nl_in(f, i)->size);
 }
 
 /* ==== pad, shift: the setup's per-axis offset tables ==================================== */
@@ -155,7 +137,7 @@ static int tab_backward(nl_func *f, const bool *prop, const bool *accum) {
     if (tab_get(f, &t)) return -1;
     NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
     NLC_PTR(float *, dx, nlc_in_grad(f, 0, accum[0]));
-    if (clear_grad(f, dx, 0, accum[0])) return -1;
+    if (nlc_clear_grad(f, dx, 0, accum[0])) return -1;
     const int64_t total = nl_out(f, 0)->size;
     if (total == 0) return 0;
     k_tab_scatter<<<nlc_blocks(total), NLC_THREADS>>>(t, total, dy, dx);
@@ -258,11 +240,10 @@ static int one_hot_forward(nl_func *f) {
     return pos < 0 ? 0 : nl_one_hot_bad(v, pos);
 }
 
-/* the ids get no gradient: zeros unless accumulating (as indexing.c's zero_index_grad) */
+/* the ids get no gradient */
 static int one_hot_backward(nl_func *f, const bool *prop, const bool *accum) {
-    if (!prop[0] || accum[0]) return 0;
-    NLC_PTR(float *, dx, nlc_in_grad(f, 0, false));
-    return nlc_fill(f->device_id, dx, 0.0f, nl_in(f, 0)->size);
+    nl_no_grad_input(f, 0, prop, accum);
+    return 0;
 }
 
 /* ==== embed ============================================================================= */
@@ -406,7 +387,7 @@ static int cce_backward(nl_func *f, const bool *prop, const bool *accum) {
         NLC_PTR(const float *, t, nlc_in(f, 1));
         NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
         NLC_PTR(float *, dx, nlc_in_grad(f, 0, accum[0]));
-        if (clear_grad(f, dx, 0, accum[0])) return -1;
+        if (nlc_clear_grad(f, dx, 0, accum[0])) return -1;
         const int64_t n = outer * inner;
         if (n > 0) {
             NLC_PTR(unsigned long long *, bad, flag_arm(f));

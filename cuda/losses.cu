@@ -13,6 +13,9 @@
  * losses give both inputs one; accum[] adds into a gradient instead of overwriting it.
  */
 #include "common.cuh"
+extern "C" {
+#include "labels.h"
+}
 
 /* One loss: y = fwd(a, b, v); da = bwd0(a, b, dy, v), db = bwd1(a, b, dy, v) when GRAD1. */
 struct l_sigce {
@@ -96,8 +99,7 @@ template <class L> static int loss_backward(nl_func *f, const bool *prop, const 
         if (prop[0] && loss_grad<L, 0>(f, a, b, dy, accum[0])) return -1;
         if (p1 && loss_grad<L, 1>(f, a, b, dy, accum[1])) return -1;
     }
-    /* an input without a gradient (the target): a lazy zero, as nl_no_grad_input */
-    if (!L::GRAD1 && prop[1] && !accum[1]) nl_array_zero(nl_in(f, 1)->grad);
+    if (!L::GRAD1) nl_no_grad_input(f, 1, prop, accum);   /* the target */
     return 0;
 }
 

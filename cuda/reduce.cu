@@ -417,14 +417,12 @@ static int sce_forward(nl_func *f) {
     const int64_t n = outer * inner;
     if (n == 0) return 0;
     NLC_PTR(float *, lse, st->lse.get(n, dev));
-    NLC_PTR(float *, flag, st->flag.get(2, dev));
-    unsigned long long *bad = (unsigned long long *)(void *)flag;
-    NLC_CUDA(cudaMemsetAsync(bad, 0xff, sizeof *bad));
+    NLC_PTR(unsigned long long *, bad, nlc_flag_arm(st->flag, dev));
     k_sce_fwd<<<nlc_blocks(n), NLC_THREADS>>>(outer, C, inner, x, t, y, lse, bad);
     NLC_LAUNCHED("softmax_cross_entropy");
-    unsigned long long h = 0;
-    NLC_CUDA(cudaMemcpy(&h, bad, sizeof h, cudaMemcpyDeviceToHost));
-    if (h != ~0ull) {
+    int64_t h = -1;
+    if (nlc_flag_key(bad, &h)) return -1;
+    if (h >= 0) {
         float l = 0.0f;
         NLC_CUDA(cudaMemcpy(&l, t + h, sizeof l, cudaMemcpyDeviceToHost));
         const bool in_range = l >= 0.0f && l <= (float)(C - 1);

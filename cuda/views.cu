@@ -54,11 +54,6 @@ static int view_run(const nl_view &v, const float *src, float *dst, bool scatter
     return 0;
 }
 
-static int clear_grad(nl_func *f, float *dx, int i, bool accum) {
-    if (accum) return 0;
-    return nlc_fill(f->device_id, dx, 0.0f, nl_in(f, i)->size);
-}
-
 /* ---- one view: y = src read through the view; dsrc = dy scattered back ---- */
 
 static int view_forward(nl_func *f) {
@@ -74,14 +69,14 @@ static int view_backward(nl_func *f, const bool *prop, const bool *accum) {
         if (!prop[i]) continue;
         NLC_PTR(float *, dx, nlc_in_grad(f, i, accum[i]));
         if (i != p->src) {                       /* broadcast_to's shape-only input */
-            if (clear_grad(f, dx, i, accum[i])) return -1;
+            if (nlc_clear_grad(f, dx, i, accum[i])) return -1;
             continue;
         }
         NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
         if (p->injective && !accum[i]) {         /* a permutation: plain writes */
             if (view_run(p->view, dy, dx, true, false, false)) return -1;
         } else {
-            if (clear_grad(f, dx, i, accum[i])) return -1;
+            if (nlc_clear_grad(f, dx, i, accum[i])) return -1;
             if (view_run(p->view, dy, dx, true, true, !p->injective)) return -1;
         }
     }

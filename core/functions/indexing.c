@@ -9,17 +9,10 @@
  */
 #include "nd_view.h"
 #include "index_plans.h"
+#include "labels.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Zero gradient for an index input that asks for one. */
-static int zero_index_grad(nl_func *f, int i, const bool *prop, const bool *accum) {
-    if (!prop[i] || accum[i]) return 0;
-    NL_PTR(float *, d, nl_in_grad(f, i, false));
-    memset(d, 0, (size_t)nl_in(f, i)->size * sizeof(float));
-    return 0;
-}
 
 /* ==== sort ============================================================================= */
 
@@ -192,7 +185,8 @@ static int one_hot_forward(nl_func *f) {
 }
 
 static int one_hot_backward(nl_func *f, const bool *prop, const bool *accum) {
-    return zero_index_grad(f, 0, prop, accum);
+    nl_no_grad_input(f, 0, prop, accum);   /* the ids */
+    return 0;
 }
 
 const nl_fdef nl_fdef_one_hot = {
@@ -274,7 +268,7 @@ static int gather_forward(nl_func *f) {
 
 /* dy: (Bn, Mid, I, inner); dx: x's shape, the dy blocks added at the gathered positions */
 static int gather_backward(nl_func *f, const bool *prop, const bool *accum) {
-    if (zero_index_grad(f, 1, prop, accum)) return -1;
+    nl_no_grad_input(f, 1, prop, accum);   /* the indices */
     if (!prop[0]) return 0;
     const gather_plan *p = f->state;
     NL_PTR(const float *, idx, nl_in_data(f, 1));
@@ -353,7 +347,7 @@ static int gather_nd_forward(nl_func *f) {
 
 /* dy: (Y..., rest...); dx: x's shape, the dy slices added where they came from */
 static int gather_nd_backward(nl_func *f, const bool *prop, const bool *accum) {
-    if (zero_index_grad(f, 1, prop, accum)) return -1;
+    nl_no_grad_input(f, 1, prop, accum);   /* the indices */
     if (!prop[0]) return 0;
     const nd_plan *p = f->state;
     NL_PTR(const float *, idx, nl_in_data(f, 1));
@@ -454,7 +448,7 @@ static int scatter_nd_forward(nl_func *f) {
 /* dy: shape; ddata = dy at the positions; dout = dy, zero at the written positions
  * (unless add) */
 static int scatter_nd_backward(nl_func *f, const bool *prop, const bool *accum) {
-    if (zero_index_grad(f, 1, prop, accum)) return -1;
+    nl_no_grad_input(f, 1, prop, accum);   /* the indices */
     const nd_plan *p = f->state;
     const bool has_out = f->in[2] != NULL, do_out = has_out && prop[2];
     if (!prop[0] && !do_out) return 0;
@@ -563,7 +557,7 @@ static int scatter_add_forward(nl_func *f) {
 
 /* dy: S; dx0 = dy; dx1[p] = dy[q] inside indices' shape, 0 beyond it */
 static int scatter_add_backward(nl_func *f, const bool *prop, const bool *accum) {
-    if (zero_index_grad(f, 1, prop, accum)) return -1;
+    nl_no_grad_input(f, 1, prop, accum);   /* the indices */
     if (!prop[0] && !prop[2]) return 0;
     NL_PTR(const float *, dy, nl_out_grad(f, 0));
     if (prop[0]) {
