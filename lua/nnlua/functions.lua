@@ -307,8 +307,14 @@ do
                       sum_pooling = 1, unpooling = 1 } do
     local d, inner = descriptors[name], F[name]
     if d and d.by_name.channel_last then
+      -- fewest parameters that can hold channel_last positionally (after the inputs)
+      local min_positional = d.n_in + 1 + d.by_name.channel_last.index
       F[name] = function(...)
         local n = select('#', ...)
+        if n < min_positional then   -- the common call: no table built unless asked for
+          local last = n > 0 and select(n, ...) or nil
+          if type(last) ~= 'table' or last.channel_last ~= true then return inner(...) end
+        end
         local params = { ... }
         local opts
         if n > 0 and is_options(params[n]) then opts = params[n]; params[n] = nil; n = n - 1 end
