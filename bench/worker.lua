@@ -4,8 +4,9 @@
 -- OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set). Usage:
 --   ./scripts/nnlua bench/worker.lua CASE [reps] [scale]
 -- Cases: logreg mlp cnn rnn siamese (tutorial loops, steps/s), lenet64 lenet256 mlp784
--- (images/s), gemm (affine vs cblas_sgemm, GFLOP/s), overhead (us per function, static and
--- dynamic), memory (peak RSS of the five tutorial loops, MiB).
+-- (images/s), mlp784_gemm (that MLP step's products alone, images/s), gemm (affine vs
+-- cblas_sgemm, GFLOP/s), overhead (us per function, static and dynamic), memory (peak RSS
+-- of the five tutorial loops, MiB).
 local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or 'bench'
 package.path = here .. '/?.lua;' .. package.path
 
@@ -127,6 +128,47 @@ elseif case == 'gemm' then
   end
   result('affine_gflops', tot_flop / t_affine * 1e-9)
   result('sgemm_gflops', tot_flop / t_sgemm * 1e-9)
+elseif case == 'mlp784_gemm' then
+  -- The ceiling of the MLP row: the eight products of one training step of 784-1024-1024-10
+  -- at batch 128 (forward x W for three layers; backward dW for three, dx for the upper two),
+  -- alone, on the same data every time: through OpenBLAS's cblas_sgemm with its own threading
+  -- and through the engine's nl_sgemm. images/s if the step were nothing but its products.
+  ffi.cdef [[
+  void cblas_sgemm(int order, int transa, int transb, int m, int n, int k, float alpha,
+                   const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
+  void nl_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
+                int lda, const float *b, int ldb, float beta, float *c, int ldc);
+  ]]
+  local ok, blas = pcall(ffi.load, 'openblas')
+  if not ok then blas = ffi.load('libopenblas.so.0') end
+  local B = 128
+  -- {trans_a, trans_b, m, n, k}: C (m x n) = op(A) (m x k) op(B) (k x n), row-major
+  local products = {
+    { false, false, B, 1024, 784 }, { false, false, B, 1024, 1024 }, { false, false, B, 10, 1024 },
+    { true, false, 1024, 10, B }, { false, true, B, 1024, 10 },
+    { true, false, 1024, 1024, B }, { false, true, B, 1024, 1024 },
+    { true, false, 784, 1024, B },
+  }
+  local bufs = {}
+  for i, p in ipairs(products) do
+    local m, n, k = p[3], p[4], p[5]
+    bufs[i] = { nn.NdArray.randn({ m, k }), nn.NdArray.randn({ k, n }), nn.NdArray.zeros({ m, n }) }
+  end
+  local function step(use_nl)
+    for i, p in ipairs(products) do
+      local ta, tb, m, n, k = p[1], p[2], p[3], p[4], p[5]
+      local a, b, c = bufs[i][1]:ptr(), bufs[i][2]:ptr(), bufs[i][3]:ptr(C.NL_WRITE)
+      local lda, ldb = ta and m or k, tb and k or n
+      if use_nl then
+        C.nl_sgemm(ta, tb, m, n, k, 1e-3, a, lda, b, ldb, 1, c, n)
+      else
+        blas.cblas_sgemm(101, ta and 112 or 111, tb and 112 or 111, m, n, k, 1e-3, a, lda, b, ldb, 1, c, n)
+      end
+    end
+  end
+  local n = math.max(1, math.floor(30 * scale))
+  result('sgemm_images_per_s', B / time_per_call(function() step(false) end, n, 3))
+  result('nl_sgemm_images_per_s', B / time_per_call(function() step(true) end, n, 3))
 elseif case == 'overhead' then
   -- a chain of 100 add_scalar on a 1-element variable
   local x = nn.Variable({ 1 }, { need_grad = true })
