@@ -175,6 +175,11 @@ int nlc_register_indexing(void);    /* indexing.cu: pad, shift, trilu, one_hot, 
 int nlc_register_deconv(void);      /* cudnn_deconv.cu: deconvolution, depthwise_convolution */
 int nlc_register_norm_ext(void);    /* norm_ext.cu: layer/instance/group/weight normalization, pooling_ext */
 int nlc_register_gather(void);      /* gather.cu: gather, gather_nd, scatter_nd, scatter_add */
+int nlc_register_sort(void);        /* sort.cu: sort */
+int nlc_register_interpolate(void); /* interpolate.cu: interpolate */
+int nlc_register_validation(void);  /* validation.cu: top_n_error, binary_error, confusion_matrix */
+int nlc_register_clip_grad(void);   /* clip_grad.cu: clip_grad_by_value, clip_grad_by_norm */
+int nlc_register_fused_bn(void);    /* fused_bn.cu: fused_batch_normalization */
 
 /* ---- shared device helpers (reduce.cu) --------------------------------------------- */
 /* y (the kept axes of x, in order) = scale * sum of x over the axes marked in red

@@ -328,7 +328,8 @@ int nl_cuda_init(void) {
         if (nlc_register_elementwise() || nlc_register_reduce() || nlc_register_layers() ||
             nlc_register_views() || nlc_register_losses() || nlc_register_reductions() ||
             nlc_register_indexing() || nlc_register_deconv() || nlc_register_norm_ext() ||
-            nlc_register_gather() ||
+            nlc_register_gather() || nlc_register_sort() || nlc_register_interpolate() ||
+            nlc_register_validation() || nlc_register_clip_grad() || nlc_register_fused_bn() ||
             nlc_register_cudnn()) {
             snprintf(g_init_msg, sizeof g_init_msg, "registering the CUDA implementations failed: %s",
                      nl_last_error());

@@ -18,97 +18,22 @@
  *   - Backward passes that add several values into one element (sum pooling, unpooling)
  *     gather per input element in the CPU's order instead of scattering: no atomics, and
  *     the float sums are the CPU's.
- * Not here (the CPU runs them): fused_batch_normalization and the clip_grad_* functions.
+ * The tensor-norm kernels are also fused_batch_normalization's (fused_bn.cu), through the
+ * launchers declared in tensor_norm.cuh (with the walk helpers clip_grad.cu uses too).
  */
-#include "common.cuh"
+#include "tensor_norm.cuh"
 extern "C" {
-#include "norm_ext_plan.h"
 #include "pooling_ext_plan.h"
-}
-
-/* ---- shared helpers ------------------------------------------------------------------ */
-
-/* Sum of v over the block (blockDim.x a multiple of 32, at most 1024), in double; the
- * result is returned to every thread. Every thread of the block must call it. */
-__device__ __forceinline__ double block_sum_d(double v) {
-    __shared__ double sh[32];
-    __shared__ double total;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) sh[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        const int nw = (blockDim.x + 31) >> 5;
-        v = lane < nw ? sh[lane] : 0.0;
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-        if (lane == 0) total = v;
-    }
-    __syncthreads();
-    v = total;
-    __syncthreads();   /* sh and total may be reused by a following call */
-    return v;
-}
-
-/* blocks for one block per group (the kernels loop over the rest) */
-static unsigned group_grid(int64_t groups) {
-    if (groups < 1) return 1;
-    return (unsigned)(groups > (1 << 20) ? (1 << 20) : groups);
 }
 
 /* ---- layer / instance / group normalization ------------------------------------------- */
 
-/* The groups of one map of a tn_map (the statistic, beta or gamma array): the merged axes
- * with a nonzero stride in that map pick the group (kept), the others are walked inside it
- * (reduced); both lists in axis order with x's row-major strides. The map's strides are
- * row-major over its own shape, so group p is the map's entry p. */
-struct tn_walk {
-    int nk, nr;
-    int64_t kshape[NL_TN_MAXD], kst[NL_TN_MAXD];
-    int64_t rshape[NL_TN_MAXD], rst[NL_TN_MAXD];
-    int64_t groups, count;   /* entries of the map, elements of x per entry */
-};
-
-/* Builds map k's walk; checks that it covers x once with `entries` groups. */
-static int tn_walk_of(const tn_map *m, int k, int64_t entries, tn_walk *w) {
-    int64_t xst[NL_TN_MAXD], s = 1;
-    for (int d = m->nd - 1; d >= 0; d--) { xst[d] = s; s *= m->shape[d]; }
-    w->nk = w->nr = 0;
-    w->groups = w->count = 1;
-    for (int d = 0; d < m->nd; d++) {
-        if (m->st[k][d] != 0) {
-            w->kshape[w->nk] = m->shape[d];
-            w->kst[w->nk++] = xst[d];
-            w->groups *= m->shape[d];
-        } else {
-            w->rshape[w->nr] = m->shape[d];
-            w->rst[w->nr++] = xst[d];
-            w->count *= m->shape[d];
-        }
-    }
-    if (w->groups != entries || w->groups * w->count != m->size)
-        return nl_error("internal error: normalization map %d has %lld groups of %lld (expected %lld covering %lld)",
-                        k, (long long)w->groups, (long long)w->count, (long long)entries, (long long)m->size);
-    return 0;
-}
-
-/* offset in x of the j-th element (row-major over the given axes) */
-__device__ __forceinline__ int64_t axes_off(int n, const int64_t *shape, const int64_t *st, int64_t j) {
-    int64_t off = 0;
-    for (int a = n - 1; a >= 0; a--) {
-        const int64_t q = j / shape[a];
-        off += (j - q * shape[a]) * st[a];
-        j = q;
-    }
-    return off;
-}
-/* element j of group p of a walk: its (row-major) index in x */
-__device__ __forceinline__ int64_t walk_at(const tn_walk &w, int64_t p, int64_t j) {
-    return axes_off(w.nk, w.kshape, w.kst, p) + axes_off(w.nr, w.rshape, w.rst, j);
-}
+/* tn_walk, tn_walk_of, walk_at, block_sum_d, group_grid: tensor_norm.cuh */
 
 /* x: the map's x; w: the statistic walk (groups = nstat); block per statistic p:
- * mean[p] = sum x / n, rstd[p] = 1/sqrt(sum (x - mean)^2 / n + eps), sums in double */
-__global__ void k_tn_stats(tn_walk w, const float *__restrict__ x, double eps, float *mean, float *rstd) {
+ * mean[p] = sum x / n, rstd[p] = 1/sqrt(sum (x - mean)^2 / n + eps), sums in double;
+ * var (NULL: not wanted): (nstat) the biased variances */
+__global__ void k_tn_stats(tn_walk w, const float *__restrict__ x, double eps, float *mean, float *rstd, double *var) {
     const double cnt = w.count > 0 ? (double)w.count : 1.0;
     for (int64_t p = blockIdx.x; p < w.groups; p += gridDim.x) {
         double s = 0;
@@ -121,23 +46,28 @@ __global__ void k_tn_stats(tn_walk w, const float *__restrict__ x, double eps, f
         }
         q = block_sum_d(q);
         if (threadIdx.x == 0) {
+            const double v = q / cnt;
             mean[p] = (float)mu;
-            rstd[p] = (float)(1.0 / sqrt(q / cnt + eps));
+            rstd[p] = nl_tn_rstd(v, eps);
+            if (var) var[p] = v;
         }
     }
 }
 
-/* x, y: m.size elements; mean, rstd: (nstat); beta, gamma (NULL = absent): their arrays;
- * y = (x - mean) * rstd * gamma + beta through the map's offsets */
+/* x, y, z: m.size elements; mean, rstd: (nstat); beta, gamma (NULL = absent): their
+ * arrays; y = (x - mean) * rstd * gamma + beta through the map's offsets; RELU (fused
+ * batch norm): y = relu(y + z), z NULL = absent */
+template <bool RELU>
 __global__ void k_tn_fwd(tn_map m, const float *__restrict__ x, const float *__restrict__ mean,
                          const float *__restrict__ rstd, const float *__restrict__ beta,
-                         const float *__restrict__ gamma, float *y) {
+                         const float *__restrict__ gamma, const float *__restrict__ z, float *y) {
     NLC_LOOP(e, m.size) {
         int64_t off[M_N];
         tn_elem(&m, e, off);
         const int64_t s = off[M_STAT];
-        y[e] = nl_tn_affine(x[e], mean[s], rstd[s], gamma != nullptr, gamma ? gamma[off[M_GAMMA]] : 1.0f,
-                            beta != nullptr, beta ? beta[off[M_BETA]] : 0.0f);
+        const float v = nl_tn_affine(x[e], mean[s], rstd[s], gamma != nullptr, gamma ? gamma[off[M_GAMMA]] : 1.0f,
+                                     beta != nullptr, beta ? beta[off[M_BETA]] : 0.0f);
+        y[e] = RELU ? nl_fbn_act(v, z != nullptr, z ? z[e] : 0.0f) : v;
     }
 }
 
@@ -191,8 +121,9 @@ __global__ void k_tn_param(tn_walk w, tn_map m, const float *__restrict__ x, con
 }
 
 /* x, dy, dx: m.size elements; a, b: (nstat) from k_tn_ab; dx = rstd * (dy*g - a/n -
- * xhat * b/n) (added when ACC) */
-template <bool ACC>
+ * xhat * b/n), or without BATCH (given statistics; a, b unused) rstd * dy * g; added
+ * when ACC */
+template <bool BATCH, bool ACC>
 __global__ void k_tn_dx(tn_map m, const float *__restrict__ x, const float *__restrict__ dy,
                         const float *__restrict__ mean, const float *__restrict__ rstd,
                         const float *__restrict__ gamma, const double *__restrict__ a,
@@ -202,10 +133,77 @@ __global__ void k_tn_dx(tn_map m, const float *__restrict__ x, const float *__re
         tn_elem(&m, e, off);
         const int64_t s = off[M_STAT];
         const float g = gamma ? gamma[off[M_GAMMA]] : 1.0f;
-        const float v = nl_tn_dx(x[e], mean[s], rstd[s], dy[e], g, a[s], b[s], inv_n);
+        const float v = BATCH ? nl_tn_dx(x[e], mean[s], rstd[s], dy[e], g, a[s], b[s], inv_n)
+                              : nl_tn_dx_given(rstd[s], dy[e], g);
         dx[e] = ACC ? dx[e] + v : v;
     }
 }
+
+/* ---- the launchers (tensor_norm.cuh) ---- */
+
+int nlc_tn_stats(int dev, const tn_map *m, const float *x, double eps, float *mean, float *rstd, double *var) {
+    tn_walk w;
+    if (tn_walk_of(m, M_STAT, m->nstat, &w)) return -1;
+    if (nlc_set_device(dev)) return -1;
+    k_tn_stats<<<group_grid(m->nstat), NLC_THREADS>>>(w, x, eps, mean, rstd, var);
+    NLC_LAUNCHED("normalization (statistics)");
+    return 0;
+}
+
+int nlc_tn_apply(int dev, const tn_map *m, const float *x, const float *mean, const float *rstd,
+                 const float *beta, const float *gamma, const float *z, bool relu, float *y) {
+    if (nlc_set_device(dev)) return -1;
+    const unsigned nb = nlc_blocks(m->size);
+    if (relu) k_tn_fwd<true><<<nb, NLC_THREADS>>>(*m, x, mean, rstd, beta, gamma, z, y);
+    else k_tn_fwd<false><<<nb, NLC_THREADS>>>(*m, x, mean, rstd, beta, gamma, nullptr, y);
+    NLC_LAUNCHED("normalization");
+    return 0;
+}
+
+int nlc_tn_sums(int dev, const tn_map *m, const float *x, const float *dy, const float *mean, const float *rstd,
+                const float *gamma, double *a, double *b) {
+    tn_walk w;
+    if (tn_walk_of(m, M_STAT, m->nstat, &w)) return -1;
+    if (nlc_set_device(dev)) return -1;
+    k_tn_ab<<<group_grid(m->nstat), NLC_THREADS>>>(w, *m, x, dy, mean, rstd, gamma, a, b);
+    NLC_LAUNCHED("normalization (backward sums)");
+    return 0;
+}
+
+int nlc_tn_param_grad(int dev, const tn_map *m, bool gamma_grad, int64_t entries, const float *x, const float *dy,
+                      const float *mean, const float *rstd, float *grad, bool accum) {
+    tn_walk w;
+    if (tn_walk_of(m, gamma_grad ? M_GAMMA : M_BETA, entries, &w)) return -1;
+    if (nlc_set_device(dev)) return -1;
+    const unsigned b = group_grid(w.groups);
+    if (gamma_grad) {
+        if (accum) k_tn_param<true, true><<<b, NLC_THREADS>>>(w, *m, x, dy, mean, rstd, grad);
+        else k_tn_param<true, false><<<b, NLC_THREADS>>>(w, *m, x, dy, mean, rstd, grad);
+    } else {
+        if (accum) k_tn_param<false, true><<<b, NLC_THREADS>>>(w, *m, x, dy, mean, rstd, grad);
+        else k_tn_param<false, false><<<b, NLC_THREADS>>>(w, *m, x, dy, mean, rstd, grad);
+    }
+    NLC_LAUNCHED(gamma_grad ? "normalization (gamma gradient)" : "normalization (beta gradient)");
+    return 0;
+}
+
+int nlc_tn_dx(int dev, const tn_map *m, bool batch, const float *x, const float *dy, const float *mean,
+              const float *rstd, const float *gamma, const double *a, const double *b, float *dx, bool accum) {
+    if (nlc_set_device(dev)) return -1;
+    const double inv_n = m->count > 0 ? 1.0 / (double)m->count : 0.0;
+    const unsigned nb = nlc_blocks(m->size);
+    if (batch) {
+        if (accum) k_tn_dx<true, true><<<nb, NLC_THREADS>>>(*m, x, dy, mean, rstd, gamma, a, b, inv_n, dx);
+        else k_tn_dx<true, false><<<nb, NLC_THREADS>>>(*m, x, dy, mean, rstd, gamma, a, b, inv_n, dx);
+    } else {
+        if (accum) k_tn_dx<false, true><<<nb, NLC_THREADS>>>(*m, x, dy, mean, rstd, gamma, a, b, inv_n, dx);
+        else k_tn_dx<false, false><<<nb, NLC_THREADS>>>(*m, x, dy, mean, rstd, gamma, a, b, inv_n, dx);
+    }
+    NLC_LAUNCHED("normalization (backward)");
+    return 0;
+}
+
+/* ---- layer / instance / group normalization: the nodes ---- */
 
 /* The statistics forward found, for backward (the CPU keeps them in scratch 0). */
 struct tn_dev {
@@ -232,13 +230,8 @@ static int tn_forward(nl_func *f) {
         st->nstat = ns;
         return 0;
     }
-    tn_walk w;
-    if (tn_walk_of(m, M_STAT, ns, &w)) return -1;
-    if (nlc_set_device(dev)) return -1;
-    k_tn_stats<<<group_grid(ns), NLC_THREADS>>>(w, x, s->eps, ms, ms + ns);
-    NLC_LAUNCHED("normalization (statistics)");
-    k_tn_fwd<<<nlc_blocks(m->size), NLC_THREADS>>>(*m, x, ms, ms + ns, beta, gamma, y);
-    NLC_LAUNCHED("normalization");
+    if (nlc_tn_stats(dev, m, x, s->eps, ms, ms + ns, nullptr)) return -1;
+    if (nlc_tn_apply(dev, m, x, ms, ms + ns, beta, gamma, nullptr, false, y)) return -1;
     st->nstat = ns;
     return 0;
 }
@@ -250,14 +243,7 @@ static int tn_param_grad(nl_func *f, int i, bool accum, const tn_map *m, const f
     NLC_PTR(float *, g, nlc_in_grad(f, i, accum));
     if (m->size == 0)   /* the CPU's empty sums: zeros */
         return accum ? 0 : nlc_fill(f->device_id, g, 0.0f, nl_in(f, i)->size);
-    tn_walk w;
-    if (tn_walk_of(m, GAMMA ? M_GAMMA : M_BETA, nl_in(f, i)->size, &w)) return -1;
-    if (nlc_set_device(f->device_id)) return -1;
-    const unsigned b = group_grid(w.groups);
-    if (accum) k_tn_param<GAMMA, true><<<b, NLC_THREADS>>>(w, *m, x, dy, mean, rstd, g);
-    else k_tn_param<GAMMA, false><<<b, NLC_THREADS>>>(w, *m, x, dy, mean, rstd, g);
-    NLC_LAUNCHED(GAMMA ? "normalization (gamma gradient)" : "normalization (beta gradient)");
-    return 0;
+    return nlc_tn_param_grad(f->device_id, m, GAMMA, nl_in(f, i)->size, x, dy, mean, rstd, g, accum);
 }
 
 static int tn_backward(nl_func *f, const bool *prop, const bool *accum) {
@@ -280,20 +266,11 @@ static int tn_backward(nl_func *f, const bool *prop, const bool *accum) {
     if (!prop[IN_X]) return 0;
     NLC_PTR(float *, dx, nlc_in_grad(f, IN_X, accum[IN_X]));
     if (m->size == 0) return 0;
-    tn_walk w;
-    if (tn_walk_of(m, M_STAT, ns, &w)) return -1;
     nlc_buf abuf;
     NLC_PTR(float *, abf, abuf.get(4 * ns, dev));
     double *a = (double *)(void *)abf, *b = a + ns;
-    if (nlc_set_device(dev)) return -1;
-    k_tn_ab<<<group_grid(ns), NLC_THREADS>>>(w, *m, x, dy, mean, rstd, gamma, a, b);
-    NLC_LAUNCHED("normalization (backward sums)");
-    const double inv_n = m->count > 0 ? 1.0 / (double)m->count : 0.0;
-    const unsigned nb = nlc_blocks(m->size);
-    if (accum[IN_X]) k_tn_dx<true><<<nb, NLC_THREADS>>>(*m, x, dy, mean, rstd, gamma, a, b, inv_n, dx);
-    else k_tn_dx<false><<<nb, NLC_THREADS>>>(*m, x, dy, mean, rstd, gamma, a, b, inv_n, dx);
-    NLC_LAUNCHED("normalization (backward)");
-    return 0;
+    if (nlc_tn_sums(dev, m, x, dy, mean, rstd, gamma, a, b)) return -1;
+    return nlc_tn_dx(dev, m, true, x, dy, mean, rstd, gamma, a, b, dx, accum[IN_X]);
 }
 
 /* ---- weight normalization -------------------------------------------------------------- */

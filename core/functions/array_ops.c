@@ -764,7 +764,8 @@ const nl_fdef nl_fdef_shift = {
 
 /* ==== interpolate ====================================================================== */
 
-enum { IP_SCALE, IP_SIZE, IP_MODE, IP_ALIGN, IP_HALF, IP_HALF_NN, IP_CHANNEL_LAST };
+/* IP_*, interp_plan and the per-corner math (nl_interp_corner): index_plans.h (shared with
+ * cuda/interpolate.cu) */
 static const nl_argdef interpolate_args[] = {
     {"scale", NL_ARG_FLOATS, "nil", NULL},
     {"output_size", NL_ARG_INTS, "nil", NULL},
@@ -775,22 +776,10 @@ static const nl_argdef interpolate_args[] = {
     {"channel_last", NL_ARG_BOOL, "false", NULL},
 };
 
-enum { IP_MAX_SPATIAL = 3 };
-
-typedef struct interp_plan {
-    int ns;                            /* spatial axes */
-    int axis[IP_MAX_SPATIAL];          /* their positions in x */
-    bool nearest;
-    int64_t *i1[IP_MAX_SPATIAL];       /* per output position: the lower source index */
-    int64_t *i2[IP_MAX_SPATIAL];       /* the upper one (linear) */
-    float *w[IP_MAX_SPATIAL];          /* the upper one's weight (linear) */
-    int64_t xst[NL_MAX_NDIM];
-} interp_plan;
-
 static void interp_destroy(nl_func *f) {
     interp_plan *p = f->state;
     if (!p) return;
-    for (int s = 0; s < IP_MAX_SPATIAL; s++) { free(p->i1[s]); free(p->i2[s]); free(p->w[s]); }
+    free(p->i1); free(p->i2); free(p->w);
     free(p);
 }
 
@@ -836,10 +825,17 @@ static int interpolate_setup(nl_func *f) {
         if (is < 1) return nl_error("cannot interpolate axis %d of size 0 (input shape %s)", ax + 1, nl_shape_str(s1, nd, x->shape));
         oshape[ax] = os;
         p->axis[s] = ax;
-        p->i1[s] = malloc((size_t)os * sizeof(int64_t));
-        p->i2[s] = malloc((size_t)os * sizeof(int64_t));
-        p->w[s] = malloc((size_t)os * sizeof(float));
-        if (!p->i1[s] || !p->i2[s] || !p->w[s]) return nl_error("out of memory");
+        p->at[s] = p->n_tab;
+        p->n_tab += os;
+    }
+    p->i1 = malloc((size_t)p->n_tab * sizeof(int64_t));
+    p->i2 = malloc((size_t)p->n_tab * sizeof(int64_t));
+    p->w = malloc((size_t)p->n_tab * sizeof(float));
+    if (!p->i1 || !p->i2 || !p->w) return nl_error("out of memory");
+    for (int s = 0; s < ns; s++) {
+        const int64_t is = x->shape[p->axis[s]], os = oshape[p->axis[s]];
+        int64_t *i1 = p->i1 + p->at[s], *i2 = p->i2 + p->at[s];
+        float *w = p->w + p->at[s];
         /* NNabla's coordinate transform, in float as NNabla computes it */
         const float scale = os <= 1 ? 0.0f : align ? (float)(is - 1) / (float)(os - 1) : (float)is / (float)os;
         for (int64_t o = 0; o < os; o++) {
@@ -848,16 +844,16 @@ static int interpolate_setup(nl_func *f) {
                 float fx = half_nn ? sc * ((float)o + 0.5f)
                                    : half ? fmaxf(0.0f, sc * ((float)o + 0.5f) - 0.5f) : sc * (float)o;
                 int64_t ix = (int64_t)fx;
-                p->i1[s][o] = ix < is - 1 ? ix : is - 1;
-                p->i2[s][o] = p->i1[s][o];
-                p->w[s][o] = 0;
+                i1[o] = ix < is - 1 ? ix : is - 1;
+                i2[o] = i1[o];
+                w[o] = 0;
             } else {
                 float fx = half ? fmaxf(0.0f, scale * ((float)o + 0.5f) - 0.5f) : scale * (float)o;
                 int64_t x1 = (int64_t)fx;
                 if (x1 > is - 1) x1 = is - 1;
-                p->i1[s][o] = x1;
-                p->i2[s][o] = x1 + 1 < is - 1 ? x1 + 1 : is - 1;
-                p->w[s][o] = fx - (float)x1;
+                i1[o] = x1;
+                i2[o] = x1 + 1 < is - 1 ? x1 + 1 : is - 1;
+                w[o] = fx - (float)x1;
             }
         }
     }
@@ -878,18 +874,13 @@ static void interp_run(const nl_func *f, const float *src, float *dst, bool back
     for (int s = 0; s < p->ns; s++) spatial[p->axis[s]] = true;
     const int corners = p->nearest ? 1 : 1 << p->ns;
     for (int64_t j = 0; j < total; j++) {
-        int64_t base = 0;
+        int64_t base = 0, o[IP_MAX_SPATIAL];
         for (int d = 0; d < nd; d++) if (!spatial[d]) base += idx[d] * p->xst[d];
+        for (int s = 0; s < p->ns; s++) o[s] = idx[p->axis[s]];
         float acc = 0;
         for (int c = 0; c < corners; c++) {
-            float wgt = 1;
             int64_t off = base;
-            for (int s = 0; s < p->ns; s++) {
-                const int64_t o = idx[p->axis[s]];
-                if (p->nearest) { off += p->i1[s][o] * p->xst[p->axis[s]]; continue; }
-                if ((c >> s) & 1) { wgt *= p->w[s][o]; off += p->i2[s][o] * p->xst[p->axis[s]]; }
-                else { wgt *= 1.0f - p->w[s][o]; off += p->i1[s][o] * p->xst[p->axis[s]]; }
-            }
+            const float wgt = nl_interp_corner(p, p->i1, p->i2, p->w, o, c, &off);
             if (backward) dst[off] += wgt * src[j];
             else acc += wgt * src[off];
         }

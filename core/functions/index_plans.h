@@ -2,10 +2,11 @@
  * index_plans.h - what the CPU implementations of pad, trilu (array_ops.c), one_hot
  * (indexing.c), embed (embed.c), categorical_cross_entropy and kl_multinomial (loss_ext.c)
  * share with their CUDA twins (cuda/indexing.cu), and what gather, gather_nd, scatter_nd and
- * scatter_add (indexing.c) share with theirs (cuda/gather.cu): the argument positions, the setup's
- * state, the per-element math and id checks (NL_HD: compiled for the host and the device)
- * and the messages that name a bad id. Pad's and shift's plans are nd_view.h's nl_tabmap;
- * the class-label checks are labels.h's.
+ * scatter_add (indexing.c) share with theirs (cuda/gather.cu), and what sort (indexing.c) and
+ * interpolate (array_ops.c) share with theirs (cuda/sort.cu, cuda/interpolate.cu): the argument
+ * positions, the setup's state, the per-element math and id checks (NL_HD: compiled for the
+ * host and the device) and the messages that name a bad id. Pad's and shift's plans are
+ * nd_view.h's nl_tabmap; the class-label checks are labels.h's.
  */
 #ifndef NNLUA_INDEX_PLANS_H
 #define NNLUA_INDEX_PLANS_H
@@ -14,6 +15,8 @@
 #include <float.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
 
 /* ---- pad(x, pad_width, mode, constant_value) ---- */
 enum { PD_WIDTH, PD_MODE, PD_VALUE };
@@ -126,6 +129,70 @@ NL_HD bool nl_index_at(float v, int64_t n, int64_t *out) {
     if (i == 0 || i > n || i < -n) return false;
     *out = i > 0 ? i - 1 : n + i;
     return true;
+}
+
+/* ---- sort(x, axis, reverse, with_index, only_index): x viewed as (A, N, B), sorted along N ---- */
+enum { SO_AXIS, SO_REVERSE, SO_WITH_INDEX, SO_ONLY_INDEX };
+
+typedef struct sort_item { float v; uint32_t k; int64_t i; } sort_item;   /* value, nl_sort_key, position */
+
+typedef struct sort_plan {
+    int64_t A, N, B;
+    bool reverse;
+    int n_val, n_idx;       /* output slots, -1 = absent */
+    int64_t *perm;          /* CPU: A*N*B, the source position (along the axis) of each output */
+    sort_item *items;       /* CPU: N work items */
+} sort_plan;
+
+/* The sort order as an unsigned key: a < b in the order iff key(a) < key(b), equal keys
+ * being ties (kept in source order: sorting is stable). Ascending, or descending with
+ * reverse; NaN last either way (every NaN the same key); -0 and +0 tie. */
+NL_HD uint32_t nl_sort_key(float v, bool reverse) {
+    if (v != v) return 0xffffffffu;
+    if (v == 0.0f) v = 0.0f;
+    uint32_t u;
+#ifdef __CUDA_ARCH__
+    u = __float_as_uint(v);
+#else
+    memcpy(&u, &v, sizeof u);
+#endif
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);   /* order-preserving: -inf .. +inf */
+    return reverse ? ~u : u;   /* never all ones: that pattern is a NaN's */
+}
+
+/* ---- interpolate(x, scale, output_size, mode, align_corners, half_pixel, half_pixel_for_nn,
+ * channel_last) ---- */
+enum { IP_SCALE, IP_SIZE, IP_MODE, IP_ALIGN, IP_HALF, IP_HALF_NN, IP_CHANNEL_LAST };
+enum { IP_MAX_SPATIAL = 3 };
+
+/* Spatial axis s's tables hold one entry per output position o along that axis, at
+ * at[s] + o: the lower source index i1, the upper one i2 (linear; nearest: i2 = i1) and
+ * the upper one's weight w (linear). i1 and i2 never decrease along o. */
+typedef struct interp_plan {
+    int ns;                            /* spatial axes */
+    int axis[IP_MAX_SPATIAL];          /* their positions in x (and y) */
+    bool nearest;
+    int64_t at[IP_MAX_SPATIAL];        /* each axis' first entry in the tables */
+    int64_t n_tab;                     /* entries: the sum of the spatial output sizes */
+    int64_t *i1, *i2;                  /* CPU: the tables (n_tab entries each) */
+    float *w;
+    int64_t xst[NL_MAX_NDIM];          /* x's row-major strides */
+} interp_plan;
+
+/* Corner c (0..2^ns - 1 for linear, 0 for nearest) of the output position whose spatial
+ * indices are o[0..ns-1]: adds the corner's source offset to *off and returns its weight
+ * (the product over the axes of w or 1 - w, in axis order; 1 for nearest). i1, i2, w: the
+ * plan's tables, on the host or copied to the device. */
+NL_HD float nl_interp_corner(const interp_plan *p, const int64_t *i1, const int64_t *i2, const float *w,
+                             const int64_t *o, int c, int64_t *off) {
+    float wgt = 1.0f;
+    for (int s = 0; s < p->ns; s++) {
+        const int64_t k = p->at[s] + o[s], st = p->xst[p->axis[s]];
+        if (p->nearest) { *off += i1[k] * st; continue; }
+        if ((c >> s) & 1) { wgt *= w[k]; *off += i2[k] * st; }
+        else { wgt *= 1.0f - w[k]; *off += i1[k] * st; }
+    }
+    return wgt;
 }
 
 #endif

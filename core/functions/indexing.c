@@ -16,23 +16,13 @@
 
 /* ==== sort ============================================================================= */
 
-enum { SO_AXIS, SO_REVERSE, SO_WITH_INDEX, SO_ONLY_INDEX };
+/* SO_*, sort_item, sort_plan and the order (nl_sort_key): index_plans.h (shared with cuda/sort.cu) */
 static const nl_argdef sort_args[] = {
     {"axis", NL_ARG_AXIS, "-1", NULL},
     {"reverse", NL_ARG_BOOL, "false", NULL},
     {"with_index", NL_ARG_BOOL, "false", NULL},
     {"only_index", NL_ARG_BOOL, "false", NULL},
 };
-
-typedef struct sort_item { float v; int64_t i; } sort_item;
-
-typedef struct sort_plan {
-    int64_t A, N, B;
-    bool reverse;
-    int n_val, n_idx;       /* output slots, -1 = absent */
-    int64_t *perm;          /* A*N*B: the source position (along the axis) of each output */
-    sort_item *items;       /* N work items */
-} sort_plan;
 
 static void sort_destroy(nl_func *f) {
     sort_plan *p = f->state;
@@ -42,19 +32,10 @@ static void sort_destroy(nl_func *f) {
     free(p);
 }
 
-/* NaN sorts last; equal values keep their order (stable). */
-static int cmp_up(const void *a, const void *b) {
+/* By key (nl_sort_key: NaN last), equal keys in source order (stable). */
+static int cmp_key(const void *a, const void *b) {
     const sort_item *x = a, *y = b;
-    bool nx = isnan(x->v), ny = isnan(y->v);
-    if (nx != ny) return nx ? 1 : -1;
-    if (!nx && x->v != y->v) return x->v < y->v ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-static int cmp_down(const void *a, const void *b) {
-    const sort_item *x = a, *y = b;
-    bool nx = isnan(x->v), ny = isnan(y->v);
-    if (nx != ny) return nx ? 1 : -1;
-    if (!nx && x->v != y->v) return x->v > y->v ? -1 : 1;
+    if (x->k != y->k) return x->k < y->k ? -1 : 1;
     return (x->i > y->i) - (x->i < y->i);
 }
 
@@ -94,8 +75,13 @@ static int sort_forward(nl_func *f) {
     for (int64_t a = 0; a < p->A; a++)
         for (int64_t b = 0; b < B; b++) {
             const int64_t base = a * N * B + b;
-            for (int64_t i = 0; i < N; i++) { p->items[i].v = x[base + i * B]; p->items[i].i = i; }
-            qsort(p->items, (size_t)N, sizeof(sort_item), p->reverse ? cmp_down : cmp_up);
+            for (int64_t i = 0; i < N; i++) {
+                const float v = x[base + i * B];
+                p->items[i].v = v;
+                p->items[i].k = nl_sort_key(v, p->reverse);
+                p->items[i].i = i;
+            }
+            qsort(p->items, (size_t)N, sizeof(sort_item), cmp_key);
             for (int64_t i = 0; i < N; i++) {
                 const int64_t o = base + i * B;
                 p->perm[o] = p->items[i].i;

@@ -1,7 +1,8 @@
 /*
  * labels.h - shared by the functions that take class ids (categorical_cross_entropy,
  * top_n_error, confusion_matrix): the class-axis layout and the label checks, with the
- * same messages as softmax_cross_entropy.
+ * same messages as softmax_cross_entropy; and what validation.c's metrics share with
+ * their CUDA twins (cuda/validation.cu): argument positions and per-position math.
  *   x: (outer, C, inner) around the class axis; target: (outer, 1, inner) holding 0-based
  *   class ids stored as floats.
  */
@@ -68,5 +69,29 @@ static inline int nl_class_label(float l, int64_t C, int64_t pos, int64_t *out) 
 static inline void nl_no_grad_input(nl_func *f, int i, const bool *prop, const bool *accum) {
     if (prop[i] && !accum[i]) nl_array_zero(nl_in(f, i)->grad);
 }
+
+/* ---- the metrics of validation.c (top_n_error, binary_error, confusion_matrix) ---- */
+enum { TOPN_AXIS, TOPN_N };
+enum { CM_AXIS };
+
+/* top_n_error at one position: xo points at its class 0 (classes inner apart), l its
+ * (valid) label; 1 when more than n classes score >= the label's score, else 0. */
+NL_HD float nl_top_n_error_at(const float *xo, int64_t C, int64_t inner, int64_t l, int64_t n) {
+    const float th = xo[l * inner];
+    int64_t count = 0;
+    for (int64_t c = 0; c < C; c++) count += xo[c * inner] >= th;
+    return count > n ? 1.0f : 0.0f;
+}
+
+/* confusion_matrix's prediction at one position: the first class with the largest score */
+NL_HD int64_t nl_argmax_at(const float *xo, int64_t C, int64_t inner) {
+    int64_t best = 0;
+    for (int64_t c = 1; c < C; c++)
+        if (xo[c * inner] > xo[best * inner]) best = c;
+    return best;
+}
+
+/* binary_error: 1 where (x >= 0.5) differs from (t >= 0.5) */
+NL_HD float nl_binary_error(float x, float t) { return (x >= 0.5f) != (t >= 0.5f) ? 1.0f : 0.0f; }
 
 #endif

@@ -1,8 +1,10 @@
 /*
  * norm_ext_plan.h - what normalization_ext.c's layer/instance/group normalization and
  * weight_normalization share with their CUDA twins (cuda/norm_ext.cu, which reads
- * f->state): the setup's state (tn_map inside norm_state, wn_state), the offsets of an
- * element in the statistic / beta / gamma arrays, and the per-element math.
+ * f->state), and fused_batch_normalization and clip_grad_by_value/by_norm with theirs
+ * (cuda/fused_bn.cu, cuda/clip_grad.cu): the setup's state (tn_map inside norm_state,
+ * wn_state), the argument positions, the offsets of an element in the statistic / beta /
+ * gamma arrays, and the per-element math.
  * The helpers are host and device functions under nvcc (NL_HD), plain C elsewhere. On the
  * device the arithmetic goes through the round-to-nearest intrinsics (NL_F*, NL_D*), so
  * no product is fused into a sum the CPU (built without FMA) computes apart.
@@ -11,6 +13,7 @@
 #define NNLUA_NORM_EXT_PLAN_H
 #include "../src/function.h"
 #include "elementwise_math.h"   /* NL_HD */
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -18,12 +21,14 @@
 #define NL_FADD(a, b) __fadd_rn((a), (b))
 #define NL_FSUB(a, b) __fsub_rn((a), (b))
 #define NL_FMUL(a, b) __fmul_rn((a), (b))
+#define NL_DADD(a, b) __dadd_rn((a), (b))
 #define NL_DSUB(a, b) __dsub_rn((a), (b))
 #define NL_DMUL(a, b) __dmul_rn((a), (b))
 #else
 #define NL_FADD(a, b) ((a) + (b))
 #define NL_FSUB(a, b) ((a) - (b))
 #define NL_FMUL(a, b) ((a) * (b))
+#define NL_DADD(a, b) ((a) + (b))
 #define NL_DSUB(a, b) ((a) - (b))
 #define NL_DMUL(a, b) ((a) * (b))
 #endif
@@ -91,6 +96,50 @@ NL_HD float nl_tn_dx(float x, float mean, float rstd, float dy, float g, double 
     const double t = NL_DSUB(NL_DSUB((double)NL_FMUL(dy, g), NL_DMUL(a, inv_n)), NL_DMUL(NL_DMUL((double)xh, b), inv_n));
     return NL_FMUL(rstd, (float)t);
 }
+
+/* dx with given statistics (batch_stat = false): rstd * dy * g */
+NL_HD float nl_tn_dx_given(float rstd, float dy, float g) { return NL_FMUL(NL_FMUL(rstd, dy), g); }
+
+/* 1/sqrt(var + eps), in double, as a float */
+NL_HD float nl_tn_rstd(double var, double eps) { return (float)(1.0 / sqrt(NL_DADD(var, eps))); }
+
+/* --------------------------- fused batch normalization --------------------------- */
+
+/* fused_batch_normalization(x, beta, gamma, mean, variance, [z], axes, decay_rate, eps,
+ * batch_stat, nonlinearity): the inputs' and the arguments' positions */
+enum { FB_X, FB_BETA, FB_GAMMA, FB_MEAN, FB_VAR, FB_Z };
+enum { FB_AXES, FB_DECAY, FB_EPS, FB_BATCH_STAT, FB_NONLIN };
+
+/* y = relu(v + z) (z when has_z; NaN gives 0) */
+NL_HD float nl_fbn_act(float v, bool has_z, float z) {
+    if (has_z) v = NL_FADD(v, z);
+    return v > 0.0f ? v : 0.0f;
+}
+/* the gradient past the relu: dy where y > 0, else 0 */
+NL_HD float nl_fbn_mask(float y, float dy) { return y > 0.0f ? dy : 0.0f; }
+
+/* a running statistic: decay * r + (1 - decay) * v * scale, in double */
+NL_HD float nl_bn_running(float r, double decay, double v, double scale) {
+    return (float)NL_DADD(NL_DMUL(decay, (double)r), NL_DMUL(NL_DMUL(1.0 - decay, v), scale));
+}
+
+/* with given statistics: the mean's gradient -rstd * a, the variance's -0.5 rstd^2 b
+ * (a = sum dy*g, b = sum dy*g*xhat over the statistic) */
+NL_HD float nl_fbn_dstat(bool mean, float rstd, double a, double b) {
+    const double r = rstd;
+    return (float)(mean ? NL_DMUL(-r, a) : NL_DMUL(NL_DMUL(-0.5 * r, r), b));
+}
+
+/* -------------------------------- gradient clipping -------------------------------- */
+
+enum { CGN_CLIP_NORM, CGN_AXES };
+
+/* clip_grad_by_norm: the factor for a statistic whose squares sum to sq */
+NL_HD double nl_cgn_scale(double sq, double clip) { return sq > 0 ? clip / sqrt(sq) : 0.0; }
+/* dx = dy * factor, in double */
+NL_HD float nl_cgn_dx(float dy, double scale) { return (float)NL_DMUL((double)dy, scale); }
+/* clip_grad_by_value: dy clamped to [min, max] (max tested first) */
+NL_HD float nl_cgv_dx(float dy, float lo, float hi) { return dy > hi ? hi : dy < lo ? lo : dy; }
 
 /* ------------------------------ weight normalization ------------------------------ */
 

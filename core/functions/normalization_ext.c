@@ -136,7 +136,7 @@ static void tn_stats(const tn_map *m, const float *x, double eps, double *acc, f
     for (int64_t s = 0; s < ns; s++) {
         const double v = sq[s] / cnt;
         mean[s] = (float)sum[s];
-        rstd[s] = (float)(1.0 / sqrt(v + eps));
+        rstd[s] = nl_tn_rstd(v, eps);
         if (var_out) var_out[s] = v;
     }
 }
@@ -165,8 +165,7 @@ static void tn_fwd_range(int64_t r0, int64_t r1, void *vctx) {
             float v = nl_tn_affine(xr[i], c->mean[s], c->rstd[s], c->gamma != NULL,
                                    c->gamma ? c->gamma[off[2] + i * gi] : 1.0f, c->beta != NULL,
                                    c->beta ? c->beta[off[1] + i * bi] : 0.0f);
-            if (c->z) v += c->z[r * inner + i];
-            if (c->relu && !(v > 0.0f)) v = 0.0f;
+            if (c->relu) v = nl_fbn_act(v, c->z != NULL, c->z ? c->z[r * inner + i] : 0.0f);
             yr[i] = v;
         }
     }
@@ -195,7 +194,7 @@ static void tn_dx_range(int64_t r0, int64_t r1, void *vctx) {
             if (c->batch) {
                 v = nl_tn_dx(xr[i], c->mean[s], c->rstd[s], dyr[i], g, c->a[s], c->b[s], inv_n);
             } else {
-                v = c->rstd[s] * dyr[i] * g;
+                v = nl_tn_dx_given(c->rstd[s], dyr[i], g);
             }
             dx[i] = c->accum ? dx[i] + v : v;
         }
@@ -479,8 +478,8 @@ const nl_fdef nl_fdef_group_normalization = {
 
 /* --------------------------- fused batch normalization --------------------------- */
 
-enum { FB_X, FB_BETA, FB_GAMMA, FB_MEAN, FB_VAR, FB_Z };
-enum { FB_AXES, FB_DECAY, FB_EPS, FB_BATCH_STAT, FB_NONLIN };
+/* FB_* (the inputs' and arguments' positions) and the per-element math: norm_ext_plan.h
+ * (shared with cuda/fused_bn.cu) */
 static const nl_argdef fbn_args[] = {
     {"axes", NL_ARG_AXES, "{2}", NULL},
     {"decay_rate", NL_ARG_FLOAT, "0.9", NULL},
@@ -528,8 +527,8 @@ static int fbn_forward(nl_func *f) {
             NL_PTR(float *, rv, nl_array_host(nl_in(f, FB_VAR)->data, NL_READWRITE));
             const double n = (double)m->count, unbias = n > 1 ? n / (n - 1) : 1.0;
             for (int64_t k = 0; k < ns; k++) {
-                rm[k] = (float)(decay * rm[k] + (1.0 - decay) * ms[k]);
-                rv[k] = (float)(decay * rv[k] + (1.0 - decay) * var[k] * unbias);
+                rm[k] = nl_bn_running(rm[k], decay, ms[k], 1.0);
+                rv[k] = nl_bn_running(rv[k], decay, var[k], unbias);
             }
         }
     } else {
@@ -537,7 +536,7 @@ static int fbn_forward(nl_func *f) {
         NL_PTR(const float *, rv, nl_in_data(f, FB_VAR));
         for (int64_t k = 0; k < ns; k++) {
             ms[k] = rm[k];
-            ms[ns + k] = (float)(1.0 / sqrt((double)rv[k] + eps));
+            ms[ns + k] = nl_tn_rstd(rv[k], eps);
         }
     }
     c.mean = ms;
@@ -581,7 +580,7 @@ static int fbn_backward(nl_func *f, const bool *prop, const bool *accum) {
         if (!rstd_given) return -1;
         for (int64_t k = 0; k < ns; k++) {
             rstd_given[k] = rm[k];
-            rstd_given[ns + k] = (float)(1.0 / sqrt((double)rv[k] + eps));
+            rstd_given[ns + k] = nl_tn_rstd(rv[k], eps);
         }
     }
     NL_PTR(float *, wsf, nl_func_scratch(f, 2, 2 * 4 * ns + 2));
@@ -602,10 +601,7 @@ static int fbn_backward(nl_func *f, const bool *prop, const bool *accum) {
             continue;
         }
         /* dmean = -rstd * sum dy*g; dvar = -0.5 * rstd^2 * sum dy*g*xhat */
-        for (int64_t k = 0; k < ns; k++) {
-            const double r = c.rstd[k];
-            db[k] = i == FB_MEAN ? -r * a[k] : -0.5 * r * r * b[k];
-        }
+        for (int64_t k = 0; k < ns; k++) db[k] = nl_fbn_dstat(i == FB_MEAN, c.rstd[k], a[k], b[k]);
         if (put_grad(f, i, accum[i], db, ns)) return -1;
     }
     return 0;
@@ -776,9 +772,7 @@ static int cgv_backward(nl_func *f, const bool *prop, const bool *accum) {
     NL_PTR(const float *, hi, nl_in_data(f, 2));
     NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
     for (int64_t i = 0; i < n; i++) {
-        float v = dy[i];
-        if (v > hi[i]) v = hi[i];
-        else if (v < lo[i]) v = lo[i];
+        const float v = nl_cgv_dx(dy[i], lo[i], hi[i]);
         dx[i] = accum[0] ? dx[i] + v : v;
     }
     return 0;
@@ -794,7 +788,7 @@ const nl_fdef nl_fdef_clip_grad_by_value = {
     .grad_in_data = (1u << 1) | (1u << 2), .grad_out_data = 0,
 };
 
-enum { CGN_CLIP_NORM, CGN_AXES };
+/* CGN_* and the math: norm_ext_plan.h (shared with cuda/clip_grad.cu) */
 static const nl_argdef cgn_args[] = {
     {"clip_norm", NL_ARG_FLOAT, "1.0", NULL},
     {"axes", NL_ARG_AXES, "nil", NULL},
@@ -829,13 +823,13 @@ static int cgn_backward(nl_func *f, const bool *prop, const bool *accum) {
         const float *g = dy + r * inner;
         for (int64_t i = 0; i < inner; i++) sq[off[0] + i * si] += (double)g[i] * g[i];
     }
-    for (int64_t k = 0; k < m->nstat; k++) sq[k] = sq[k] > 0 ? clip / sqrt(sq[k]) : 0.0;
+    for (int64_t k = 0; k < m->nstat; k++) sq[k] = nl_cgn_scale(sq[k], clip);
     for (int64_t r = 0; r < m->rows; r++) {
         tn_row(m, r, off);
         const float *g = dy + r * inner;
         float *d = dx + r * inner;
         for (int64_t i = 0; i < inner; i++) {
-            const float v = (float)(g[i] * sq[off[0] + i * si]);
+            const float v = nl_cgn_dx(g[i], sq[off[0] + i * si]);
             d[i] = accum[0] ? d[i] + v : v;
         }
     }

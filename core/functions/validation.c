@@ -20,7 +20,7 @@
 
 /* ---- top_n_error -------------------------------------------------------------------- */
 
-enum { TOPN_AXIS, TOPN_N };
+/* TOPN_*, CM_AXIS and the per-position math: labels.h (shared with cuda/validation.cu) */
 static const nl_argdef topn_args[] = {
     {"axis", NL_ARG_AXIS, "-1", NULL},
     {"n", NL_ARG_INT, "1", NULL},
@@ -48,11 +48,7 @@ static int topn_forward(nl_func *f) {
             const int64_t pos = o * inner + i;
             int64_t l = 0;
             if (nl_class_label(t[pos], C, pos, &l)) return -1;
-            const float *xo = x + o * C * inner + i;
-            const float th = xo[l * inner];
-            int64_t count = 0;
-            for (int64_t c = 0; c < C; c++) count += xo[c * inner] >= th;
-            y[pos] = count > n ? 1.0f : 0.0f;
+            y[pos] = nl_top_n_error_at(x + o * C * inner + i, C, inner, l, n);
         }
     return 0;
 }
@@ -89,7 +85,7 @@ static int binerr_forward(nl_func *f) {
     NL_PTR(const float *, t, nl_in_data(f, 1));
     NL_PTR(float *, y, nl_out_data(f, 0));
     const int64_t n = nl_in(f, 0)->size;
-    for (int64_t i = 0; i < n; i++) y[i] = (x[i] >= 0.5f) != (t[i] >= 0.5f) ? 1.0f : 0.0f;
+    for (int64_t i = 0; i < n; i++) y[i] = nl_binary_error(x[i], t[i]);
     return 0;
 }
 
@@ -103,7 +99,6 @@ const nl_fdef nl_fdef_binary_error = {
 
 /* ---- confusion_matrix --------------------------------------------------------------- */
 
-enum { CM_AXIS };
 static const nl_argdef cm_args[] = {{"axis", NL_ARG_AXIS, "-1", NULL}};
 
 static int cm_setup(nl_func *f) {
@@ -127,11 +122,7 @@ static int cm_forward(nl_func *f) {
             const int64_t pos = o * inner + i;
             int64_t l = 0;
             if (nl_class_label(t[pos], C, pos, &l)) return -1;
-            const float *xo = x + o * C * inner + i;
-            int64_t best = 0;
-            for (int64_t c = 1; c < C; c++)
-                if (xo[c * inner] > xo[best * inner]) best = c;
-            y[l * C + best] += 1.0f;
+            y[l * C + nl_argmax_at(x + o * C * inner + i, C, inner)] += 1.0f;
         }
     return 0;
 }
