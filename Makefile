@@ -6,7 +6,7 @@
 #   make tutorial   install, build and run tutorials/by_examples.lua headless
 #   make bench      run the benchmark suite
 #   make cuda       build build/libnnlua_cuda.so (needs nvcc)
-#   make cuda-emu   build build/libnnlua_cuda_emu.so: test-only CPU emulation of the CUDA kernels (g++)
+#   make cuda-emu   build build/libnnlua_cuda_emu.so: test-only CPU emulation of the CUDA/cuBLAS/cuDNN code (g++)
 
 CC      ?= gcc
 PKGS    := hdf5 openblas
@@ -182,11 +182,14 @@ $(CUDA_LIB): $(CUDA_OBJS) $(LIB)
 
 .PHONY: cuda cuda-check
 
-# ---- make cuda-emu: TEST-ONLY CPU emulation of the cuDNN-free kernel files, cuBLAS emulated by loops (g++ only; cuda/emu/, spec/cuda_spec.lua with NNLUA_CUDA_EMU=1)
+# ---- make cuda-emu: TEST-ONLY CPU emulation of the backend's files, the CUDA kernels run as fibers, cuBLAS and cuDNN emulated by plain loops (g++ only; cuda/emu/, spec/cuda_spec.lua with NNLUA_CUDA_EMU=1)
+# Every cuda/*.cu but device.cu (emu_device.cpp stands in for it); cudnn and cudnn_deconv
+# register on backend "cudnn" over cuda/emu/cudnn_emu*.cpp.
 LUAJIT         ?= luajit
 CUDA_EMU_LIB   := $(BUILD)/libnnlua_cuda_emu.so
-CUDA_EMU_FILES := elementwise reduce layers views losses reduce_ext indexing norm_ext solvers gather
-CUDA_EMU_MAINS := emu_device cublas_emu
+CUDA_EMU_FILES := elementwise reduce layers views losses reduce_ext indexing norm_ext solvers gather cudnn cudnn_deconv \
+                  sort interpolate validation clip_grad fused_bn
+CUDA_EMU_MAINS := emu_device cublas_emu cudnn_emu cudnn_emu_conv cudnn_emu_ops
 CUDA_EMU_OBJS  := $(patsubst %,$(BUILD)/obj/cuda-emu/%.o,$(CUDA_EMU_FILES) $(CUDA_EMU_MAINS))
 CUDA_EMU_FLAGS := -O2 -g -std=c++17 -fPIC -ffp-contract=off -Wall -Wextra -Wno-unused-function -Wno-unused-parameter \
                   -Icuda/emu -Icuda -Icore/include -Icore/src -Icore/functions \

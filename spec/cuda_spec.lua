@@ -12,13 +12,17 @@
 --     once a static graph has run; bad device ids are clear errors.
 -- NNLUA_CUDA_SPEC_SELFTEST=1 runs the comparisons with the CPU on both sides (checks this
 -- file's harness on a machine without a GPU).
--- NNLUA_CUDA_EMU=1, where no device exists, runs the project's own CUDA kernels on the CPU
+-- NNLUA_CUDA_EMU=1, where no device exists, runs the project's own CUDA code on the CPU
 -- instead: build/libnnlua_cuda_emu.so (`make cuda-emu`, cuda/emu/: a test-only emulation of
--- the kernel files that do not use cuDNN, with real block sizes, barriers, warp shuffles and
--- atomics, and the cuBLAS calls of layers.cu as plain loops, on host memory behind fake
--- device ops) registers them as backend "cuda"; both contexts are {'cuda', 'cpu'}, so
--- functions of the cuDNN files (cudnn.cu, cudnn_deconv.cu) run on the CPU. The per-function comparisons, the solver kernels, .d and the small CNN run; the
--- cases that need a real device (cudaMalloc counting, device ids) stay pending.
+-- the backend's files, the kernels with real block sizes, barriers, warp shuffles and
+-- atomics, the cuBLAS calls of layers.cu and the cuDNN calls of cudnn.cu and
+-- cudnn_deconv.cu as plain loops with cuDNN's documented semantics, on host memory behind
+-- fake device ops) registers them as backends "cuda" and "cudnn"; the contexts are
+-- {'cudnn', 'cuda', 'cpu'} and {'cuda', 'cpu'} as on a GPU, so the cuDNN paths (descriptors,
+-- algorithm choice, workspaces, alpha/beta) run and are compared with the CPU, and a last
+-- case checks that every function with a cuDNN implementation made emulated cuDNN calls.
+-- The per-function comparisons, the solver kernels, .d and the small CNN run; the cases
+-- that need a real device (cudaMalloc counting, device ids) stay pending.
 local ffi = require 'ffi'
 local bit = require 'bit'
 local nn = require 'nnlua'
@@ -38,6 +42,7 @@ local function load_emulation()
   local path = (nn.lib.path:match('^(.*)/[^/]*$') or '.') .. '/libnnlua_cuda_emu.so'
   pcall(ffi.cdef, require 'nnlua.cuda_cdef')
   pcall(ffi.cdef, 'int nl_cuda_emu_init(void); int nl_cuda_emu_registered_count(void); long long nl_cuda_emu_launches(void);')
+  pcall(ffi.cdef, 'long long nl_cuda_emu_cudnn_calls(void);')
   local ok, lib = pcall(ffi.load, path)
   if not ok then return nil, ('NNLUA_CUDA_EMU=1 but %s cannot be loaded (run `make cuda-emu`): %s'):format(path, tostring(lib)) end
   if lib.nl_cuda_emu_init() ~= 0 then return nil, 'the CUDA emulation failed: ' .. nn.lib.last_error() end
@@ -64,7 +69,7 @@ do
     emu, err = load_emulation()
     if emu then
       ctx_cuda = require('nnlua.context').new({ 'cuda', 'cpu' }, 0)
-      ctx_cudnn = ctx_cuda
+      ctx_cudnn = require('nnlua.context').new({ 'cudnn', 'cuda', 'cpu' }, 0)
     else
       why = err
     end
@@ -629,6 +634,115 @@ add('scatter_add', { inputs = { normal({ 3, 5 }), positions({ 1, 2 }, 5), normal
 add('scatter_add', { inputs = { normal({ 4, 6, 5 }), positions({ 4, 30, 5 }, 6), normal({ 4, 32, 6 }) },
                      grad = { true, false, true }, fn = function(x0, ix, x1) return F.scatter_add(x0, ix, x1, 2) end })
 
+-- sort (sort.cu): short lines (ranks), long lines (shared-memory chunks, then merges), ties,
+-- NaN, infinities and signed zeros (stable, NaN last), reverse, values and/or indices
+local function sort_case(mk, opts, extra)
+  local case = { inputs = { mk }, grad = { true }, fn = function(x)
+    if opts.with_index then return F.stack({ F.sort(x, opts) }, 1) end
+    if next(opts) == nil then return F.sort(x) end   -- {} would be read as the axis
+    return F.sort(x, opts)
+  end }
+  for k, v in pairs(extra or {}) do case[k] = v end
+  add('sort', case)
+end
+sort_case(normal(S234), {})
+sort_case(normal({ 3, 5, 4 }), { axis = 2, reverse = true })
+sort_case(specials({ 4, 9 }), { with_index = true })
+sort_case(specials({ 3, 7, 2 }), { axis = 2, only_index = true })
+sort_case(fixed { { 0, -0.0, 1, 0 / 0, -1, 0, -0.0, math.huge, -math.huge, 1, 0 / 0, 0 } }, { with_index = true })
+sort_case(fixed { { 0, -0.0, 1, 0 / 0, -1, 0, -0.0, math.huge, -math.huge, 1, 0 / 0, 0 } }, { reverse = true, with_index = true })
+sort_case(normal({ 2, 300 }), {})
+sort_case(normal({ 2, 2500, 3 }), { axis = 2, with_index = true })
+sort_case(specials({ 3000 }), { reverse = true, with_index = true })
+sort_case(binary01({ 2, 1500 }), { only_index = true })
+sort_case(normal({ 500, 10 }), { reverse = true })
+sort_case(normal({ 0, 5 }), {})
+sort_case(normal({ 3, 200 }), { with_index = true }, { wrap = false })
+
+-- interpolate (interpolate.cu): linear and nearest, every coordinate rule, 1-3 spatial
+-- axes, channel_last, up- and downsampling, output size 1; backward gathers per input
+local function interp_case(shape, a, b, extra)
+  local case = { inputs = { normal(shape) }, grad = { true },
+                 fn = function(x) if b then return F.interpolate(x, a, b) end return F.interpolate(x, a) end }
+  for k, v in pairs(extra or {}) do case[k] = v end
+  add('interpolate', case)
+end
+interp_case({ 2, 3, 4, 5 }, { output_size = { 7, 3 } })
+interp_case({ 2, 3, 4, 5 }, { output_size = { 8, 10 }, align_corners = true })
+interp_case({ 2, 3, 4, 5 }, { output_size = { 5, 7 }, half_pixel = true })
+interp_case({ 2, 3, 4, 5 }, { 2, 1.5 }, { mode = 'nearest' })
+interp_case({ 2, 3, 4, 5 }, { output_size = { 3, 9 }, mode = 'nearest', half_pixel_for_nn = true })
+interp_case({ 2, 3, 4, 5 }, { output_size = { 7, 4 }, mode = 'nearest', half_pixel = true })
+interp_case({ 2, 3, 4, 5 }, { output_size = { 6, 6 }, mode = 'nearest', align_corners = true })
+interp_case({ 2, 3, 7 }, { output_size = { 12 } })
+interp_case({ 1, 2, 3, 4, 5 }, { output_size = { 5, 3, 7 } })
+interp_case({ 1, 2, 3, 4, 5 }, { output_size = { 2, 6, 4 }, mode = 'nearest' })
+interp_case({ 2, 4, 5, 3 }, { output_size = { 6, 8 }, channel_last = true })
+interp_case({ 2, 4, 5, 3 }, { output_size = { 3, 9 }, mode = 'nearest', channel_last = true })
+interp_case({ 1, 1, 9, 9 }, { output_size = { 2, 3 } })
+interp_case({ 2, 2, 3, 4 }, { output_size = { 1, 5 } })
+interp_case({ 0, 2, 3, 3 }, { output_size = { 4, 4 } })
+interp_case({ 2, 3, 40, 30 }, { output_size = { 61, 17 }, half_pixel = true })
+interp_case({ 2, 2, 4, 5 }, { output_size = { 9, 8 } }, nil, { wrap = false })
+
+-- top_n_error, binary_error, confusion_matrix (validation.cu): axes, n, ties; the inputs
+-- get zero gradients
+add('top_n_error', { inputs = { normal({ 5, 10 }), labels({ 5, 1 }, 10) }, grad = { true, true },
+                     fn = function(x, t) return F.top_n_error(x, t) end })
+add('top_n_error', { inputs = { normal({ 2, 4, 3 }), labels({ 2, 1, 3 }, 4) }, grad = { true, false },
+                     fn = function(x, t) return F.top_n_error(x, t, { axis = 2, n = 3 }) end })
+add('top_n_error', { inputs = { binary01({ 6, 5 }), labels({ 6, 1 }, 5) }, grad = { false, false },
+                     fn = function(x, t) return F.top_n_error(x, t, -1, 2) end })
+add('top_n_error', { inputs = { normal({ 3000, 7 }), labels({ 3000, 1 }, 7) }, fn = function(x, t) return F.top_n_error(x, t, 2, 4) end })
+add('binary_error', { inputs = { range(S234, 0, 1), binary01(S234) }, grad = { true, true },
+                      fn = function(x, t) return F.binary_error(x, t) end })
+add('binary_error', { inputs = { specials({ 5, 7 }), range({ 5, 7 }, 0, 1) }, fn = function(x, t) return F.binary_error(x, t) end })
+add('confusion_matrix', { inputs = { normal({ 20, 4 }), labels({ 20, 1 }, 4) }, grad = { true, true },
+                          fn = function(x, t) return F.confusion_matrix(x, t) end })
+add('confusion_matrix', { inputs = { normal({ 3, 5, 4 }), labels({ 3, 1, 4 }, 5) }, grad = { true, false },
+                          fn = function(x, t) return F.confusion_matrix(x, t, 2) end })
+add('confusion_matrix', { inputs = { binary01({ 30, 3 }), labels({ 30, 1 }, 3) }, fn = function(x, t) return F.confusion_matrix(x, t) end })
+add('confusion_matrix', { inputs = { normal({ 5000, 3 }), labels({ 5000, 1 }, 3) }, fn = function(x, t) return F.confusion_matrix(x, t) end })
+
+-- clip_grad_by_value, clip_grad_by_norm (clip_grad.cu): identity forward, clipped gradient;
+-- per-axes norms, all axes, a zero gradient (norm 0)
+add('clip_grad_by_value', { inputs = { normal(S234), range(S234, -1, 0), range(S234, 0, 1) }, grad = { true, true, true },
+                            fn = function(x, lo, hi) return F.clip_grad_by_value(x, lo, hi) end })
+add('clip_grad_by_value', { inputs = { normal(S234), range(S234, -0.5, 0), range(S234, 0, 0.5) }, grad = { true, true, false },
+                            wrap = false, fn = function(x, lo, hi) return F.clip_grad_by_value(x, lo, hi) end })
+add('clip_grad_by_value', { inputs = { normal({ 64, 300 }), range({ 64, 300 }, -1, 0), range({ 64, 300 }, 0, 1) }, grad = { true },
+                            fn = function(x, lo, hi) return F.clip_grad_by_value(x, lo, hi) end })
+add('clip_grad_by_norm', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.clip_grad_by_norm(x) end })
+add('clip_grad_by_norm', { inputs = { normal(S234) }, grad = { true }, fn = function(x) return F.clip_grad_by_norm(x, 2, { 2 }) end })
+add('clip_grad_by_norm', { inputs = { normal({ 3, 4, 5 }) }, grad = { true },
+                           fn = function(x) return F.clip_grad_by_norm(x, 0.5, { axes = { 1, 3 } }) end })
+add('clip_grad_by_norm', { inputs = { normal({ 64, 700 }) }, grad = { true }, fn = function(x) return F.clip_grad_by_norm(x, 10, {}) end })
+add('clip_grad_by_norm', { inputs = { normal({ 3, 4 }) }, grad = { true }, wrap = false,
+                           fn = function(x) return F.clip_grad_by_norm(x, 3, { -1 }) end })
+add('clip_grad_by_norm', { inputs = { normal({ 3, 4 }) }, grad = { true },
+                           fn = function(x) return F.mul_scalar(F.clip_grad_by_norm(x, 1, { 2 }), 0) end })
+
+-- fused_batch_normalization (fused_bn.cu over norm_ext.cu's tensor-norm kernels): batch
+-- and given statistics (running statistics updated / differentiated), z or none, kept
+-- axes adjacent or not, an empty batch
+local function fbn_case(xs, ss, z, grad, opts, extra)
+  local inputs = { normal(xs), normal(ss), normal(ss), normal(ss), positive(ss) }
+  if z then inputs[6] = normal(xs) end
+  local case = { inputs = inputs, grad = grad, grad_atol = 5e-3,
+                 fn = function(x, b, g, m, v, zz) return F.fused_batch_normalization(x, b, g, m, v, zz, opts) end }
+  for k, v in pairs(extra or {}) do case[k] = v end
+  add('fused_batch_normalization', case)
+end
+fbn_case({ 4, 3, 5, 5 }, { 1, 3, 1, 1 }, true, { true, true, true, false, false, true })
+fbn_case({ 4, 3, 5, 5 }, { 1, 3, 1, 1 }, true, { true, true, true, true, true, true }, { batch_stat = false })
+fbn_case({ 6, 5 }, { 1, 5 }, false, { true, true, true, true, true }, { decay_rate = 0.7 })
+fbn_case({ 3, 4, 5 }, { 3, 1, 5 }, true, { true, true, true, false, false, true }, { axes = { 1, 3 } })
+fbn_case({ 4, 2, 3 }, { 1, 1, 3 }, false, { true, false, true, false, false }, { axes = { -1 }, eps = 1e-3 })
+fbn_case({ 4, 3, 2 }, { 1, 3, 1 }, true, { true, true, true, true, true, true }, { batch_stat = false }, { wrap = false })
+fbn_case({ 0, 3 }, { 1, 3 }, false, { true, true, true, true, true })
+fbn_case({ 0, 3 }, { 1, 3 }, false, { true, true, true, true, true }, { batch_stat = false })
+fbn_case({ 16, 8, 40 }, { 1, 8, 1 }, true, { true, true, true, false, false, false })
+
 -- A default case for a function registered later with no entry here (one input of S234,
 -- or two of the same shape).
 local function default_case(name)
@@ -695,6 +809,7 @@ describe('#cuda CUDA/cuDNN backend', function()
   end
 
   after_each(function() nn.set_default_context(cpu_ctx) end)
+  local cudnn_calls = {}   -- emulation: function name -> cuDNN calls its cudnn cases made
 
   for _, entry in ipairs(impl_names()) do
     local name, on_cuda, on_cudnn = entry[1], entry[2], entry[3]
@@ -714,12 +829,37 @@ describe('#cuda CUDA/cuDNN backend', function()
         end
         if on_cudnn then
           it(('%s #%d on cudnn matches the CPU'):format(name, k), function()
-            compare(case, ctx_cudnn, name .. ' #' .. k .. ' (cudnn)')
+            local calls0 = emu and emu.nl_cuda_emu_cudnn_calls()
+            local got = compare(case, ctx_cudnn, name .. ' #' .. k .. ' (cudnn)')
+            if emu then
+              assert.equal('cudnn', got.backend)
+              cudnn_calls[name] = (cudnn_calls[name] or 0) + tonumber(emu.nl_cuda_emu_cudnn_calls() - calls0)
+            end
           end)
         end
       end
     end
   end
+
+  it('a bad label fails with the CPU message (top_n_error, confusion_matrix)', function()
+    local x = randn({ 4, 3 }, 3)
+    for _, bad in ipairs { { 0, 3, 1, -1 }, { 0, 1, 1.5, 2 } } do
+      local t = NdArray.from { { bad[1] }, { bad[2] }, { bad[3] }, { bad[4] } }
+      for _, name in ipairs { 'top_n_error', 'confusion_matrix' } do
+        local function run(ctx)
+          return nn.context_scope(ctx, function()
+            local y = F[name](nn.Variable.from(x), nn.Variable.from(t))
+            local ok, err = pcall(function() y:forward() end)
+            assert.is_false(ok, name .. ' accepted a bad label')
+            return tostring(err)
+          end)
+        end
+        local want = run(cpu_ctx)
+        assert.matches('label .* at position %d is out of range 0..2', want)
+        assert.equal(want, run(ctx_cuda))
+      end
+    end
+  end)
 
   it('max_pooling at inference (cuDNN forward) matches the CPU', function()
     local x = randn({ 2, 3, 6, 6 }, 3)
@@ -732,8 +872,20 @@ describe('#cuda CUDA/cuDNN backend', function()
         end)
       end)
     end
+    local calls0 = emu and emu.nl_cuda_emu_cudnn_calls()
     assert_close(run(ctx_cudnn), run(cpu_ctx), 1e-6, 0, 'max_pooling (inference)')
+    if emu then   -- training max pooling keeps an argmax (CUDA kernel); inference is cuDNN's
+      cudnn_calls.max_pooling = (cudnn_calls.max_pooling or 0) + tonumber(emu.nl_cuda_emu_cudnn_calls() - calls0)
+    end
   end)
+
+  if emu then
+    it('every function with a cuDNN implementation made emulated cuDNN calls', function()
+      for name, n in pairs(cudnn_calls) do
+        assert.is_true(n > 0, name .. ': its cases never reached cuDNN (every one fell back)')
+      end
+    end)
+  end
 
   it('forward with clear_no_need_grad and backward with clear_buffer match the CPU', function()
     local function run(ctx)

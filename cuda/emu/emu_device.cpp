@@ -6,12 +6,14 @@
  * defines, the runtime calls of cuda/emu/cuda_runtime.h, and the scheduler that runs
  * kernel launches (blocks one after another, each block's threads as fibers that stop at
  * __syncthreads and warp shuffles; see cuda_runtime.h). The cuBLAS calls that layers.cu
- * makes are emulated (cuda/emu/cublas_emu.cpp; nlc_cublas hands out a dummy handle); cuDNN
- * is absent: nlc_cudnn fails, and the files that call it are not compiled in, so the
- * functions they implement run on the CPU under a {'cuda', 'cpu'} context.
+ * makes are emulated (cuda/emu/cublas_emu.cpp; nlc_cublas hands out a dummy handle), and
+ * so are the cuDNN calls of cudnn.cu and cudnn_deconv.cu (cuda/emu/cudnn_emu*.cpp;
+ * nlc_cudnn creates one emulated handle with cudnnCreate).
  *
  * nl_cuda_emu_init() installs the device ops and registers the implementations of the
- * emulated files on backend "cuda"; nl_cuda_emu_launches() counts the launches run.
+ * emulated files, on backend "cuda" and (cudnn.cu, cudnn_deconv.cu) "cudnn", in
+ * device.cu's order; nl_cuda_emu_launches() counts the launches run and
+ * nl_cuda_emu_cudnn_calls() (cudnn_emu.cpp) the cuDNN calls that computed something.
  * NNLUA_CUDA_EMU_SMS sets the multiprocessor count the reductions plan for (default 132).
  */
 #include "common.cuh"
@@ -213,6 +215,14 @@ cudaError_t cudaMemset(void *p, int v, size_t bytes) {
 }
 cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t) { return cudaMemset(p, v, bytes); }
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+static long long g_in_use = 0, g_mallocs = 0;
+/* a 16 GiB device, less what the emulated allocations hold */
+cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
+    if (!free_b || !total_b) return g_last = cudaErrorInvalidValue;
+    *total_b = (size_t)16 << 30;
+    *free_b = g_in_use < (long long)*total_b ? *total_b - (size_t)g_in_use : 0;
+    return cudaSuccess;
+}
 
 /* ---- what cuda/device.cu defines ------------------------------------------------------------- */
 
@@ -224,11 +234,13 @@ int nlc_cublas_err(cublasStatus_t s, const char *what) {
     return nl_error("cuBLAS error in %s: status %d [emulated]", what, (int)s);
 }
 int nlc_cudnn_err(cudnnStatus_t s, const char *what) {
-    return nl_error("cuDNN error in %s: status %d (cuDNN is not emulated)", what, (int)s);
+    if (s == CUDNN_STATUS_NOT_SUPPORTED)
+        return nl_error("cuDNN does not support this configuration: %s returned %s [emulated]", what,
+                        cudnnGetErrorString(s));
+    return nl_error("cuDNN error in %s: %s (%d) [emulated]", what, cudnnGetErrorString(s), (int)s);
 }
 
 static const int EMU_DEVICES = 1;
-static long long g_in_use = 0, g_mallocs = 0;
 
 int nlc_set_device(int dev) {
     if (dev < 0 || dev >= EMU_DEVICES)
@@ -250,9 +262,14 @@ cublasHandle_t nlc_cublas(int dev) {
     if (nlc_set_device(dev)) return nullptr;
     return (cublasHandle_t)(void *)&dummy;
 }
-cudnnHandle_t nlc_cudnn(int) {
-    nl_error("cuDNN is not available in the CPU emulation of the CUDA backend");
-    return nullptr;
+cudnnHandle_t nlc_cudnn(int dev) {
+    static cudnnHandle_t h = nullptr;
+    if (nlc_set_device(dev)) return nullptr;
+    if (!h) {
+        const cudnnStatus_t s = cudnnCreate(&h);
+        if (s != CUDNN_STATUS_SUCCESS) { nlc_cudnn_err(s, "cudnnCreate"); h = nullptr; }
+    }
+    return h;
 }
 
 /* Allocations are poisoned with NaN bytes, so a kernel that reads what nobody wrote shows. */
@@ -360,11 +377,32 @@ int nl_cuda_emu_init(void) {
 #ifdef NLC_EMU_HAVE_INDEXING
     rc = rc ? rc : nlc_register_indexing();
 #endif
+#ifdef NLC_EMU_HAVE_CUDNN_DECONV
+    rc = rc ? rc : nlc_register_deconv();
+#endif
 #ifdef NLC_EMU_HAVE_NORM_EXT
     rc = rc ? rc : nlc_register_norm_ext();
 #endif
 #ifdef NLC_EMU_HAVE_GATHER
     rc = rc ? rc : nlc_register_gather();
+#endif
+#ifdef NLC_EMU_HAVE_SORT
+    rc = rc ? rc : nlc_register_sort();
+#endif
+#ifdef NLC_EMU_HAVE_INTERPOLATE
+    rc = rc ? rc : nlc_register_interpolate();
+#endif
+#ifdef NLC_EMU_HAVE_VALIDATION
+    rc = rc ? rc : nlc_register_validation();
+#endif
+#ifdef NLC_EMU_HAVE_CLIP_GRAD
+    rc = rc ? rc : nlc_register_clip_grad();
+#endif
+#ifdef NLC_EMU_HAVE_FUSED_BN
+    rc = rc ? rc : nlc_register_fused_bn();
+#endif
+#ifdef NLC_EMU_HAVE_CUDNN
+    rc = rc ? rc : nlc_register_cudnn();   /* last: its activations fall back to elementwise's */
 #endif
     if (rc) return nl_error("registering the emulated CUDA implementations failed: %s", nl_last_error());
     done = 1;
