@@ -72,6 +72,9 @@ local function fail(d, msg, level)
   error('F.' .. d.name .. ': ' .. msg, level + 1)
 end
 
+-- argument types that take one value (a table there can only be options)
+local SCALAR_KIND = { int = true, axis = true, float = true, bool = true, choice = true }
+
 local function is_int(x) return type(x) == 'number' and x == math.floor(x) and x > -math.huge and x < math.huge end
 
 -- Writes the Lua value `v` for descriptor `a` into argbuf[k].
@@ -184,7 +187,13 @@ local function make_wrapper(d)
         n_in = i
       end
     end
-    -- arguments: positional, then named
+    -- arguments: positional, then named. A trailing empty plain table where no list can
+    -- stand (past the last argument, or at a scalar one) is an empty options table.
+    if not opts and n >= pos and type(params[n]) == 'table' and getmetatable(params[n]) == nil
+       and next(params[n]) == nil then
+      local a = d.args[n - pos + 1]
+      if not a or SCALAR_KIND[a.type] then params[n] = nil; n = n - 1 end
+    end
     local npos = n - pos + 1
     if npos > nargs then
       fail(d, ('takes %d argument(s) after the inputs (%s), got %d'):format(nargs, usage, npos), 2)
