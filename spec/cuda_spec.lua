@@ -743,6 +743,153 @@ fbn_case({ 0, 3 }, { 1, 3 }, false, { true, true, true, true, true })
 fbn_case({ 0, 3 }, { 1, 3 }, false, { true, true, true, true, true }, { batch_stat = false })
 fbn_case({ 16, 8, 40 }, { 1, 8, 1 }, true, { true, true, true, false, false, false })
 
+-- rnn, lstm, gru (recurrent.cu): tanh/relu, 1 to 3 layers, one or both directions, with and
+-- without bias (num_layers 1: also positionally in the weight slot), some inputs without
+-- gradient, training and inference (training = false: no backward, dropout ignored),
+-- dropout between layers with a fixed seed (both backends draw the masks from the engine's
+-- generator in the same order, so they drop the same outputs). y, h_n (and c_n) are joined
+-- into one y. o: T, B, I, H, L, D, bias, relu, dropout, seed, training, grad, posbias, wrap
+local function rec_case(kind, o)
+  local G = kind == 'rnn' and 1 or kind == 'lstm' and 4 or 3
+  local L, D, H, I = o.L or 1, o.D or 1, o.H, o.I
+  local hs = { L, D, o.B, H }
+  local inputs = { normal({ o.T, o.B, I }), normal(hs) }
+  if kind == 'lstm' then inputs[#inputs + 1] = normal(hs) end
+  inputs[#inputs + 1] = normal(kind == 'rnn' and { D, H, I + H } or { D, G, H, I + H })
+  if L > 1 then
+    inputs[#inputs + 1] = normal(kind == 'rnn' and { L - 1, D, H, D * H + H } or { L - 1, D, G, H, D * H + H })
+  end
+  if o.bias then inputs[#inputs + 1] = normal(kind == 'rnn' and { L, D, H } or { L, D, 4, H }) end
+  local training = o.training ~= false
+  local opts = { num_layers = L, bidirectional = D == 2, dropout = o.dropout or 0, training = training }
+  if kind == 'rnn' then opts.nonlinearity = o.relu and 'relu' or 'tanh' end
+  local grad = {}
+  for i = 1, #inputs do grad[i] = training and (o.grad == nil or o.grad[i] or false) end
+  local nfix = kind == 'lstm' and 4 or 3
+  add(kind, { inputs = inputs, grad = grad, wrap = o.wrap, grad_atol = 5e-3,
+    fn = function(...)
+      local a = { ... }
+      local w = L > 1 and a[nfix + 1] or nil
+      local b = o.bias and a[nfix + (L > 1 and 2 or 1)] or nil
+      if o.posbias then w, b = b, nil end   -- num_layers 1: the bias in the weight slot
+      if o.seed then nn.seed(o.seed) end    -- forward (right after this) draws the masks
+      local outs
+      if kind == 'lstm' then outs = { F.lstm(a[1], a[2], a[3], a[4], w, b, opts) }
+      else outs = { F[kind](a[1], a[2], a[3], w, b, opts) } end
+      for i, v in ipairs(outs) do outs[i] = F.reshape(v, { -1 }) end
+      return F.concatenate(outs, 1)
+    end })
+end
+rec_case('rnn', { T = 3, B = 2, I = 3, H = 4, bias = true })
+rec_case('rnn', { T = 4, B = 3, I = 2, H = 3, L = 2, bias = true, relu = true })
+rec_case('rnn', { T = 3, B = 2, I = 3, H = 2, L = 2, D = 2 })
+rec_case('rnn', { T = 2, B = 2, I = 4, H = 3, D = 2, relu = true, wrap = false })
+rec_case('rnn', { T = 3, B = 1, I = 2, H = 3, bias = true, posbias = true })
+rec_case('lstm', { T = 3, B = 2, I = 3, H = 4, bias = true })
+rec_case('lstm', { T = 4, B = 2, I = 3, H = 3, L = 2, D = 2, bias = true })
+rec_case('lstm', { T = 2, B = 3, I = 2, H = 2, D = 2 })
+rec_case('lstm', { T = 3, B = 2, I = 2, H = 3, L = 3, bias = true, wrap = false,
+                   grad = { true, false, true, true, false, true } })
+rec_case('lstm', { T = 2, B = 2, I = 3, H = 2, bias = true, posbias = true, grad = { false, true, true, true, true } })
+rec_case('gru', { T = 3, B = 2, I = 3, H = 4, bias = true })
+rec_case('gru', { T = 3, B = 2, I = 2, H = 3, L = 2, D = 2, bias = true })
+rec_case('gru', { T = 5, B = 1, I = 4, H = 3, L = 2 })
+rec_case('gru', { T = 3, B = 8, I = 5, H = 40, D = 2, bias = true, grad = { true, true, true, false, true } })
+rec_case('gru', { T = 2, B = 3, I = 2, H = 2, D = 2, bias = true, wrap = false, grad = { false, true, true, true } })
+-- dropout between layers (training), a fixed seed
+rec_case('rnn', { T = 3, B = 2, I = 3, H = 4, L = 2, D = 2, bias = true, dropout = 0.5, seed = 7 })
+rec_case('rnn', { T = 3, B = 2, I = 2, H = 3, L = 3, relu = true, dropout = 0.3, seed = 3 })
+rec_case('lstm', { T = 3, B = 2, I = 3, H = 3, L = 3, bias = true, dropout = 0.3, seed = 9 })
+rec_case('gru', { T = 4, B = 2, I = 3, H = 3, L = 2, D = 2, dropout = 0.4, seed = 5, wrap = false })
+-- inference
+rec_case('rnn', { T = 3, B = 2, I = 3, H = 3, L = 2, D = 2, relu = true, bias = true, training = false, dropout = 0.5 })
+rec_case('lstm', { T = 3, B = 2, I = 2, H = 4, L = 2, D = 2, bias = true, training = false })
+rec_case('gru', { T = 4, B = 3, I = 3, H = 2, D = 2, training = false })
+
+-- dropout, rand, randint, randn, random_choice/crop/flip/shift/erase (stochastic.cu): the
+-- draws are made on the host with the CPU's generator in the CPU's order and applied on the
+-- device, so outputs and gradients agree bit for bit (atol = rtol = 0): the engine's
+-- generator (seed -1, reseeded by the input makers; rand's family gets a dummy input for
+-- that) and per-node seeds; partial mask words, NaN/inf, empty arrays, every border mode,
+-- shifts longer than the axis, repeated picks (gradients summed in the CPU's order), erase
+-- patches per channel / shared / channel_last, more values than the first staging buffer.
+local function sto_case(name, inputs, grad, fn, extra)
+  local case = { inputs = inputs, grad = grad, fn = fn, atol = 0, rtol = 0, grad_atol = 0, grad_rtol = 0 }
+  for k, v in pairs(extra or {}) do case[k] = v end
+  add(name, case)
+end
+-- weights in 0..2 with a zero at every third position (each population of 8 keeps >= 5)
+local function some_zero(shape)
+  return function(seed)
+    local a = uniform(shape, 0, 2, seed)
+    local p = a:ptr(C.NL_READWRITE)
+    for i = 0, a.size - 1, 3 do p[i] = 0 end
+    return a
+  end
+end
+local dummy = { normal({ 1 }) }
+sto_case('dropout', { normal(S234) }, { true }, function(x) return F.dropout(x) end)
+sto_case('dropout', { normal({ 4, 3, 33 }) }, { true }, function(x) return F.dropout(x, 0.3, 7) end, { wrap = false })
+sto_case('dropout', { normal({ 70001 }) }, { true }, function(x) return F.dropout(x, 0.9, 3) end)
+sto_case('dropout', { specials({ 5, 7 }) }, { true }, function(x) return F.dropout(x, { p = 0.2 }) end)
+sto_case('dropout', { normal({ 3, 5 }) }, { true }, function(x) return F.dropout(x, 0, 1) end, { wrap = false })
+sto_case('dropout', { normal({ 0, 5 }) }, { true }, function(x) return F.dropout(x, 0.5, 2) end)
+sto_case('rand', dummy, {}, function() return F.rand(-2, 3, { 3, 4 }) end)
+sto_case('rand', dummy, {}, function() return F.rand { shape = { 37 }, seed = 5 } end)
+sto_case('rand', dummy, {}, function() return F.rand(1, 1, { 4 }) end)
+sto_case('rand', dummy, {}, function() return F.rand() end)
+sto_case('randint', dummy, {}, function() return F.randint(-3, 7, { 5, 6 }) end)
+sto_case('randint', dummy, {}, function() return F.randint { low = 0, high = 1000003, shape = { 50 }, seed = 2 } end)
+sto_case('randn', dummy, {}, function() return F.randn(0, 1, { 7, 9 }) end)
+sto_case('randn', dummy, {}, function() return F.randn { mu = 2, sigma = 0.5, shape = { 3 }, seed = 4 } end)
+sto_case('randn', dummy, {}, function() return F.randn(0, 1, { 0 }) end)
+sto_case('random_choice', { normal({ 3, 5 }), positive({ 3, 5 }) }, { true, true },
+         function(x, w) return F.random_choice(x, w, { 4 }) end)
+sto_case('random_choice', { normal({ 2, 3, 6 }), positive({ 2, 3, 6 }) }, { true, true },
+         function(x, w) return F.random_choice(x, w, { 2, 3 }, false, 9) end)
+sto_case('random_choice', { normal({ 3, 8 }), some_zero({ 3, 8 }) }, { true, false },
+         function(x, w) return F.random_choice(x, w, { 3 }, false) end, { wrap = false })
+sto_case('random_choice', { normal({ 4, 8 }), some_zero({ 4, 8 }) }, { true, true },
+         function(x, w) return F.random_choice(x, w, { 5, 2 }, true, 11) end)
+sto_case('random_choice', { normal({ 2, 50 }), positive({ 2, 50 }) }, { true, true },
+         function(x, w) return F.random_choice(x, w, { 300 }) end, { wrap = false })
+sto_case('random_choice', { normal({ 6 }), positive({ 6 }) }, { false, true },
+         function(x, w) return F.random_choice(x, w) end)
+sto_case('random_crop', { normal({ 2, 3, 6, 7 }) }, { true }, function(x) return F.random_crop(x, { 4, 5 }) end)
+sto_case('random_crop', { normal({ 2, 3, 6, 7 }) }, { true }, function(x) return F.random_crop(x, { 3 }, 2, 5) end,
+         { wrap = false })
+sto_case('random_crop', { normal({ 3, 6, 7 }) }, { true }, function(x) return F.random_crop(x, { 2, 4, 4 }, 1) end)
+sto_case('random_crop', { normal({ 2, 3, 6, 7 }) }, { true },
+         function(x) return F.random_crop(x, { shape = { 5 }, base_axis = 3, seed = 11 }) end)
+sto_case('random_crop', { normal({ 2, 3, 5 }) }, { true }, function(x) return F.random_crop(x, { 0 }) end)
+sto_case('random_flip', { normal(S234) }, { true }, function(x) return F.random_flip(x) end)
+sto_case('random_flip', { normal({ 4, 3, 5, 6 }) }, { true }, function(x) return F.random_flip(x, { 3, 4 }, 2, 3) end)
+sto_case('random_flip', { normal({ 4, 3, 5 }) }, { true }, function(x) return F.random_flip(x, { 2, -1 }) end,
+         { wrap = false })
+sto_case('random_flip', { normal({ 5, 6 }) }, { true }, function(x) return F.random_flip(x, { 1, 2 }, 1, 8) end)
+for _, mode in ipairs { 'nearest', 'reflect', 'constant' } do
+  sto_case('random_shift', { normal({ 2, 3, 6, 7 }) }, { true },
+           function(x) return F.random_shift(x, { 2, 3 }, mode, 1.5) end)
+  sto_case('random_shift', { normal({ 3, 2, 4, 5 }) }, { true },
+           function(x) return F.random_shift(x, { 9, 6 }, mode, -2, 2, 13) end, { wrap = false })
+end
+sto_case('random_shift', { normal({ 4, 10 }) }, { true },
+         function(x) return F.random_shift(x, { shifts = { 3 }, border_mode = 'reflect', seed = 1 }) end)
+sto_case('random_shift', { normal({ 2, 3, 6, 7 }) }, { true }, function(x) return F.random_shift(x, { 0, 2 }) end)
+sto_case('random_shift', { normal({ 2, 3, 6 }) }, { true }, function(x) return F.random_shift(x) end)
+sto_case('random_erase', { normal({ 2, 3, 8, 9 }) }, { true }, function(x) return F.random_erase(x) end)
+sto_case('random_erase', { normal({ 2, 3, 8, 9 }) }, { true }, function(x)
+  return F.random_erase(x, { prob = 1, n = 3, share = false, area_ratios = { 0.1, 0.5 }, seed = 4 }) end)
+sto_case('random_erase', { normal({ 2, 7, 6, 3 }) }, { true }, function(x)
+  return F.random_erase(x, { prob = 0.9, n = 2, channel_last = true, replacements = { -1, 1 }, seed = 6 }) end)
+sto_case('random_erase', { normal({ 2, 3, 8, 9 }) }, { true }, function(x)
+  return F.random_erase(x, { prob = 0.8, n = 2, ste_fine_grained = false }) end, { wrap = false })
+sto_case('random_erase', { normal({ 3, 5, 6 }) }, { true }, function(x)
+  return F.random_erase(x, { prob = 1, n = 2, share = false, base_axis = 1, aspect_ratios = { 0.5, 2 } }) end,
+  { wrap = false })
+sto_case('random_erase', { normal({ 4, 3, 32, 32 }) }, { true }, function(x)
+  return F.random_erase(x, { prob = 1, n = 2, area_ratios = { 0.3, 0.6 }, seed = 21 }) end)
+
 -- A default case for a function registered later with no entry here (one input of S234,
 -- or two of the same shape).
 local function default_case(name)
@@ -857,6 +1004,83 @@ describe('#cuda CUDA/cuDNN backend', function()
         local want = run(cpu_ctx)
         assert.matches('label .* at position %d is out of range 0..2', want)
         assert.equal(want, run(ctx_cuda))
+      end
+    end
+  end)
+
+  it("the stochastic functions draw the CPU's numbers forward after forward", function()
+    -- one node, three steps of two forwards (back to back: the second draws while the first
+    -- one's upload may be in flight) and a backward, without reseeding, then the engine's
+    -- generator: all bit for bit as on the CPU
+    local x0, w0 = randn({ 4, 3, 8, 9 }, 31), uniform({ 4, 3, 8, 9 }, 0, 1, 32)
+    local makers = {
+      { 'dropout', function(x) return F.dropout(x, 0.4) end },
+      { 'dropout (seed)', function(x) return F.dropout(x, 0.4, 3) end },
+      { 'randn (odd count: the spare normal carries over)', function() return F.randn(0, 1, { 33 }) end, true },
+      { 'rand (seed)', function() return F.rand(0, 1, { 40 }, 9) end, true },
+      { 'random_choice', function(x, w) return F.random_choice(x, w, { 5 }) end },
+      { 'random_choice (no replacement, seed)', function(x, w) return F.random_choice(x, w, { 4 }, false, 2) end },
+      { 'random_crop', function(x) return F.random_crop(x, { 5, 6 }) end },
+      { 'random_flip (seed)', function(x) return F.random_flip(x, { 3, 4 }, 2, 4) end },
+      { 'random_shift', function(x) return F.random_shift(x, { 3, 4 }, 'reflect') end },
+      { 'random_erase', function(x) return F.random_erase(x, { prob = 0.7, n = 2, share = false }) end },
+    }
+    for _, m in ipairs(makers) do
+      local function run(ctx)
+        return nn.context_scope(ctx, function()
+          local x = nn.Variable.from(x0, { need_grad = true })
+          local w = nn.Variable.from(w0, { need_grad = true })
+          local y = m[2](x, w)
+          local dys = { randn(y.shape, 41), randn(y.shape, 42), randn(y.shape, 43) }
+          nn.seed(123)
+          local out = {}
+          for step = 1, 3 do
+            y:forward()
+            y:forward()
+            out[#out + 1] = y.d:copy()
+            if not m[3] then
+              y:backward { grad = dys[step] }
+              out[#out + 1] = x.g:copy()
+              out[#out + 1] = w.g:copy()
+            end
+          end
+          out[#out + 1] = NdArray.rand({ 4 })
+          return out
+        end)
+      end
+      local want, got = run(cpu_ctx), run(ctx_cuda)
+      for i = 1, #want do assert_close(got[i], want[i], 0, 0, m[1] .. ': result ' .. i) end
+    end
+  end)
+
+  it('random_choice with bad weights fails as on the CPU, having drawn what the CPU drew', function()
+    local x0 = randn({ 3, 4 }, 33)
+    local good = NdArray.from { { 1, 2, 3, 4 }, { 4, 3, 2, 1 }, { 1, 1, 1, 1 } }
+    for _, wbad in ipairs {
+      NdArray.from { { 1, 2, 3, 4 }, { 1, 0 / 0, 1, 1 }, { 1, 1, 1, 1 } },
+      NdArray.from { { 1, 2, 3, 4 }, { 1, 1, -1, 1 }, { 1, 1, 1, 1 } },
+      NdArray.from { { 1, 2, 3, 4 }, { 0, 0, 0, 0 }, { 1, 1, 1, 1 } },
+      NdArray.from { { 1, 2, 3, 4 }, { 1, 1, 1, 1 }, { 0, 0, 1, 0 } },     -- 1 positive, 2 drawn
+    } do
+      for _, seed in ipairs { -1, 6 } do
+        local function run(ctx)
+          return nn.context_scope(ctx, function()
+            nn.seed(77)
+            local w = nn.Variable.from(wbad)
+            local y = F.random_choice(nn.Variable.from(x0), w, { 2 }, false, seed)
+            local ok, err = pcall(function() y:forward() end)
+            assert.is_false(ok, 'bad weights accepted')
+            w.d = good
+            y:forward()
+            return tostring(err), y.d:copy(), NdArray.rand({ 3 })
+          end)
+        end
+        local e1, y1, r1 = run(cpu_ctx)
+        local e2, y2, r2 = run(ctx_cuda)
+        assert.matches("random_choice: input 'w' ", e1, 1, true)
+        assert.equal(e1, e2)
+        assert_close(y2, y1, 0, 0, 'the next forward')
+        assert_close(r2, r1, 0, 0, "the engine's generator afterwards")
       end
     end
   end)

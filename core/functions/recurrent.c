@@ -34,8 +34,11 @@
  * and scales the kept ones by 1 / (1 - p) before the next layer reads them (as cuDNN and
  * PyTorch do; the last layer's y is never dropped); the masks come from the engine's
  * generator (nn.seed) and are kept for backward. training = false makes backward an error.
+ * The CUDA twin (cuda/recurrent.cu) reads this setup's rnn_state and calls the same
+ * per-element helpers and mask draw (recurrent_math.h).
  */
 #include "../src/function.h"
+#include "recurrent_math.h"   /* rnn_state, the weight offsets, the mask draw, the per-element math */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -43,22 +46,7 @@
 
 #undef I   /* <complex.h>, pulled in by OpenBLAS's header, defines I */
 
-enum { K_RNN, K_LSTM, K_GRU };
-
-typedef struct rnn_state {
-    int kind, G, nb;                  /* gates, bias blocks per (layer, direction) */
-    int64_t T, B, I, H, L, D;
-    int ix, ih, ic, iw0, iw, ib;      /* input slots (-1: absent) */
-    bool relu, training;
-    float drop;                       /* dropout between layers (training only), 0: none */
-    int64_t n_gates, n_seq;           /* T*B*G*H and T*B*H: per (layer, direction) */
-    int64_t off_hs, off_cs, off_hn, off_y, off_mask, saved;   /* offsets in scratch 0 */
-    bool forward_done;
-} rnn_state;
-
 static void rnn_destroy(nl_func *f) { free(f->state); }
-
-static inline float sigm(float v) { return 1.0f / (1.0f + expf(-v)); }
 
 /* ---- setup ---- */
 
@@ -179,10 +167,8 @@ static int gru_setup(nl_func *f) { return rnn_setup_kind(f, K_GRU); }
 /* Weight rows (G*H, In + H) of layer l, direction d; In through *in_size. */
 static const float *layer_weight(const rnn_state *s, const float *w0, const float *w, int64_t l,
                                  int64_t d, int64_t *in_size) {
-    const int64_t gh = s->G * s->H;
-    if (l == 0) { *in_size = s->I; return w0 + d * gh * (s->I + s->H); }
-    *in_size = s->D * s->H;
-    return w + ((l - 1) * s->D + d) * gh * (s->D * s->H + s->H);
+    const int64_t off = nl_rnn_weight_offset(s, l, d, in_size);
+    return (l == 0 ? w0 : w) + off;
 }
 
 static float *layer_weight_g(const rnn_state *s, float *w0, float *w, int64_t l, int64_t d) {
@@ -242,42 +228,25 @@ static int rnn_forward(nl_func *f) {
                                 1.0f, hp, (int)H, W + In, ld, 0.0f, tmp, (int)GH);
                     const float *bhn = bias ? bias + 3 * H : NULL;
                     float *hnt = hnb + t * B * H;
-                    for (int64_t b = 0; b < B; b++) {
-                        float *gb = g + b * GH;
-                        const float *tb = tmp + b * GH;
-                        for (int64_t u = 0; u < H; u++) {
-                            const float r = sigm(gb[u] + tb[u]);
-                            const float z = sigm(gb[H + u] + tb[H + u]);
-                            const float hv = tb[2 * H + u] + (bhn ? bhn[u] : 0.0f);
-                            const float n = tanhf(gb[2 * H + u] + r * hv);
-                            gb[u] = r; gb[H + u] = z; gb[2 * H + u] = n;
-                            hnt[b * H + u] = hv;
-                            ht[b * H + u] = (1.0f - z) * n + z * hp[b * H + u];
-                        }
-                    }
+                    for (int64_t b = 0; b < B; b++)
+                        for (int64_t u = 0; u < H; u++)
+                            ht[b * H + u] = nl_gru_cell(g + b * GH + u, tmp + b * GH + u, H, bhn ? bhn[u] : 0.0f,
+                                                        hp[b * H + u], &hnt[b * H + u]);
                     continue;
                 }
                 nl_sgemm(false, true, (int)B, (int)GH, (int)H,
                             1.0f, hp, (int)H, W + In, ld, 1.0f, g, (int)GH);
                 if (s->kind == K_RNN) {
                     for (int64_t k = 0; k < B * H; k++) {
-                        const float v = s->relu ? (g[k] > 0.0f ? g[k] : 0.0f) : tanhf(g[k]);
+                        const float v = nl_rnn_act(g[k], s->relu);
                         g[k] = v;
                         ht[k] = v;
                     }
                 } else {
                     float *ct = cs + t * B * H;
-                    for (int64_t b = 0; b < B; b++) {
-                        float *gb = g + b * GH;
-                        for (int64_t u = 0; u < H; u++) {
-                            const float i = sigm(gb[u]), fg = sigm(gb[H + u]);
-                            const float gg = tanhf(gb[2 * H + u]), o = sigm(gb[3 * H + u]);
-                            gb[u] = i; gb[H + u] = fg; gb[2 * H + u] = gg; gb[3 * H + u] = o;
-                            const float c = fg * cp[b * H + u] + i * gg;
-                            ct[b * H + u] = c;
-                            ht[b * H + u] = o * tanhf(c);
-                        }
-                    }
+                    for (int64_t b = 0; b < B; b++)
+                        for (int64_t u = 0; u < H; u++)
+                            ht[b * H + u] = nl_lstm_cell(g + b * GH + u, H, cp[b * H + u], &ct[b * H + u]);
                 }
             }
             /* this direction's half of the layer output, and the last states */
@@ -294,7 +263,7 @@ static int rnn_forward(nl_func *f) {
             const float keep = 1.0f / (1.0f - s->drop);
             float *mask = sv + s->off_mask + l * n;
             for (int64_t k = 0; k < n; k++) {
-                mask[k] = nl_rngs_uniform01(NULL) >= s->drop ? keep : 0.0f;
+                mask[k] = nl_rnn_mask_draw(s->drop, keep);
                 out[k] *= mask[k];
             }
         }
@@ -346,6 +315,7 @@ static int rnn_backward(nl_func *f, const bool *prop, const bool *accum) {
     float *bufs[2] = {wk, wk + seqbuf};
     float *dG = wk + 2 * seqbuf, *dGh = dG + TB * GH, *dh = dGh + B * GH, *dhn_ = dh + B * H,
           *dcn_ = dhn_ + B * H;
+    float *dz_ = dcn_;   /* gru (no cell): dh * z, the part of dh_{t-1} that bypasses W_h */
 
     for (int64_t l = L - 1; l >= 0; l--) {
         if (s->drop > 0 && l < L - 1) {   /* through the dropout after layer l */
@@ -383,50 +353,28 @@ static int rnn_backward(nl_func *f, const bool *prop, const bool *accum) {
                         dh[b * H + u] = dYl[(t * B + b) * D * H + d * H + u] + dhn_[b * H + u];
                 const float *dgh = dg;   /* recurrent-side gate gradients */
                 if (s->kind == K_RNN) {
-                    for (int64_t k = 0; k < B * H; k++)
-                        dg[k] = s->relu ? (ht[k] > 0.0f ? dh[k] : 0.0f) : dh[k] * (1.0f - ht[k] * ht[k]);
+                    for (int64_t k = 0; k < B * H; k++) dg[k] = nl_rnn_dact(ht[k], dh[k], s->relu);
                 } else if (s->kind == K_LSTM) {
                     const float *ct = cs + t * B * H, *cp = step == 0 ? c0 : cs + tp * B * H;
-                    for (int64_t b = 0; b < B; b++) {
-                        const float *gb = g + b * GH;
-                        float *db_ = dg + b * GH;
+                    for (int64_t b = 0; b < B; b++)
                         for (int64_t u = 0; u < H; u++) {
                             const int64_t k = b * H + u;
-                            const float i = gb[u], fg = gb[H + u], gg = gb[2 * H + u], o = gb[3 * H + u];
-                            const float tc = tanhf(ct[k]);
-                            const float dc = dcn_[k] + dh[k] * o * (1.0f - tc * tc);
-                            db_[u] = dc * gg * i * (1.0f - i);
-                            db_[H + u] = dc * cp[k] * fg * (1.0f - fg);
-                            db_[2 * H + u] = dc * i * (1.0f - gg * gg);
-                            db_[3 * H + u] = dh[k] * tc * o * (1.0f - o);
-                            dcn_[k] = dc * fg;
+                            dcn_[k] = nl_lstm_bwd(g + b * GH + u, H, ct[k], cp[k], dh[k], dcn_[k], dg + b * GH + u);
                         }
-                    }
                 } else {
                     const float *hnt = hnb + t * B * H;
-                    for (int64_t b = 0; b < B; b++) {
-                        const float *gb = g + b * GH;
-                        float *dgb = dg + b * GH, *dhb = dGh + b * GH;
+                    for (int64_t b = 0; b < B; b++)
                         for (int64_t u = 0; u < H; u++) {
                             const int64_t k = b * H + u;
-                            const float r = gb[u], z = gb[H + u], n = gb[2 * H + u];
-                            const float dn = dh[k] * (1.0f - z) * (1.0f - n * n);
-                            const float dz = dh[k] * (hp[k] - n) * z * (1.0f - z);
-                            const float dr = dn * hnt[k] * r * (1.0f - r);
-                            dgb[u] = dhb[u] = dr;
-                            dgb[H + u] = dhb[H + u] = dz;
-                            dgb[2 * H + u] = dn;
-                            dhb[2 * H + u] = dn * r;
+                            dz_[k] = nl_gru_bwd(g + b * GH + u, H, hp[k], hnt[k], dh[k], dg + b * GH + u, dGh + b * GH + u);
                         }
-                    }
                     dgh = dGh;
                 }
                 /* dh_{t-1} = dgh W_h (+ dh * z for gru); dW_h += dgh^T h_{t-1}; db */
                 nl_sgemm(false, false, (int)B, (int)H, (int)GH,
                             1.0f, dgh, (int)GH, W + In, ld, 0.0f, dhn_, (int)H);
                 if (s->kind == K_GRU)
-                    for (int64_t b = 0; b < B; b++)
-                        for (int64_t u = 0; u < H; u++) dhn_[b * H + u] += dh[b * H + u] * g[b * GH + H + u];
+                    for (int64_t k = 0; k < B * H; k++) dhn_[k] += dz_[k];
                 if (dW)
                     nl_sgemm(true, false, (int)GH, (int)H, (int)B,
                                 1.0f, dgh, (int)GH, hp, (int)H, 1.0f, dW + In, ld);

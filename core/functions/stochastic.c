@@ -37,39 +37,19 @@
  * every forward (two nodes with one seed give the same numbers).
  * The crop/flip/shift family gathers through per-sample index maps computed in forward;
  * backward scatters dy through the same maps.
+ * Every forward draws first (stochastic_plan.h's helpers, shared with cuda/stochastic.cu,
+ * which draws the same numbers on the host and applies them on the device) and applies
+ * what it drew after.
  */
-#include "../src/function.h"
+#include "stochastic_plan.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- shared: the node's generator and the per-sample index maps ----------------------- */
 
-/* Per-sample index maps: for each output axis d from base_axis on, map[d][i] is the input
- * index along d for output index i, or -1 (a constant fill). */
-typedef struct {
-    int nd;                       /* axes from base_axis on (>= 1) */
-    int64_t S;                    /* samples: prod(shape[1..base_axis-1]) */
-    int64_t ys[NL_MAX_NDIM];      /* output sizes of those axes */
-    int64_t xs[NL_MAX_NDIM];      /* input sizes of those axes */
-    int64_t xstr[NL_MAX_NDIM];    /* input strides of those axes */
-    int64_t xblock, yblock;       /* elements per sample */
-    int64_t T;                    /* map entries per sample: sum of ys */
-    int64_t moff[NL_MAX_NDIM];    /* offset of axis d's map within a sample's maps */
-} remap;
-
-typedef struct {
-    nl_rng rng;
-    bool own;                     /* seed >= 0: rng is this node's */
-    remap rm;
-    int64_t *ibuf;                /* index maps, sample indices, ... (sized in setup) */
-    size_t ibuf_n;
-    double *dbuf;                 /* weights (random_choice) */
-    size_t dbuf_n;
-} rstate;
-
 static void rstate_destroy(nl_func *f) {
-    rstate *st = f->state;
+    nl_rstate *st = f->state;
     if (!st) return;
     free(st->ibuf);
     free(st->dbuf);
@@ -83,7 +63,7 @@ static int rstate_new(nl_func *f, int k, size_t ni, size_t nd) {
     const int64_t seed = nl_arg_int(f, k);
     if (seed < -1)
         return nl_error("argument 'seed' must be -1 (the engine's generator) or >= 0, got %lld", (long long)seed);
-    rstate *st = calloc(1, sizeof *st);
+    nl_rstate *st = calloc(1, sizeof *st);
     if (!st) return nl_error("out of memory");
     f->state = st;
     if (ni) { st->ibuf = malloc(ni * sizeof(int64_t)); st->ibuf_n = ni; }
@@ -93,13 +73,8 @@ static int rstate_new(nl_func *f, int k, size_t ni, size_t nd) {
     return 0;
 }
 
-static inline nl_rng *node_rng(nl_func *f) {
-    rstate *st = f->state;
-    return st->own ? &st->rng : NULL;
-}
-
 /* Fills r for input x, base axis ba (0-based, < ndim) and output sizes y (ndim entries). */
-static void remap_init(remap *r, const nl_var *x, int ba, const int64_t *y) {
+static void remap_init(nl_remap *r, const nl_var *x, int ba, const int64_t *y) {
     r->nd = x->ndim - ba;
     r->S = 1;
     for (int d = 0; d < ba; d++) r->S *= x->shape[d];
@@ -116,7 +91,7 @@ static void remap_init(remap *r, const nl_var *x, int ba, const int64_t *y) {
 }
 
 /* y[sample][i...] = x[sample][map(i)...] (fill where a map entry is -1) */
-static void remap_gather(const remap *r, const int64_t *maps, const float *x, float *y, float fill) {
+static void remap_gather(const nl_remap *r, const int64_t *maps, const float *x, float *y, float fill) {
     if (r->yblock == 0) return;
     const int nd = r->nd, last = nd - 1;
     const int64_t nl = r->ys[last], sl = r->xstr[last];
@@ -145,7 +120,7 @@ static void remap_gather(const remap *r, const int64_t *maps, const float *x, fl
 }
 
 /* dx[sample][map(i)...] += dy[sample][i...] (entries mapped to -1 get nothing) */
-static void remap_scatter(const remap *r, const int64_t *maps, const float *dy, float *dx) {
+static void remap_scatter(const nl_remap *r, const int64_t *maps, const float *dy, float *dx) {
     if (r->yblock == 0) return;
     const int nd = r->nd, last = nd - 1;
     const int64_t nl = r->ys[last], sl = r->xstr[last];
@@ -177,11 +152,32 @@ static void remap_scatter(const remap *r, const int64_t *maps, const float *dy, 
 /* The backward of the remapping functions: dx = 0 (unless accumulating), then scatter. */
 static int remap_backward(nl_func *f, const bool *prop, const bool *accum) {
     if (!prop[0]) return 0;
-    rstate *st = f->state;
+    nl_rstate *st = f->state;
     NL_PTR(const float *, dy, nl_out_grad(f, 0));
     NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
     if (!accum[0]) memset(dx, 0, (size_t)nl_in(f, 0)->size * sizeof(float));
     remap_scatter(&st->rm, st->ibuf, dy, dx);
+    return 0;
+}
+
+/* The forward of the remapping functions: the draws per (sample, axis) (after the maps in
+ * ibuf), the maps they give, and the gather. */
+static int remap_forward(nl_func *f) {
+    nl_rstate *st = f->state;
+    const nl_remap *r = &st->rm;
+    const int mode = st->kind == NL_REMAP_SHIFT ? (int)nl_arg_int(f, SH_BORDER) : 0;
+    const float fill = st->kind == NL_REMAP_SHIFT ? (float)nl_arg_float(f, SH_CONSTANT) : 0.0f;
+    NL_PTR(const float *, x, nl_in_data(f, 0));
+    NL_PTR(float *, y, nl_out_data(f, 0));
+    int64_t *par = st->ibuf + r->S * r->T;
+    if (nl_remap_draw(f, nl_stoch_rng(f), par)) return -1;
+    for (int64_t s = 0; s < r->S; s++) {
+        int64_t *m = st->ibuf + s * r->T;
+        for (int d = 0; d < r->nd; d++)
+            for (int64_t i = 0; i < r->ys[d]; i++)
+                m[r->moff[d] + i] = nl_remap_at(st->kind, mode, par[s * r->nd + d], r->ys[d], i);
+    }
+    remap_gather(r, st->ibuf, x, y, fill);
     return 0;
 }
 
@@ -199,7 +195,6 @@ static int shape_arg(nl_func *f, int k, int64_t *shape) {
 
 /* ---- dropout ------------------------------------------------------------------------ */
 
-enum { DO_P, DO_SEED };
 static const nl_argdef dropout_args[] = {
     {"p", NL_ARG_FLOAT, "0.5", NULL},
     {"seed", NL_ARG_INT, "-1", NULL},
@@ -218,15 +213,13 @@ static int dropout_setup(nl_func *f) {
 static int dropout_forward(nl_func *f) {
     const int64_t n = nl_in(f, 0)->size;
     const double p = nl_arg_float(f, DO_P);
-    const float scale = (float)(1.0 / (1.0 - p));
+    const float scale = nl_dropout_scale(p);
     NL_PTR(const float *, x, nl_in_data(f, 0));
     NL_PTR(float *, y, nl_out_data(f, 0));
     NL_PTR(float *, m, nl_func_scratch(f, 0, n + 1));
-    nl_rng *g = node_rng(f);
-    for (int64_t i = 0; i < n; i++) {
-        m[i] = nl_rngs_uniform01(g) >= p ? 1.0f : 0.0f;
-        y[i] = x[i] * m[i] * scale;
-    }
+    nl_rng *g = nl_stoch_rng(f);
+    for (int64_t i = 0; i < n; i++) m[i] = nl_dropout_keep(g, p) ? 1.0f : 0.0f;
+    for (int64_t i = 0; i < n; i++) y[i] = nl_dropout_apply(x[i], m[i] != 0.0f, scale);
     return 0;
 }
 
@@ -234,12 +227,12 @@ static int dropout_forward(nl_func *f) {
 static int dropout_backward(nl_func *f, const bool *prop, const bool *accum) {
     if (!prop[0]) return 0;
     const int64_t n = nl_in(f, 0)->size;
-    const float scale = (float)(1.0 / (1.0 - nl_arg_float(f, DO_P)));
+    const float scale = nl_dropout_scale(nl_arg_float(f, DO_P));
     NL_PTR(const float *, dy, nl_out_grad(f, 0));
     NL_PTR(const float *, m, nl_func_scratch(f, 0, n + 1));
     NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
-    if (accum[0]) for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * m[i] * scale;
-    else for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * m[i] * scale;
+    if (accum[0]) for (int64_t i = 0; i < n; i++) dx[i] += nl_dropout_apply(dy[i], m[i] != 0.0f, scale);
+    else for (int64_t i = 0; i < n; i++) dx[i] = nl_dropout_apply(dy[i], m[i] != 0.0f, scale);
     return 0;
 }
 
@@ -255,7 +248,6 @@ const nl_fdef nl_fdef_dropout = {
 
 /* ---- rand, randint, randn ------------------------------------------------------------ */
 
-enum { RN_A, RN_B, RN_SHAPE, RN_SEED };
 static const nl_argdef rand_args[] = {
     {"low", NL_ARG_FLOAT, "0", NULL},
     {"high", NL_ARG_FLOAT, "1", NULL},
@@ -289,38 +281,16 @@ static int gen_setup(nl_func *f) {
     const int n = shape_arg(f, RN_SHAPE, shape);
     if (n < 0) return -1;
     if (rstate_new(f, RN_SEED, 0, 0)) return -1;
+    ((nl_rstate *)f->state)->kind = strcmp(name, "rand") == 0 ? NL_GEN_RAND
+                                  : strcmp(name, "randint") == 0 ? NL_GEN_RANDINT : NL_GEN_RANDN;
     nl_set_out_shape(f, 0, n, shape);
     return 0;
 }
 
-/* y: the shape argument */
-static int rand_forward(nl_func *f) {
+/* y: the shape argument; rand, randint and randn (the node's kind) */
+static int gen_forward(nl_func *f) {
     NL_PTR(float *, y, nl_out_data(f, 0));
-    const double lo = nl_arg_float(f, RN_A), hi = nl_arg_float(f, RN_B);
-    nl_rng *g = node_rng(f);
-    const int64_t n = nl_out(f, 0)->size;
-    for (int64_t i = 0; i < n; i++) {
-        float v = (float)(lo + (hi - lo) * nl_rngs_uniform01(g));
-        y[i] = v < (float)hi || lo == hi ? v : (float)lo;    /* rounding never reaches high */
-    }
-    return 0;
-}
-
-static int randint_forward(nl_func *f) {
-    NL_PTR(float *, y, nl_out_data(f, 0));
-    const int64_t lo = nl_arg_int(f, RN_A), hi = nl_arg_int(f, RN_B);
-    nl_rng *g = node_rng(f);
-    const int64_t n = nl_out(f, 0)->size;
-    for (int64_t i = 0; i < n; i++) y[i] = (float)(lo + nl_rngs_below(g, hi - lo));
-    return 0;
-}
-
-static int randn_forward(nl_func *f) {
-    NL_PTR(float *, y, nl_out_data(f, 0));
-    const double mu = nl_arg_float(f, RN_A), sigma = nl_arg_float(f, RN_B);
-    nl_rng *g = node_rng(f);
-    const int64_t n = nl_out(f, 0)->size;
-    for (int64_t i = 0; i < n; i++) y[i] = (float)(mu + sigma * nl_rngs_normal(g));
+    nl_gen_draw(f, nl_stoch_rng(f), y, nl_out(f, 0)->size);
     return 0;
 }
 
@@ -335,7 +305,7 @@ const nl_fdef nl_fdef_rand = {
            "seed -1: the engine's generator",
     .in_names = "", .n_in = 0, .n_out = 1,
     .n_args = 4, .args = rand_args,
-    .setup = gen_setup, .forward = rand_forward, .backward = no_backward, .destroy = rstate_destroy,
+    .setup = gen_setup, .forward = gen_forward, .backward = no_backward, .destroy = rstate_destroy,
 };
 
 const nl_fdef nl_fdef_randint = {
@@ -344,7 +314,7 @@ const nl_fdef nl_fdef_randint = {
            "no inputs; seed -1: the engine's generator",
     .in_names = "", .n_in = 0, .n_out = 1,
     .n_args = 4, .args = randint_args,
-    .setup = gen_setup, .forward = randint_forward, .backward = no_backward, .destroy = rstate_destroy,
+    .setup = gen_setup, .forward = gen_forward, .backward = no_backward, .destroy = rstate_destroy,
 };
 
 const nl_fdef nl_fdef_randn = {
@@ -353,12 +323,11 @@ const nl_fdef nl_fdef_randn = {
            "no inputs; seed -1: the engine's generator",
     .in_names = "", .n_in = 0, .n_out = 1,
     .n_args = 4, .args = randn_args,
-    .setup = gen_setup, .forward = randn_forward, .backward = no_backward, .destroy = rstate_destroy,
+    .setup = gen_setup, .forward = gen_forward, .backward = no_backward, .destroy = rstate_destroy,
 };
 
 /* ---- random_choice ------------------------------------------------------------------ */
 
-enum { RC_SHAPE, RC_REPLACE, RC_SEED };
 static const nl_argdef rc_args[] = {
     {"shape", NL_ARG_INTS, "{}", NULL},
     {"replace", NL_ARG_BOOL, "true", NULL},
@@ -405,61 +374,24 @@ static int rc_setup(nl_func *f) {
 static int rc_forward(nl_func *f) {
     int64_t outer, W, inner;
     rc_dims(f, &outer, &W, &inner);
-    rstate *st = f->state;
+    nl_rstate *st = f->state;
     NL_PTR(const float *, x, nl_in_data(f, 0));
     NL_PTR(const float *, w, nl_in_data(f, 1));
     NL_PTR(float *, y, nl_out_data(f, 0));
-    nl_rng *g = node_rng(f);
+    nl_rng *g = nl_stoch_rng(f);
     const bool replace = nl_arg_bool(f, RC_REPLACE);
     double *c = st->dbuf;
     for (int64_t b = 0; b < outer; b++) {
         const float *xb = x + b * W, *wb = w + b * W;
         int64_t *idx = st->ibuf + b * inner;
-        double total = 0;
-        int64_t positive = 0;
-        for (int64_t i = 0; i < W; i++) {
-            if (!(wb[i] >= 0) || !isfinite(wb[i]))
-                return nl_error("input 'w' has weight %g at position %lld (weights are finite and >= 0)",
-                                (double)wb[i], (long long)(b * W + i + 1));
-            positive += wb[i] > 0;
-            total += wb[i];
-        }
-        if (positive == 0)
-            return nl_error("input 'w' has no positive weight in population %lld", (long long)(b + 1));
-        if (!replace && positive < inner)
-            return nl_error("input 'w' has %lld positive weights in population %lld, fewer than the %lld "
-                            "samples drawn without replacement", (long long)positive, (long long)(b + 1),
-                            (long long)inner);
+        const int64_t bad = nl_rc_check(wb, W, inner, replace);
+        if (bad >= 0) return nl_rc_fail(wb, W, b, inner, bad);
         if (replace) {                          /* cumulative weights, binary search */
-            double acc = 0;
-            for (int64_t i = 0; i < W; i++) c[i] = acc += wb[i];
-            for (int64_t k = 0; k < inner; k++) {
-                const double u = nl_rngs_uniform01(g) * acc;
-                int64_t lo = 0, hi = W - 1;
-                while (lo < hi) {
-                    int64_t mid = lo + (hi - lo) / 2;
-                    if (u < c[mid]) hi = mid; else lo = mid + 1;
-                }
-                while (wb[lo] <= 0 && lo > 0) lo--;      /* rounding at the top end */
-                idx[k] = lo;
-            }
+            nl_rc_cumsum(wb, W, c);
+            for (int64_t k = 0; k < inner; k++) idx[k] = nl_rc_pick_replace(wb, c, W, nl_rngs_uniform01(g));
         } else {                                /* draw, remove, repeat */
             for (int64_t i = 0; i < W; i++) c[i] = wb[i];
-            for (int64_t k = 0; k < inner; k++) {
-                double left = 0;
-                int64_t lastpos = -1;
-                for (int64_t i = 0; i < W; i++) if (c[i] > 0) { left += c[i]; lastpos = i; }
-                const double u = nl_rngs_uniform01(g) * left;
-                double acc = 0;
-                int64_t pick = lastpos;
-                for (int64_t i = 0; i < W; i++) {
-                    if (c[i] <= 0) continue;
-                    acc += c[i];
-                    if (u < acc) { pick = i; break; }
-                }
-                c[pick] = 0;
-                idx[k] = pick;
-            }
+            for (int64_t k = 0; k < inner; k++) idx[k] = nl_rc_pick_without(c, W, nl_rngs_uniform01(g));
         }
         for (int64_t k = 0; k < inner; k++) y[b * inner + k] = xb[idx[k]];
     }
@@ -470,7 +402,7 @@ static int rc_forward(nl_func *f) {
 static int rc_backward(nl_func *f, const bool *prop, const bool *accum) {
     int64_t outer, W, inner;
     rc_dims(f, &outer, &W, &inner);
-    rstate *st = f->state;
+    nl_rstate *st = f->state;
     NL_PTR(const float *, dy, nl_out_grad(f, 0));
     for (int k = 0; k < 2; k++) {
         if (!prop[k]) continue;
@@ -494,7 +426,6 @@ const nl_fdef nl_fdef_random_choice = {
 
 /* ---- random_crop -------------------------------------------------------------------- */
 
-enum { CR_SHAPE, CR_BASE_AXIS, CR_SEED };
 static const nl_argdef crop_args[] = {
     {"shape", NL_ARG_INTS, "nil", NULL},
     {"base_axis", NL_ARG_INT, "2", NULL},
@@ -524,28 +455,12 @@ static int crop_setup(nl_func *f) {
             y[d] = v;
         }
     }
-    remap rm;
+    nl_remap rm;
     remap_init(&rm, x, ba, y);
-    if (rstate_new(f, CR_SEED, (size_t)(rm.S * rm.T + 1), 0)) return -1;
-    ((rstate *)f->state)->rm = rm;
+    if (rstate_new(f, CR_SEED, (size_t)(rm.S * (rm.T + rm.nd) + 1), 0)) return -1;
+    ((nl_rstate *)f->state)->rm = rm;
+    ((nl_rstate *)f->state)->kind = NL_REMAP_CROP;
     nl_set_out_shape(f, 0, x->ndim, y);
-    return 0;
-}
-
-static int crop_forward(nl_func *f) {
-    rstate *st = f->state;
-    const remap *r = &st->rm;
-    NL_PTR(const float *, x, nl_in_data(f, 0));
-    NL_PTR(float *, y, nl_out_data(f, 0));
-    nl_rng *g = node_rng(f);
-    for (int64_t s = 0; s < r->S; s++) {
-        int64_t *m = st->ibuf + s * r->T;
-        for (int d = 0; d < r->nd; d++) {
-            const int64_t left = r->xs[d] > r->ys[d] ? nl_rngs_below(g, r->xs[d] - r->ys[d] + 1) : 0;
-            for (int64_t i = 0; i < r->ys[d]; i++) m[r->moff[d] + i] = left + i;
-        }
-    }
-    remap_gather(r, st->ibuf, x, y, 0.0f);
     return 0;
 }
 
@@ -555,32 +470,16 @@ const nl_fdef nl_fdef_random_crop = {
            "sample (the axes before base_axis, default 2); dy flows back into the window",
     .in_names = "x", .n_in = 1, .n_out = 1,
     .n_args = 3, .args = crop_args,
-    .setup = crop_setup, .forward = crop_forward, .backward = remap_backward, .destroy = rstate_destroy,
+    .setup = crop_setup, .forward = remap_forward, .backward = remap_backward, .destroy = rstate_destroy,
 };
 
 /* ---- random_flip -------------------------------------------------------------------- */
 
-enum { FL_AXES, FL_BASE_AXIS, FL_SEED };
 static const nl_argdef flip_args[] = {
     {"axes", NL_ARG_AXES, "nil", NULL},
     {"base_axis", NL_ARG_INT, "2", NULL},
     {"seed", NL_ARG_INT, "-1", NULL},
 };
-
-static int flip_axes(nl_func *f, int ba, bool *which) {
-    const nl_var *x = nl_in(f, 0);
-    for (int d = 0; d < NL_MAX_NDIM; d++) which[d] = false;
-    if (!nl_arg_given(f, FL_AXES)) { which[x->ndim - 1] = true; return 0; }
-    for (int j = 0; j < nl_arg_len(f, FL_AXES); j++) {
-        int a;
-        if (nl_norm_axis("axes entry", nl_arg_at(f, FL_AXES, j), x->ndim, &a)) return -1;
-        if (a < ba)
-            return nl_error("axes entry %lld is a sample axis (before base_axis %d); only axes from base_axis on "
-                            "are flipped", (long long)nl_arg_at(f, FL_AXES, j), ba + 1);
-        which[a] = true;
-    }
-    return 0;
-}
 
 static int flip_setup(nl_func *f) {
     const nl_var *x = nl_in(f, 0);
@@ -588,33 +487,13 @@ static int flip_setup(nl_func *f) {
     int ba;
     if (nl_norm_axis("base_axis", nl_arg_int(f, FL_BASE_AXIS), x->ndim, &ba)) return -1;
     bool which[NL_MAX_NDIM];
-    if (flip_axes(f, ba, which)) return -1;
-    remap rm;
+    if (nl_flip_axes(f, ba, which)) return -1;
+    nl_remap rm;
     remap_init(&rm, x, ba, x->shape);
-    if (rstate_new(f, FL_SEED, (size_t)(rm.S * rm.T + 1), 0)) return -1;
-    ((rstate *)f->state)->rm = rm;
+    if (rstate_new(f, FL_SEED, (size_t)(rm.S * (rm.T + rm.nd) + 1), 0)) return -1;
+    ((nl_rstate *)f->state)->rm = rm;
+    ((nl_rstate *)f->state)->kind = NL_REMAP_FLIP;
     nl_set_out_shape(f, 0, x->ndim, x->shape);
-    return 0;
-}
-
-static int flip_forward(nl_func *f) {
-    rstate *st = f->state;
-    const remap *r = &st->rm;
-    const int ba = nl_in(f, 0)->ndim - r->nd;
-    bool which[NL_MAX_NDIM];
-    if (flip_axes(f, ba, which)) return -1;
-    NL_PTR(const float *, x, nl_in_data(f, 0));
-    NL_PTR(float *, y, nl_out_data(f, 0));
-    nl_rng *g = node_rng(f);
-    for (int64_t s = 0; s < r->S; s++) {
-        int64_t *m = st->ibuf + s * r->T;
-        for (int d = 0; d < r->nd; d++) {
-            const bool flip = which[ba + d] && (nl_rngs_next(g) >> 63);
-            const int64_t n = r->ys[d];
-            for (int64_t i = 0; i < n; i++) m[r->moff[d] + i] = flip ? n - 1 - i : i;
-        }
-    }
-    remap_gather(r, st->ibuf, x, y, 0.0f);
     return 0;
 }
 
@@ -624,13 +503,11 @@ const nl_fdef nl_fdef_random_flip = {
            "before base_axis, default 2); dy flows back through the same flips",
     .in_names = "x", .n_in = 1, .n_out = 1,
     .n_args = 3, .args = flip_args,
-    .setup = flip_setup, .forward = flip_forward, .backward = remap_backward, .destroy = rstate_destroy,
+    .setup = flip_setup, .forward = remap_forward, .backward = remap_backward, .destroy = rstate_destroy,
 };
 
 /* ---- random_shift ------------------------------------------------------------------- */
 
-enum { SH_SHIFTS, SH_BORDER, SH_CONSTANT, SH_BASE_AXIS, SH_SEED };
-enum { BORDER_NEAREST, BORDER_REFLECT, BORDER_CONSTANT };
 static const nl_argdef shift_args[] = {
     {"shifts", NL_ARG_INTS, "nil", NULL},
     {"border_mode", NL_ARG_CHOICE, "'nearest'", "nearest|reflect|constant"},
@@ -638,13 +515,6 @@ static const nl_argdef shift_args[] = {
     {"base_axis", NL_ARG_INT, "2", NULL},
     {"seed", NL_ARG_INT, "-1", NULL},
 };
-
-/* The largest shift of axis d (0-based) */
-static int64_t shift_of(nl_func *f, int d) {
-    if (!nl_arg_given(f, SH_SHIFTS)) return 0;
-    const int n = nl_arg_len(f, SH_SHIFTS), j = d - (nl_in(f, 0)->ndim - n);
-    return j >= 0 ? nl_arg_at(f, SH_SHIFTS, j) : 0;
-}
 
 static int shift_setup(nl_func *f) {
     const nl_var *x = nl_in(f, 0);
@@ -666,43 +536,12 @@ static int shift_setup(nl_func *f) {
                                 j + 1, d + 1, ba + 1);
         }
     }
-    remap rm;
+    nl_remap rm;
     remap_init(&rm, x, ba, x->shape);
-    if (rstate_new(f, SH_SEED, (size_t)(rm.S * rm.T + 1), 0)) return -1;
-    ((rstate *)f->state)->rm = rm;
+    if (rstate_new(f, SH_SEED, (size_t)(rm.S * (rm.T + rm.nd) + 1), 0)) return -1;
+    ((nl_rstate *)f->state)->rm = rm;
+    ((nl_rstate *)f->state)->kind = NL_REMAP_SHIFT;
     nl_set_out_shape(f, 0, x->ndim, x->shape);
-    return 0;
-}
-
-static int shift_forward(nl_func *f) {
-    rstate *st = f->state;
-    const remap *r = &st->rm;
-    const int ba = nl_in(f, 0)->ndim - r->nd;
-    const int mode = (int)nl_arg_int(f, SH_BORDER);
-    NL_PTR(const float *, x, nl_in_data(f, 0));
-    NL_PTR(float *, y, nl_out_data(f, 0));
-    nl_rng *g = node_rng(f);
-    for (int64_t s = 0; s < r->S; s++) {
-        int64_t *m = st->ibuf + s * r->T;
-        for (int d = 0; d < r->nd; d++) {
-            const int64_t smax = shift_of(f, ba + d), n = r->ys[d];
-            const int64_t sh = smax > 0 ? nl_rngs_below(g, 2 * smax + 1) - smax : 0;
-            for (int64_t i = 0; i < n; i++) {
-                int64_t k = i - sh;
-                if (k < 0 || k >= n) {
-                    if (mode == BORDER_NEAREST) k = k < 0 ? 0 : n - 1;
-                    else if (mode == BORDER_CONSTANT) k = -1;
-                    else {                          /* reflect: ... c b a | a b c | c b a ... */
-                        int64_t a = k % (2 * n);
-                        if (a < 0) a += 2 * n;
-                        k = a >= n ? 2 * n - 1 - a : a;
-                    }
-                }
-                m[r->moff[d] + i] = k;
-            }
-        }
-    }
-    remap_gather(r, st->ibuf, x, y, (float)nl_arg_float(f, SH_CONSTANT));
     return 0;
 }
 
@@ -713,13 +552,11 @@ const nl_fdef nl_fdef_random_shift = {
            "'constant' (constant_value); dy flows back to the source positions",
     .in_names = "x", .n_in = 1, .n_out = 1,
     .n_args = 5, .args = shift_args,
-    .setup = shift_setup, .forward = shift_forward, .backward = remap_backward, .destroy = rstate_destroy,
+    .setup = shift_setup, .forward = remap_forward, .backward = remap_backward, .destroy = rstate_destroy,
 };
 
 /* ---- random_erase ------------------------------------------------------------------- */
 
-enum { RE_PROB, RE_AREA, RE_ASPECT, RE_REPL, RE_N, RE_SHARE, RE_INPLACE, RE_BASE_AXIS, RE_SEED,
-       RE_CHANNEL_LAST, RE_STE };
 static const nl_argdef erase_args[] = {
     {"prob", NL_ARG_FLOAT, "0.5", NULL},
     {"area_ratios", NL_ARG_FLOATS, "{0.02, 0.4}", NULL},
@@ -744,30 +581,6 @@ static int range_arg(nl_func *f, int k, const char *name, double min_lo, double 
     return 0;
 }
 
-/* B samples, C channels, H x W pixels; stride of c, h, w in a sample */
-typedef struct { int64_t B, C, H, W, sc, sh, sw; } erase_dims;
-
-static int erase_dims_of(nl_func *f, erase_dims *e) {
-    const nl_var *x = nl_in(f, 0);
-    char s1[160];
-    int ba;
-    if (x->ndim == 0) return nl_error("input 'x' is 0-d; it must be (samples..., C, H, W)");
-    if (nl_norm_axis("base_axis", nl_arg_int(f, RE_BASE_AXIS), x->ndim, &ba)) return -1;
-    if (x->ndim - ba != 3)
-        return nl_error("x %s has %d axes from base_axis %d; it must have 3 (C, H, W, or H, W, C with "
-                        "channel_last)", nl_shape_str(s1, x->ndim, x->shape), x->ndim - ba, ba + 1);
-    e->B = 1;
-    for (int d = 0; d < ba; d++) e->B *= x->shape[d];
-    if (nl_arg_bool(f, RE_CHANNEL_LAST)) {
-        e->H = x->shape[ba]; e->W = x->shape[ba + 1]; e->C = x->shape[ba + 2];
-        e->sc = 1; e->sw = e->C; e->sh = e->W * e->C;
-    } else {
-        e->C = x->shape[ba]; e->H = x->shape[ba + 1]; e->W = x->shape[ba + 2];
-        e->sw = 1; e->sh = e->W; e->sc = e->H * e->W;
-    }
-    return 0;
-}
-
 static int erase_setup(nl_func *f) {
     const double prob = nl_arg_float(f, RE_PROB);
     double lo, hi;
@@ -776,8 +589,8 @@ static int erase_setup(nl_func *f) {
     if (range_arg(f, RE_ASPECT, "aspect_ratios", 1e-30, &lo, &hi)) return -1;
     if (range_arg(f, RE_REPL, "replacements", -INFINITY, &lo, &hi)) return -1;
     if (nl_arg_int(f, RE_N) < 1) return nl_error("argument 'n' must be >= 1, got %lld", (long long)nl_arg_int(f, RE_N));
-    erase_dims e;
-    if (erase_dims_of(f, &e)) return -1;
+    nl_erase_dims e;
+    if (nl_erase_dims_of(f, &e)) return -1;
     if (rstate_new(f, RE_SEED, 0, 0)) return -1;
     const nl_var *x = nl_in(f, 0);
     nl_set_out_shape(f, 0, x->ndim, x->shape);
@@ -786,47 +599,27 @@ static int erase_setup(nl_func *f) {
 
 /* x, y: (B, C, H, W) or (B, H, W, C); scratch 0 keeps the mask (1 kept, 0 erased) */
 static int erase_forward(nl_func *f) {
-    erase_dims e;
-    if (erase_dims_of(f, &e)) return -1;
+    nl_erase_dims e;
+    if (nl_erase_dims_of(f, &e)) return -1;
     const int64_t size = nl_in(f, 0)->size, block = e.C * e.H * e.W;
     NL_PTR(const float *, x, nl_in_data(f, 0));
     NL_PTR(float *, y, nl_out_data(f, 0));
     NL_PTR(float *, mask, nl_func_scratch(f, 0, size + 1));
     memcpy(y, x, (size_t)size * sizeof(float));
     for (int64_t i = 0; i < size; i++) mask[i] = 1.0f;
-    nl_rng *g = node_rng(f);
-    const double prob = nl_arg_float(f, RE_PROB);
-    const double a0 = f->args[RE_AREA].v[0], a1 = f->args[RE_AREA].v[1];
-    const double r0 = f->args[RE_ASPECT].v[0], r1 = f->args[RE_ASPECT].v[1];
-    const double v0 = f->args[RE_REPL].v[0], v1 = f->args[RE_REPL].v[1];
-    const bool share = nl_arg_bool(f, RE_SHARE);
-    const int64_t N = nl_arg_int(f, RE_N), area = e.H * e.W;
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t b = 0; b < e.B; b++) {
-            int64_t ys = 0, xs = 0, he = 0, we = 0;
-            bool on = false;
-            for (int64_t c = 0; c < e.C; c++) {
-                if (c == 0 || !share) {             /* a new patch */
-                    const double se = (a0 + (a1 - a0) * nl_rngs_uniform01(g)) * (double)area;
-                    const double re = r0 + (r1 - r0) * nl_rngs_uniform01(g);
-                    he = (int64_t)sqrt(se * re);
-                    we = (int64_t)sqrt(se / re);
-                    if (he > e.H) he = e.H;
-                    if (we > e.W) we = e.W;
-                    on = nl_rngs_uniform01(g) < prob;
-                    ys = nl_rngs_below(g, e.H - he + 1);
-                    xs = nl_rngs_below(g, e.W - we + 1);
-                }
-                if (!on) continue;
-                float *yc = y + b * block + c * e.sc;
-                float *mc = mask + b * block + c * e.sc;
-                for (int64_t h = ys; h < ys + he; h++)
-                    for (int64_t w = xs; w < xs + we; w++) {
-                        yc[h * e.sh + w * e.sw] = (float)(v0 + (v1 - v0) * nl_rngs_uniform01(g));
-                        mc[h * e.sh + w * e.sw] = 0.0f;
-                    }
+    nl_rng *g = nl_stoch_rng(f);
+    nl_erase_walk w;
+    nl_erase_walk_init(&w, f, &e);
+    while (nl_erase_walk_next(&w, g)) {
+        if (!w.on) continue;
+        float *yc = y + w.b * block + w.c * e.sc;
+        float *mc = mask + w.b * block + w.c * e.sc;
+        for (int64_t h = w.ys; h < w.ys + w.he; h++)
+            for (int64_t q = w.xs; q < w.xs + w.we; q++) {
+                yc[h * e.sh + q * e.sw] = nl_erase_value(&w, g);
+                mc[h * e.sh + q * e.sw] = 0.0f;
             }
-        }
+    }
     return 0;
 }
 

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 #include <vector>
 
 /* ---- the scheduler ------------------------------------------------------------------------ */
@@ -200,13 +202,81 @@ static cudaError_t check_copy(void *dst, const void *src, size_t bytes) {
     if (bytes && (!dst || !src)) return g_last = cudaErrorInvalidValue;
     return cudaSuccess;
 }
+/* Pinned host memory (cudaMallocHost: whole pages of its own). A pinned block that an
+ * asynchronous copy reads is made read-only (mprotect) until something ordered after that
+ * copy is waited for -- an event recorded after it, cudaDeviceSynchronize, a synchronous
+ * cudaMemcpy, cudaFreeHost -- so host code that refills a staging buffer while its upload
+ * may still be in flight on a GPU crashes here instead of passing. */
+namespace {
+struct pinned_block {
+    void *p;
+    size_t bytes;
+    long long seq;                       /* the copy that reads it, 0 = none in flight */
+};
+std::vector<pinned_block> g_pinned;
+long long g_copy_seq = 0;
+void pinned_release(long long upto) {
+    for (pinned_block &b : g_pinned)
+        if (b.seq && b.seq <= upto) {
+            mprotect(b.p, b.bytes, PROT_READ | PROT_WRITE);
+            b.seq = 0;
+        }
+}
+}  // namespace
+struct nlc_emu_event { long long seq; };
+cudaError_t cudaMallocHost(void **p, size_t bytes) {
+    if (!p) return g_last = cudaErrorInvalidValue;
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), n = ((bytes ? bytes : 1) + page - 1) / page * page;
+    void *q = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q == MAP_FAILED) { *p = nullptr; return g_last = cudaErrorMemoryAllocation; }
+    g_pinned.push_back({q, n, 0});
+    *p = q;
+    return cudaSuccess;
+}
+cudaError_t cudaFreeHost(void *p) {
+    if (!p) return cudaSuccess;
+    for (size_t i = 0; i < g_pinned.size(); i++)
+        if (g_pinned[i].p == p) {
+            munmap(p, g_pinned[i].bytes);
+            g_pinned.erase(g_pinned.begin() + (long)i);
+            return cudaSuccess;
+        }
+    return g_last = cudaErrorInvalidValue;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) {
+    if (!e) return g_last = cudaErrorInvalidValue;
+    *e = new nlc_emu_event{0};
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+    if (!e) return g_last = cudaErrorInvalidValue;
+    e->seq = g_copy_seq;
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    if (!e) return g_last = cudaErrorInvalidValue;
+    pinned_release(e->seq);
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete e;
+    return cudaSuccess;
+}
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
     if (cudaError_t e = check_copy(dst, src, bytes)) return e;
+    pinned_release(g_copy_seq);          /* synchronous: everything before it is done */
     if (bytes) memmove(dst, src, bytes);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind k, cudaStream_t) {
-    return cudaMemcpy(dst, src, bytes, k);
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
+    if (cudaError_t e = check_copy(dst, src, bytes)) return e;
+    if (bytes) memmove(dst, src, bytes);
+    for (pinned_block &b : g_pinned)
+        if (bytes && (const char *)src >= (const char *)b.p && (const char *)src < (const char *)b.p + b.bytes) {
+            b.seq = ++g_copy_seq;
+            mprotect(b.p, b.bytes, PROT_READ);
+        }
+    return cudaSuccess;
 }
 cudaError_t cudaMemset(void *p, int v, size_t bytes) {
     if (bytes && !p) return g_last = cudaErrorInvalidValue;
@@ -214,7 +284,10 @@ cudaError_t cudaMemset(void *p, int v, size_t bytes) {
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t) { return cudaMemset(p, v, bytes); }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) {
+    pinned_release(g_copy_seq);
+    return cudaSuccess;
+}
 static long long g_in_use = 0, g_mallocs = 0;
 /* a 16 GiB device, less what the emulated allocations hold */
 cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
@@ -400,6 +473,12 @@ int nl_cuda_emu_init(void) {
 #endif
 #ifdef NLC_EMU_HAVE_FUSED_BN
     rc = rc ? rc : nlc_register_fused_bn();
+#endif
+#ifdef NLC_EMU_HAVE_STOCHASTIC
+    rc = rc ? rc : nlc_register_stochastic();
+#endif
+#ifdef NLC_EMU_HAVE_RECURRENT
+    rc = rc ? rc : nlc_register_recurrent();
 #endif
 #ifdef NLC_EMU_HAVE_CUDNN
     rc = rc ? rc : nlc_register_cudnn();   /* last: its activations fall back to elementwise's */
