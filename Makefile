@@ -188,7 +188,7 @@ $(CUDA_LIB): $(CUDA_OBJS) $(LIB)
 LUAJIT         ?= luajit
 CUDA_EMU_LIB   := $(BUILD)/libnnlua_cuda_emu.so
 CUDA_EMU_FILES := elementwise reduce layers views losses reduce_ext indexing norm_ext solvers gather cudnn cudnn_deconv \
-                  sort interpolate validation clip_grad fused_bn stochastic recurrent
+                  sort interpolate validation clip_grad fused_bn stochastic recurrent generators
 CUDA_EMU_MAINS := emu_device cublas_emu cudnn_emu cudnn_emu_conv cudnn_emu_ops
 CUDA_EMU_OBJS  := $(patsubst %,$(BUILD)/obj/cuda-emu/%.o,$(CUDA_EMU_FILES) $(CUDA_EMU_MAINS))
 CUDA_EMU_FLAGS := -O2 -g -std=c++17 -fPIC -ffp-contract=off -Wall -Wextra -Wno-unused-function -Wno-unused-parameter \

@@ -182,6 +182,7 @@ int nlc_register_clip_grad(void);   /* clip_grad.cu: clip_grad_by_value, clip_gr
 int nlc_register_fused_bn(void);    /* fused_bn.cu: fused_batch_normalization */
 int nlc_register_stochastic(void);  /* stochastic.cu: dropout, rand, randint, randn, random_choice/crop/flip/shift/erase */
 int nlc_register_recurrent(void);   /* recurrent.cu: rnn, lstm, gru */
+int nlc_register_generators(void);  /* generators.cu: arange, linspace, constant, unlink, sink */
 
 /* ---- shared device helpers (reduce.cu) --------------------------------------------- */
 /* y (the kept axes of x, in order) = scale * sum of x over the axes marked in red

@@ -331,7 +331,7 @@ int nl_cuda_init(void) {
             nlc_register_gather() || nlc_register_sort() || nlc_register_interpolate() ||
             nlc_register_validation() || nlc_register_clip_grad() || nlc_register_fused_bn() ||
             nlc_register_stochastic() ||
-            nlc_register_recurrent() ||
+            nlc_register_recurrent() || nlc_register_generators() ||
             nlc_register_cudnn()) {
             snprintf(g_init_msg, sizeof g_init_msg, "registering the CUDA implementations failed: %s",
                      nl_last_error());

@@ -890,6 +890,35 @@ sto_case('random_erase', { normal({ 3, 5, 6 }) }, { true }, function(x)
 sto_case('random_erase', { normal({ 4, 3, 32, 32 }) }, { true }, function(x)
   return F.random_erase(x, { prob = 1, n = 2, area_ratios = { 0.3, 0.6 }, seed = 21 }) end)
 
+-- arange, linspace, constant, unlink, sink (generators.cu): the element formulas are
+-- generator_args.h's on both sides, so they agree bit for bit; sink's backward both fills
+-- (its inputs' gradients are intermediate) and adds (leaves, wrap = false); unlink gives zero.
+local function exact(extra)
+  local c = { atol = 0, rtol = 0, grad_atol = 0, grad_rtol = 0 }
+  for k, v in pairs(extra or {}) do c[k] = v end
+  return c
+end
+local function gen_case(name, inputs, grad, fn, extra)
+  local case = exact(extra)
+  case.inputs, case.grad, case.fn = inputs, grad, fn
+  add(name, case)
+end
+gen_case('arange', dummy, {}, function() return F.arange(-1.5, 7, 0.25) end)
+gen_case('arange', dummy, {}, function() return F.arange(10, 1, -3) end)
+gen_case('arange', dummy, {}, function() return F.arange(3, 1) end)
+gen_case('linspace', dummy, {}, function() return F.linspace(-2, 5, 301) end)
+gen_case('linspace', dummy, {}, function() return F.linspace(4, 4, 1) end)
+gen_case('linspace', dummy, {}, function() return F.linspace(0, 1, 0) end)
+gen_case('constant', dummy, {}, function() return F.constant(2.5, { 3, 70, 5 }) end)
+gen_case('constant', dummy, {}, function() return F.constant(-1) end)
+gen_case('unlink', { normal(S234) }, { true }, function(x) return F.unlink(x) end)
+gen_case('unlink', { normal({ 5, 7 }) }, { true }, function(x) return F.unlink(x) end, { wrap = false })
+gen_case('sink', { normal(S234), normal({ 300 }) }, { true, true }, function(a, b) return F.sink(a, b) end)
+gen_case('sink', { normal(S234), normal({ 5 }) }, { true, true }, function(a, b) return F.sink(a, b) end,
+         { wrap = false })
+gen_case('sink', { normal(S234) }, { true }, function(a) return F.sink(a, { one_input_grad = false }) end,
+         { wrap = false })
+
 -- A default case for a function registered later with no entry here (one input of S234,
 -- or two of the same shape).
 local function default_case(name)

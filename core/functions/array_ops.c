@@ -12,6 +12,7 @@
  */
 #include "nd_view.h"
 #include "index_plans.h"
+#include "generator_args.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -929,7 +930,6 @@ static int no_backward(nl_func *f, const bool *prop, const bool *accum) {
     return 0;
 }
 
-enum { AR_START, AR_STOP, AR_STEP };
 static const nl_argdef arange_args[] = {
     {"start", NL_ARG_FLOAT, "nil", NULL},
     {"stop", NL_ARG_FLOAT, "nil", NULL},
@@ -954,7 +954,7 @@ static int arange_setup(nl_func *f) {
 static int arange_forward(nl_func *f) {
     NL_PTR(float *, y, nl_out_data(f, 0));
     double a = nl_arg_float(f, AR_START), st = nl_arg_float(f, AR_STEP);
-    for (int64_t i = 0; i < nl_out(f, 0)->size; i++) y[i] = (float)(a + (double)i * st);
+    for (int64_t i = 0; i < nl_out(f, 0)->size; i++) y[i] = nl_arange_at(a, st, i);
     return 0;
 }
 
@@ -967,7 +967,6 @@ const nl_fdef nl_fdef_arange = {
     .setup = arange_setup, .forward = arange_forward, .backward = no_backward,
 };
 
-enum { LS_START, LS_STOP, LS_NUM };
 static const nl_argdef linspace_args[] = {
     {"start", NL_ARG_FLOAT, "nil", NULL},
     {"stop", NL_ARG_FLOAT, "nil", NULL},
@@ -987,10 +986,8 @@ static int linspace_setup(nl_func *f) {
 static int linspace_forward(nl_func *f) {
     NL_PTR(float *, y, nl_out_data(f, 0));
     double a = nl_arg_float(f, LS_START), b = nl_arg_float(f, LS_STOP);
-    int64_t n = nl_out(f, 0)->size;
-    if (n == 1) { y[0] = (float)a; return 0; }
-    double step = n > 1 ? (b - a) / (double)(n - 1) : 0;
-    for (int64_t i = 0; i < n; i++) y[i] = (float)(i == n - 1 ? b : a + (double)i * step);
+    const int64_t n = nl_out(f, 0)->size;
+    for (int64_t i = 0; i < n; i++) y[i] = nl_linspace_at(a, b, n, i);
     return 0;
 }
 
@@ -1002,7 +999,6 @@ const nl_fdef nl_fdef_linspace = {
     .setup = linspace_setup, .forward = linspace_forward, .backward = no_backward,
 };
 
-enum { CO_VAL, CO_SHAPE };
 static const nl_argdef constant_args[] = {
     {"val", NL_ARG_FLOAT, "0", NULL},
     {"shape", NL_ARG_INTS, "{}", NULL},

@@ -16,6 +16,7 @@
  * softmax_cross_entropy; an out-of-range label makes forward fail.
  */
 #include "labels.h"
+#include "generator_args.h"
 #include <string.h>
 
 /* ---- top_n_error -------------------------------------------------------------------- */
@@ -161,7 +162,6 @@ const nl_fdef nl_fdef_unlink = {
 
 /* ---- sink --------------------------------------------------------------------------- */
 
-enum { SINK_ONE_INPUT_GRAD };
 static const nl_argdef sink_args[] = {{"one_input_grad", NL_ARG_BOOL, "true", NULL}};
 
 static int sink_setup(nl_func *f) {

@@ -480,6 +480,9 @@ int nl_cuda_emu_init(void) {
 #ifdef NLC_EMU_HAVE_RECURRENT
     rc = rc ? rc : nlc_register_recurrent();
 #endif
+#ifdef NLC_EMU_HAVE_GENERATORS
+    rc = rc ? rc : nlc_register_generators();
+#endif
 #ifdef NLC_EMU_HAVE_CUDNN
     rc = rc ? rc : nlc_register_cudnn();   /* last: its activations fall back to elementwise's */
 #endif
