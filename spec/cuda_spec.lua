@@ -987,6 +987,18 @@ describe('#cuda CUDA/cuDNN backend', function()
   after_each(function() nn.set_default_context(cpu_ctx) end)
   local cudnn_calls = {}   -- emulation: function name -> cuDNN calls its cudnn cases made
 
+  if not selftest then
+    it('every registered function has a GPU implementation (none falls back to the CPU)', function()
+      local missing = {}
+      for id = 0, C.nl_function_count() - 1 do
+        if C.nl_function_has_impl(id, 'cuda') == 0 and C.nl_function_has_impl(id, 'cudnn') == 0 then
+          missing[#missing + 1] = ffi.string(C.nl_function_name(id))
+        end
+      end
+      assert.same({}, missing)
+    end)
+  end
+
   for _, entry in ipairs(impl_names()) do
     local name, on_cuda, on_cudnn = entry[1], entry[2], entry[3]
     if not cases[name] then default_case(name) end
