@@ -17,17 +17,6 @@ extern "C" {
 #include "labels.h"   /* nl_no_grad_input */
 }
 
-/* x -> y (same shape): a copy on the device */
-static int copy_forward(nl_func *f) {
-    NLC_PTR(const float *, x, nlc_in(f, 0));
-    NLC_PTR(float *, y, nlc_out(f, 0));
-    const int64_t n = nl_in(f, 0)->size;
-    if (n == 0) return 0;
-    if (nlc_set_device(f->device_id)) return -1;
-    NLC_CUDA(cudaMemcpyAsync(y, x, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice));
-    return 0;
-}
-
 /* ---- clip_grad_by_value ------------------------------------------------------------------ */
 
 /* dy, lo, hi, dx: n elements; dx = clamp(dy, lo, hi), added when ACC */
@@ -109,7 +98,7 @@ static int cgn_backward(nl_func *f, const bool *prop, const bool *accum) {
 /* ---- registration ------------------------------------------------------------------------- */
 
 int nlc_register_clip_grad(void) {
-    if (nlc_register("clip_grad_by_value", "cuda", copy_forward, cgv_backward)) return -1;
-    if (nlc_register("clip_grad_by_norm", "cuda", copy_forward, cgn_backward)) return -1;
+    if (nlc_register("clip_grad_by_value", "cuda", nlc_copy_forward, cgv_backward)) return -1;
+    if (nlc_register("clip_grad_by_norm", "cuda", nlc_copy_forward, cgn_backward)) return -1;
     return 0;
 }

@@ -195,6 +195,8 @@ int nlc_broadcast_back(int dev, const float *dy, int nd, const int64_t *shape, c
                        float *dx, float scale, bool accum);
 /* y = alpha * x (+ y when accum), n elements */
 int nlc_axpby(int dev, const float *x, float *y, int64_t n, float alpha, bool accum);
+/* forward y = x (same size): one device-to-device copy (reshape, unlink, clip_grad_by_*) */
+int nlc_copy_forward(nl_func *f);
 int nlc_fill(int dev, float *p, float v, int64_t n);
 /* Softmax kernels shared by the cuda and cudnn implementations (x: (outer, C, inner)). */
 int nlc_softmax_forward(int dev, const float *x, float *y, int64_t outer, int64_t C, int64_t inner, bool log);

@@ -567,13 +567,14 @@ static int se_backward(nl_func *f, const bool *prop, const bool *accum) {
     return 0;
 }
 
-/* ---- reshape: a copy ---- */
+/* ---- reshape: a copy (nlc_copy_forward; also unlink and clip_grad_by_* use it) ---- */
 
-static int reshape_forward(nl_func *f) {
+int nlc_copy_forward(nl_func *f) {
     NLC_PTR(const float *, x, nlc_in(f, 0));
     NLC_PTR(float *, y, nlc_out(f, 0));
     const int64_t n = nl_in(f, 0)->size;
     if (n == 0) return 0;
+    if (nlc_set_device(f->device_id)) return -1;
     NLC_CUDA(cudaMemcpyAsync(y, x, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice));
     return 0;
 }
@@ -689,7 +690,7 @@ static const impl g_impls[] = {
     {"mul_n", mul_n_forward, mul_n_backward},
     {"where", where_forward, where_backward},
     {"squared_error", se_forward, se_backward},
-    {"reshape", reshape_forward, reshape_backward},
+    {"reshape", nlc_copy_forward, reshape_backward},
     {"slice", slice_forward, slice_backward},
 };
 

@@ -53,17 +53,7 @@ static int constant_forward(nl_func *f) {
     return nlc_fill(f->device_id, y, (float)nl_arg_float(f, CO_VAL), nl_out(f, 0)->size);
 }
 
-/* unlink: x -> y (same shape), a device-to-device copy; x gets a zero gradient */
-static int unlink_forward(nl_func *f) {
-    NLC_PTR(const float *, x, nlc_in(f, 0));
-    NLC_PTR(float *, y, nlc_out(f, 0));
-    const int64_t n = nl_in(f, 0)->size;
-    if (n == 0) return 0;
-    if (nlc_set_device(f->device_id)) return -1;
-    NLC_CUDA(cudaMemcpyAsync(y, x, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice));
-    return 0;
-}
-
+/* unlink: y = x (nlc_copy_forward); x gets a zero gradient */
 static int unlink_backward(nl_func *f, const bool *prop, const bool *accum) {
     nl_no_grad_input(f, 0, prop, accum);
     return 0;
@@ -95,7 +85,7 @@ int nlc_register_generators(void) {
     if (nlc_register("arange", "cuda", arange_forward, no_backward)) return -1;
     if (nlc_register("linspace", "cuda", linspace_forward, no_backward)) return -1;
     if (nlc_register("constant", "cuda", constant_forward, no_backward)) return -1;
-    if (nlc_register("unlink", "cuda", unlink_forward, unlink_backward)) return -1;
+    if (nlc_register("unlink", "cuda", nlc_copy_forward, unlink_backward)) return -1;
     if (nlc_register("sink", "cuda", sink_forward, sink_backward)) return -1;
     return 0;
 }
