@@ -16,32 +16,11 @@
  * atomicAdd. accum[i] adds into input i's gradient, else it is overwritten; inputs that get
  * no gradient (ids, labels) are zeroed as on the CPU.
  */
-#include "common.cuh"
+#include "bad_entry.cuh"   /* the node's first-bad-position flag, label checks */
 extern "C" {
 #include "nd_view.h"
 #include "labels.h"
 #include "index_plans.h"
-}
-
-/* ---- the first bad position: one device word per node ---- */
-
-struct flag_state {          /* one_hot, embed, categorical_cross_entropy */
-    nlc_buf flag;            /* an unsigned long long: the lowest bad position, all ones = none */
-};
-
-/* The node's flag, set to "none" (ordered before the kernels that follow). NULL with an error. */
-static unsigned long long *flag_arm(nl_func *f) {
-    flag_state *st = nlc_state<flag_state>(f);
-    return st ? nlc_flag_arm(st->flag, f->device_id) : nullptr;
-}
-
-/* Waits for the kernels; *pos = the recorded position in ids (a device array) and *v the
- * id there, to name it as the CPU does; *pos = -1 when none. 0 or -1. */
-static int flag_read(const unsigned long long *bad, const float *ids, int64_t *pos, float *v) {
-    *v = 0.0f;
-    if (nlc_flag_key(bad, pos)) return -1;
-    if (*pos >= 0) NLC_CUDA(cudaMemcpy(v, ids + *pos, sizeof *v, cudaMemcpyDeviceToHost));
-    return 0;
 }
 
 /* ==== pad, shift: the setup's per-axis offset tables ==================================== */
@@ -231,12 +210,12 @@ static int one_hot_forward(nl_func *f) {
     if (nlc_fill(f->device_id, y, 0.0f, nl_out(f, 0)->size)) return -1;
     const int64_t rows = c.m ? nl_in(f, 0)->size / c.m : 0;
     if (rows == 0) return 0;
-    NLC_PTR(unsigned long long *, bad, flag_arm(f));
+    NLC_PTR(unsigned long long *, bad, nlc_node_flag(f));
     k_one_hot<<<nlc_blocks(rows), NLC_THREADS>>>(c, rows, block, x, y, bad);
     NLC_LAUNCHED("one_hot");
     int64_t pos;
     float v;
-    if (flag_read(bad, x, &pos, &v)) return -1;
+    if (nlc_flag_read(bad, x, &pos, &v)) return -1;
     return pos < 0 ? 0 : nl_one_hot_bad(v, pos);
 }
 
@@ -279,12 +258,12 @@ __global__ void k_embed_bwd(int64_t n_ids, int64_t rows, int64_t row, const floa
 /* Fails with embed.c's message when an id of x is not a row id of w. */
 static int embed_check(nl_func *f, const embed_state *s, const float *x) {
     if (s->n_ids == 0) return 0;
-    NLC_PTR(unsigned long long *, bad, flag_arm(f));
+    NLC_PTR(unsigned long long *, bad, nlc_node_flag(f));
     k_embed_check<<<nlc_blocks(s->n_ids), NLC_THREADS>>>(s->n_ids, s->rows, x, bad);
     NLC_LAUNCHED("embed");
     int64_t pos;
     float v;
-    if (flag_read(bad, x, &pos, &v)) return -1;
+    if (nlc_flag_read(bad, x, &pos, &v)) return -1;
     return pos < 0 ? 0 : nl_embed_bad(v, pos, s->rows);
 }
 
@@ -327,13 +306,10 @@ static int embed_backward(nl_func *f, const bool *prop, const bool *accum) {
 __global__ void k_cce_fwd(int64_t outer, int64_t C, int64_t inner, const float *__restrict__ x,
                           const float *__restrict__ t, float *__restrict__ y, unsigned long long *bad) {
     NLC_LOOP(pos, outer * inner) {
-        const float l = t[pos];
-        if (!nl_class_label_ok(l, C)) {
-            atomicMin(bad, (unsigned long long)pos);
-            continue;
-        }
+        const int64_t l = nlc_label_at(t, pos, C, bad);
+        if (l < 0) continue;
         const int64_t o = pos / inner, i = pos - o * inner;
-        y[pos] = nl_cce_fwd(x[(o * C + (int64_t)l) * inner + i]);
+        y[pos] = nl_cce_fwd(x[(o * C + l) * inner + i]);
     }
 }
 
@@ -343,26 +319,12 @@ __global__ void k_cce_bwd(int64_t outer, int64_t C, int64_t inner, const float *
                           const float *__restrict__ t, const float *__restrict__ dy, float *dx,
                           unsigned long long *bad) {
     NLC_LOOP(pos, outer * inner) {
-        const float l = t[pos];
-        if (!nl_class_label_ok(l, C)) {
-            atomicMin(bad, (unsigned long long)pos);
-            continue;
-        }
+        const int64_t l = nlc_label_at(t, pos, C, bad);
+        if (l < 0) continue;
         const int64_t o = pos / inner, i = pos - o * inner;
-        const int64_t k = (o * C + (int64_t)l) * inner + i;
+        const int64_t k = (o * C + l) * inner + i;
         dx[k] -= nl_cce_bwd(x[k], dy[pos]);
     }
-}
-
-/* Fails with labels.h's message when a label was recorded in bad (t: the labels). */
-static int cce_check(const unsigned long long *bad, const float *t, int64_t C) {
-    int64_t pos;
-    float l;
-    if (flag_read(bad, t, &pos, &l)) return -1;
-    if (pos < 0) return 0;
-    int64_t unused;
-    if (nl_class_label(l, C, pos, &unused)) return -1;
-    return nl_error("label %g at position %lld was read as invalid on the device", (double)l, (long long)(pos + 1));
 }
 
 static int cce_forward(nl_func *f) {
@@ -373,10 +335,10 @@ static int cce_forward(nl_func *f) {
     NLC_PTR(float *, y, nlc_out(f, 0));
     const int64_t n = outer * inner;
     if (n == 0) return 0;
-    NLC_PTR(unsigned long long *, bad, flag_arm(f));
+    NLC_PTR(unsigned long long *, bad, nlc_node_flag(f));
     k_cce_fwd<<<nlc_blocks(n), NLC_THREADS>>>(outer, C, inner, x, t, y, bad);
     NLC_LAUNCHED("categorical_cross_entropy");
-    return cce_check(bad, t, C);
+    return nlc_label_check(bad, t, C);
 }
 
 static int cce_backward(nl_func *f, const bool *prop, const bool *accum) {
@@ -390,10 +352,10 @@ static int cce_backward(nl_func *f, const bool *prop, const bool *accum) {
         if (nlc_clear_grad(f, dx, 0, accum[0])) return -1;
         const int64_t n = outer * inner;
         if (n > 0) {
-            NLC_PTR(unsigned long long *, bad, flag_arm(f));
+            NLC_PTR(unsigned long long *, bad, nlc_node_flag(f));
             k_cce_bwd<<<nlc_blocks(n), NLC_THREADS>>>(outer, C, inner, x, t, dy, dx, bad);
             NLC_LAUNCHED("categorical_cross_entropy");
-            if (cce_check(bad, t, C)) return -1;
+            if (nlc_label_check(bad, t, C)) return -1;
         }
     }
     nl_no_grad_input(f, 1, prop, accum);   /* the labels */

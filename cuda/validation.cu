@@ -12,28 +12,7 @@
  * it with the CPU's message. The inputs get zero gradients, as on the CPU (labels.h's
  * nl_no_grad_input).
  */
-#include "common.cuh"
-extern "C" {
-#include "labels.h"
-}
-
-/* The node's first-bad-position word (top_n_error, confusion_matrix). */
-struct label_flag {
-    nlc_buf flag;
-};
-
-/* Waits for the kernels; fails with labels.h's message when a bad label was recorded in
- * bad (t: the labels on the device, C classes). 0 or -1. */
-static int label_check(const unsigned long long *bad, const float *t, int64_t C) {
-    int64_t pos = -1;
-    if (nlc_flag_key(bad, &pos)) return -1;
-    if (pos < 0) return 0;
-    float l = 0.0f;
-    NLC_CUDA(cudaMemcpy(&l, t + pos, sizeof l, cudaMemcpyDeviceToHost));
-    int64_t unused;
-    if (nl_class_label(l, C, pos, &unused)) return -1;
-    return nl_error("label %g at position %lld was read as invalid on the device", (double)l, (long long)(pos + 1));
-}
+#include "bad_entry.cuh"   /* the node's bad-label flag and check */
 
 /* ---- top_n_error ---------------------------------------------------------------------- */
 
@@ -42,13 +21,10 @@ static int label_check(const unsigned long long *bad, const float *t, int64_t C)
 __global__ void k_top_n(int64_t outer, int64_t C, int64_t inner, int64_t n, const float *__restrict__ x,
                         const float *__restrict__ t, float *__restrict__ y, unsigned long long *bad) {
     NLC_LOOP(pos, outer * inner) {
-        const float l = t[pos];
-        if (!nl_class_label_ok(l, C)) {
-            atomicMin(bad, (unsigned long long)pos);
-            continue;
-        }
+        const int64_t l = nlc_label_at(t, pos, C, bad);
+        if (l < 0) continue;
         const int64_t o = pos / inner, i = pos - o * inner;
-        y[pos] = nl_top_n_error_at(x + o * C * inner + i, C, inner, (int64_t)l, n);
+        y[pos] = nl_top_n_error_at(x + o * C * inner + i, C, inner, l, n);
     }
 }
 
@@ -60,12 +36,10 @@ static int top_n_forward(nl_func *f) {
     NLC_PTR(float *, y, nlc_out(f, 0));
     const int64_t n = outer * inner;
     if (n == 0) return 0;
-    label_flag *st = nlc_state<label_flag>(f);
-    if (!st) return -1;
-    NLC_PTR(unsigned long long *, bad, nlc_flag_arm(st->flag, f->device_id));
+    NLC_PTR(unsigned long long *, bad, nlc_node_flag(f));
     k_top_n<<<nlc_blocks(n), NLC_THREADS>>>(outer, C, inner, nl_arg_int(f, TOPN_N), x, t, y, bad);
     NLC_LAUNCHED("top_n_error");
-    return label_check(bad, t, C);
+    return nlc_label_check(bad, t, C);
 }
 
 /* ---- binary_error ---------------------------------------------------------------------- */
@@ -95,13 +69,10 @@ static int binary_error_forward(nl_func *f) {
 __global__ void k_confusion(int64_t outer, int64_t C, int64_t inner, const float *__restrict__ x,
                             const float *__restrict__ t, float *y, unsigned long long *bad) {
     NLC_LOOP(pos, outer * inner) {
-        const float l = t[pos];
-        if (!nl_class_label_ok(l, C)) {
-            atomicMin(bad, (unsigned long long)pos);
-            continue;
-        }
+        const int64_t l = nlc_label_at(t, pos, C, bad);
+        if (l < 0) continue;
         const int64_t o = pos / inner, i = pos - o * inner;
-        atomicAdd(y + (int64_t)l * C + nl_argmax_at(x + o * C * inner + i, C, inner), 1.0f);
+        atomicAdd(y + l * C + nl_argmax_at(x + o * C * inner + i, C, inner), 1.0f);
     }
 }
 
@@ -114,12 +85,10 @@ static int confusion_forward(nl_func *f) {
     if (nlc_fill(f->device_id, y, 0.0f, C * C)) return -1;
     const int64_t n = outer * inner;
     if (n == 0) return 0;
-    label_flag *st = nlc_state<label_flag>(f);
-    if (!st) return -1;
-    NLC_PTR(unsigned long long *, bad, nlc_flag_arm(st->flag, f->device_id));
+    NLC_PTR(unsigned long long *, bad, nlc_node_flag(f));
     k_confusion<<<nlc_blocks(n), NLC_THREADS>>>(outer, C, inner, x, t, y, bad);
     NLC_LAUNCHED("confusion_matrix");
-    return label_check(bad, t, C);
+    return nlc_label_check(bad, t, C);
 }
 
 /* ---- backward: no input gets a gradient --------------------------------------------------- */
