@@ -183,17 +183,17 @@ $(CUDA_LIB): $(CUDA_OBJS) $(LIB)
 .PHONY: cuda cuda-check
 
 # ---- make cuda-emu: TEST-ONLY CPU emulation of the backend's files, the CUDA kernels run as fibers, cuBLAS and cuDNN emulated by plain loops (g++ only; cuda/emu/, spec/cuda_spec.lua with NNLUA_CUDA_EMU=1)
-# Every cuda/*.cu but device.cu (emu_device.cpp stands in for it); cudnn and cudnn_deconv
-# register on backend "cudnn" over cuda/emu/cudnn_emu*.cpp.
+# Every cuda/*.cu, device.cu included, compiled unchanged over an emulated CUDA runtime
+# (cuda/emu/emu_device.cpp: the kernel scheduler, devices and memory on the host),
+# cuBLAS (cublas_emu.cpp) and cuDNN (cudnn_emu*.cpp); loaded like the real library by
+# lua/nnlua/cuda.lua when NNLUA_CUDA_LIB names it.
 LUAJIT         ?= luajit
 CUDA_EMU_LIB   := $(BUILD)/libnnlua_cuda_emu.so
-CUDA_EMU_FILES := elementwise reduce layers views losses reduce_ext indexing norm_ext solvers gather cudnn cudnn_deconv \
-                  sort interpolate validation clip_grad fused_bn stochastic recurrent generators
+CUDA_EMU_FILES := $(basename $(notdir $(wildcard cuda/*.cu)))
 CUDA_EMU_MAINS := emu_device cublas_emu cudnn_emu cudnn_emu_conv cudnn_emu_ops
 CUDA_EMU_OBJS  := $(patsubst %,$(BUILD)/obj/cuda-emu/%.o,$(CUDA_EMU_FILES) $(CUDA_EMU_MAINS))
 CUDA_EMU_FLAGS := -O2 -g -std=c++17 -fPIC -ffp-contract=off -Wall -Wextra -Wno-unused-function -Wno-unused-parameter \
-                  -Icuda/emu -Icuda -Icore/include -Icore/src -Icore/functions \
-                  $(foreach f,$(CUDA_EMU_FILES),-DNLC_EMU_HAVE_$(shell echo $(f) | tr a-z A-Z))
+                  -Icuda/emu -Icuda -Icore/include -Icore/src -Icore/functions
 
 cuda-emu: $(CUDA_EMU_LIB)
 

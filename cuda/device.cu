@@ -184,6 +184,9 @@ void *nlc_alloc(size_t bytes, int dev) {
         c->cached -= (int64_t)sz;
         c->in_use += (int64_t)sz;
         if (c->in_use > c->peak) c->peak = c->in_use;
+#ifdef NNLUA_CUDA_EMU
+        nlc_emu_reused(p, sz);   /* test-only CPU emulation (cuda/emu): poisoned again, as a new block */
+#endif
         return p;
     }
     void *p = nullptr;

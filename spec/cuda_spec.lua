@@ -14,15 +14,19 @@
 -- file's harness on a machine without a GPU).
 -- NNLUA_CUDA_EMU=1, where no device exists, runs the project's own CUDA code on the CPU
 -- instead: build/libnnlua_cuda_emu.so (`make cuda-emu`, cuda/emu/: a test-only emulation of
--- the backend's files, the kernels with real block sizes, barriers, warp shuffles and
--- atomics, the cuBLAS calls of layers.cu and the cuDNN calls of cudnn.cu and
--- cudnn_deconv.cu as plain loops with cuDNN's documented semantics, on host memory behind
--- fake device ops) registers them as backends "cuda" and "cudnn"; the contexts are
--- {'cudnn', 'cuda', 'cpu'} and {'cuda', 'cpu'} as on a GPU, so the cuDNN paths (descriptors,
--- algorithm choice, workspaces, alpha/beta) run and are compared with the CPU, and a last
--- case checks that every function with a cuDNN implementation made emulated cuDNN calls.
--- The per-function comparisons, the solver kernels, .d and the small CNN run; the cases
--- that need a real device (cudaMalloc counting, device ids) stay pending.
+-- the CUDA runtime, cuBLAS and cuDNN under every cuda/ .cu file, device.cu included -- the
+-- kernels with real block sizes, barriers, warp shuffles and atomics, the cuBLAS calls of
+-- layers.cu and the cuDNN calls of cudnn.cu and cudnn_deconv.cu as plain loops with cuDNN's
+-- documented semantics, devices whose memory is host memory) is loaded through the real
+-- path: NNLUA_CUDA_LIB names it and get_extension_context('cudnn', {device_id = 0}) loads it
+-- with lua/nnlua/cuda.lua, whose nl_cuda_init checks the (emulated) driver and devices,
+-- installs device.cu's device ops and caching allocator and registers backends "cuda" and
+-- "cudnn". So every case runs: the cuDNN paths (descriptors, algorithm choice, workspaces,
+-- alpha/beta) are compared with the CPU, a case checks that every function with a cuDNN
+-- implementation made emulated cuDNN calls, cudaMalloc counting and device ids are checked,
+-- and emulation-only cases shrink the emulated memory (out of memory is a clear error and
+-- the process goes on) or start a child process with no driver, no device, an old driver,
+-- an old GPU or two devices (cuda/emu/cuda_runtime.h lists the NNLUA_CUDA_EMU_* variables).
 local ffi = require 'ffi'
 local bit = require 'bit'
 local nn = require 'nnlua'
@@ -36,44 +40,49 @@ local C = nn.lib.C
 local selftest = os.getenv('NNLUA_CUDA_SPEC_SELFTEST') == '1'
 local cpu_ctx = ext.get_extension_context('cpu')
 
--- The emulation library (NNLUA_CUDA_EMU=1 without a device): loads it beside the
--- libnnlua.so in use and registers its kernels; returns it, or nil and why not.
-local function load_emulation()
-  local path = (nn.lib.path:match('^(.*)/[^/]*$') or '.') .. '/libnnlua_cuda_emu.so'
+pcall(ffi.cdef, 'int setenv(const char *name, const char *value, int overwrite); int unsetenv(const char *name);')
+local lib_dir = nn.lib.path:match('^(.*)/[^/]*$') or '.'
+local emu_path = lib_dir .. '/libnnlua_cuda_emu.so'
+
+-- true when the real backend (where nnlua.cuda looks first: beside libnnlua.so) finds a
+-- device; asked without going through nnlua.context, which remembers its first answer
+local function real_device()
+  local path = lib_dir .. '/libnnlua_cuda.so'
+  local f = io.open(path, 'rb')
+  if f then f:close() else path = nn.lib.find_library('libnnlua_cuda', 'NNLUA_CUDA_LIB') end
+  if not path then return false end
   pcall(ffi.cdef, require 'nnlua.cuda_cdef')
-  pcall(ffi.cdef, 'int nl_cuda_emu_init(void); int nl_cuda_emu_registered_count(void); long long nl_cuda_emu_launches(void);')
-  pcall(ffi.cdef, 'long long nl_cuda_emu_cudnn_calls(void);')
   local ok, lib = pcall(ffi.load, path)
-  if not ok then return nil, ('NNLUA_CUDA_EMU=1 but %s cannot be loaded (run `make cuda-emu`): %s'):format(path, tostring(lib)) end
-  if lib.nl_cuda_emu_init() ~= 0 then return nil, 'the CUDA emulation failed: ' .. nn.lib.last_error() end
-  if C.nl_function_has_impl(C.nl_function_lookup('add2'), 'cuda') == 0 then
-    return nil, path .. ' is linked against another libnnlua.so than ' .. nn.lib.path
-  end
-  return lib
+  if not ok then return false end
+  local n = lib.nl_cuda_device_count()
+  C.nl_clear_error()
+  return n > 0
 end
 
--- The contexts, or why there are none.
+-- The contexts, or why there are none; emu: the emulation library's namespace when the
+-- cases run in the CPU emulation.
 local ctx_cudnn, ctx_cuda, why, emu
 do
+  local want_emu = not selftest and os.getenv('NNLUA_CUDA_EMU') == '1'
+  local emu_missing
+  if want_emu and (os.getenv('NNLUA_CUDA_LIB') or '') == '' and not real_device() then
+    local f = io.open(emu_path, 'rb')
+    if f then f:close() else emu_missing = true end
+    ffi.C.setenv('NNLUA_CUDA_LIB', emu_path, 1)
+  end
   local ok, res = pcall(ext.get_extension_context, 'cudnn', { device_id = 0 })
   if ok then
     ctx_cudnn = res
     ctx_cuda = ext.get_extension_context('cuda', { device_id = 0 })
+    local cuda = require 'nnlua.cuda'
+    pcall(ffi.cdef, 'long long nl_cuda_emu_launches(void); long long nl_cuda_emu_cudnn_calls(void);'
+                    .. 'long long nl_cuda_emu_cuda_mallocs(int dev); long long nl_cuda_emu_device_bytes(int dev);')
+    if pcall(function() return cuda.C.nl_cuda_emu_launches end) then emu = cuda.C end
   else
     why = tostring(res):gsub('^.-no CUDA available: ', '')
+    if emu_missing then why = ('NNLUA_CUDA_EMU=1 but %s is not built (run `make cuda-emu`)'):format(emu_path) end
   end
-  if selftest then
-    ctx_cudnn, ctx_cuda = cpu_ctx, cpu_ctx
-  elseif not ctx_cudnn and os.getenv('NNLUA_CUDA_EMU') == '1' then
-    local err
-    emu, err = load_emulation()
-    if emu then
-      ctx_cuda = require('nnlua.context').new({ 'cuda', 'cpu' }, 0)
-      ctx_cudnn = require('nnlua.context').new({ 'cudnn', 'cuda', 'cpu' }, 0)
-    else
-      why = err
-    end
-  end
+  if selftest then ctx_cudnn, ctx_cuda = cpu_ctx, cpu_ctx end
 end
 local have_gpu = ctx_cudnn ~= nil
 local on_gpu = emu and 'in the CPU emulation' or 'on the GPU'
@@ -940,17 +949,6 @@ local function impl_names()
   return names
 end
 
--- In emulation: what the solver case uses of nnlua.cuda, over the emulated nl_cuda_* kernels.
-local function emu_solvers()
-  local K = setmetatable({}, { __index = function(t, k)
-    local fn = emu['nl_cuda_' .. k:gsub('^nl_', '')]
-    rawset(t, k, fn)
-    return fn
-  end })
-  local function on_device(a) return bit.band(C.nl_array_where(a), 2) ~= 0 end
-  return { kernels = K, on_device = on_device, kernels_for = function(g) return on_device(g) and K or C end }
-end
-
 -- ---- the suite ------------------------------------------------------------------------------
 
 describe('#cuda CUDA/cuDNN backend', function()
@@ -981,6 +979,7 @@ describe('#cuda CUDA/cuDNN backend', function()
     skip('a small CNN trains on the GPU')
     skip('a static graph stops calling cudaMalloc after its first step')
     skip('a bad device id is a clear error')
+    skip('the device queries answer: name, versions, synchronize, registered implementations')
     return
   end
 
@@ -1232,7 +1231,7 @@ describe('#cuda CUDA/cuDNN backend', function()
   end)
 
   it('every solver kernel on the device agrees with its host twin', function()
-    local cuda = emu and emu_solvers() or (not selftest and require 'nnlua.cuda')
+    local cuda = not selftest and require 'nnlua.cuda'
     local K_host, K_dev = C, selftest and C or cuda.kernels
     local n = 300
     local kernels = {
@@ -1292,10 +1291,7 @@ describe('#cuda CUDA/cuDNN backend', function()
     assert.equal(C, cuda.kernels_for(h._a))
   end)
 
-  if emu then
-    pending('a static graph stops calling cudaMalloc after its first step: needs a real device (emulated memory has no caching allocator)')
-    pending('a bad device id is a clear error: needs a real device (the emulation has device 0 only)')
-  elseif not selftest then
+  if not selftest then
     local cuda = require 'nnlua.cuda'
 
     it('a static graph stops calling cudaMalloc after its first step', function()
@@ -1312,15 +1308,171 @@ describe('#cuda CUDA/cuDNN backend', function()
       step()
       step()
       local before = cuda.memory(0).mallocs
+      local runtime_before = emu and emu.nl_cuda_emu_cuda_mallocs(0)   -- the emulated runtime's own count
+      assert.is_true(before > 0)
       for _ = 1, 5 do step() end
       assert.equal(before, cuda.memory(0).mallocs)
+      if emu then assert.equal(runtime_before, emu.nl_cuda_emu_cuda_mallocs(0)) end
       nn.clear_parameters()
+      cuda.free_cached()
+      assert.equal(0, cuda.memory(0).cached)
+      if emu then assert.equal(cuda.memory(0).in_use, tonumber(emu.nl_cuda_emu_device_bytes(0))) end
+    end)
+
+    it('the device queries answer: name, versions, synchronize, registered implementations', function()
+      assert.is_true((cuda.available()))
+      assert.is_true(cuda.device_count() >= 1)
+      assert.matches('%(compute capability %d+%.%d+, [%d.]+ GiB%)$', cuda.device_name(0))
+      assert.matches('^CUDA runtime %d+%.%d+, driver %d+%.%d+, cuBLAS %d+, cuDNN %d+%.%d+%.%d+ %(built against '
+                     .. '%d+%.%d+%.%d+%)$', cuda.version())
+      cuda.synchronize(0)
+      assert.is_true(tonumber(cuda.C.nl_cuda_registered_count()) > 100)
+      local ok, err = pcall(cuda.synchronize, 99)
+      assert.is_false(ok)
+      assert.matches('cuda%.synchronize: device_id 99 is out of range', tostring(err))
     end)
 
     it('a bad device id is a clear error', function()
-      local ok, err = pcall(ext.get_extension_context, 'cudnn', { device_id = 99 })
-      assert.is_false(ok)
-      assert.matches("get_extension_context%('cudnn'%): device_id 99 is out of range", tostring(err))
+      for _, id in ipairs { 99, -1 } do
+        local ok, err = pcall(ext.get_extension_context, 'cudnn', { device_id = id })
+        assert.is_false(ok)
+        assert.matches("get_extension_context%('cudnn'%): device_id " .. tostring(id):gsub('%-', '%%-')
+                       .. ' is out of range', tostring(err))
+      end
+    end)
+  end
+
+  if emu then
+    local MiB = 2 ^ 20
+    local function set_memory(mb)   -- the emulated device's size (cuda/emu/cuda_runtime.h)
+      if mb then ffi.C.setenv('NNLUA_CUDA_EMU_MEM_MB', tostring(mb), 1) else ffi.C.unsetenv('NNLUA_CUDA_EMU_MEM_MB') end
+    end
+    local function gc()
+      collectgarbage()
+      collectgarbage()
+    end
+    -- y = 2 x on device 0 from a fresh host array of n values; returns y's data on the host
+    local function twice(n, seed)
+      return nn.context_scope(ctx_cuda, function()
+        local y = F.mul_scalar(nn.Variable.from(randn({ n }, seed)), 2)
+        y:forward()
+        return y.d:copy()
+      end)
+    end
+    local function check_twice(got, n, seed)
+      local x = randn({ n }, seed)
+      local px, pg = x:ptr(), got:ptr()
+      for i = 0, n - 1, 997 do assert.equal(2 * px[i], pg[i]) end
+    end
+
+    it('out of device memory is a clear error naming the function and the sizes, and the process goes on', function()
+      local cuda = require 'nnlua.cuda'
+      gc()
+      cuda.free_cached()
+      local held = tonumber(emu.nl_cuda_emu_device_bytes(0))   -- what nnlua's live arrays hold
+      local limit = math.ceil(held / MiB) + 12
+      set_memory(limit)
+      local ok, err = pcall(function()
+        -- 16 MiB does not fit
+        local ok1, err1 = pcall(twice, 4 * MiB, 1)
+        assert.is_false(ok1)
+        assert.matches('mul_scalar: CUDA out of memory allocating 16777216 bytes on device 0 %(nnlua holds [%d.]+ MiB '
+                       .. 'there; [%d.]+ MiB free of ' .. limit .. '%.0 MiB%)', tostring(err1))
+        -- smaller work still runs on the device
+        check_twice(twice(MiB / 4, 2), MiB / 4, 2)
+        -- a block the cache holds goes back when cudaMalloc runs out: 8 MiB cached, 6 MiB asked
+        nn.context_scope(ctx_cuda, function()
+          local s = F.sum(nn.Variable.from(randn({ 2 * MiB }, 3)))
+          s:forward()
+        end)
+        gc()
+        assert.is_true(cuda.memory(0).cached >= 8 * MiB, 'cached: ' .. cuda.memory(0).cached)
+        local mallocs = cuda.memory(0).mallocs
+        local x6 = randn({ 3 * MiB / 2 }, 4)
+        local got = nn.context_scope(ctx_cuda, function()
+          local s = F.sum(nn.Variable.from(x6))
+          s:forward()
+          return s.d:ptr()[0]
+        end)
+        local want = nn.context_scope(cpu_ctx, function()
+          local s = F.sum(nn.Variable.from(x6))
+          s:forward()
+          return s.d:ptr()[0]
+        end)
+        assert.near(want, got, 1e-2 * math.max(1, math.abs(want)))
+        assert.is_true(cuda.memory(0).mallocs > mallocs)
+        assert.is_true(cuda.memory(0).cached < 8 * MiB, 'the cache was not given back')
+      end)
+      set_memory(nil)
+      if not ok then error(err, 0) end
+      -- free the cache, run again with room: the work that failed now succeeds
+      cuda.free_cached()
+      check_twice(twice(4 * MiB, 1), 4 * MiB, 1)
+    end)
+
+    -- Runs a Lua script in a child process over the emulation with extra environment
+    -- variables (cuda/emu/cuda_runtime.h); returns its output.
+    local function child(env, body)
+      local function q(v) return "'" .. tostring(v):gsub("'", "'\\''") .. "'" end
+      local script = os.tmpname()
+      local f = assert(io.open(script, 'w'))
+      f:write(('package.path = %q\npackage.cpath = %q\n'):format(package.path, package.cpath), body)
+      f:close()
+      local vars = { 'NNLUA_LIB=' .. q(nn.lib.path), 'NNLUA_CUDA_LIB=' .. q(emu_path) }
+      for k, v in pairs(env) do vars[#vars + 1] = k .. '=' .. q(v) end
+      local p = assert(io.popen(('env %s %s %s 2>&1'):format(table.concat(vars, ' '), q(os.getenv('LUAJIT') or 'luajit'),
+                                                               q(script))))
+      local out = p:read('*a')
+      p:close()
+      os.remove(script)
+      return out
+    end
+    local ask = [[
+local ok, err = pcall(require('nnlua.ext_utils').get_extension_context, 'cudnn', { device_id = 0 })
+local cuda = require 'nnlua.cuda'
+print(ok, err)
+print('available', (cuda.available()), 'devices', cuda.device_count())
+]]
+
+    it('no emulated device, no driver, an old driver or an old GPU gives the clear message', function()
+      for _, c in ipairs {
+        { { NNLUA_CUDA_EMU_DEVICES = 0 }, "no CUDA available: no CUDA device: the driver %(CUDA 12%.8%) found none", false },
+        { { NNLUA_CUDA_EMU_DRIVER = 0 }, 'no CUDA available: no CUDA driver: the NVIDIA driver %(libcuda%.so%) is not installed', false },
+        { { NNLUA_CUDA_EMU_DRIVER = 11080 }, 'no CUDA available: no CUDA driver for this build: the driver supports CUDA 11%.8, '
+                                             .. 'the runtime needs 12%.8', false },
+        { { NNLUA_CUDA_EMU_CC = '7.5' }, "CUDA device 0 %(compute capability 7%.5%) cannot run this build's kernels %(built for "
+                                         .. "sm_80%): no kernel image is available", true },
+      } do
+        local out = child(c[1], ask)
+        assert.matches("^false\tget_extension_context%('cudnn'%): " .. c[2], out)
+        assert.matches('\navailable\t' .. tostring(c[3]) .. '\tdevices\t' .. (c[3] and 1 or 0) .. '\n', out)
+      end
+    end)
+
+    it('two emulated devices: work on device 1, its result used on device 0, per-device allocators', function()
+      local out = child({ NNLUA_CUDA_EMU_DEVICES = 2 }, [[
+local nn = require 'nnlua'
+local F = require 'nnlua.functions'
+local ext = require 'nnlua.ext_utils'
+local c1 = ext.get_extension_context('cuda', { device_id = 1 })
+local c0 = ext.get_extension_context('cuda', { device_id = 0 })
+local cuda = require 'nnlua.cuda'
+nn.seed(3)
+local x = nn.NdArray.randn({ 5000 })
+local y = nn.context_scope(c1, function() local y = F.mul_scalar(nn.Variable.from(x), 2) y:forward() return y end)
+local z = nn.context_scope(c0, function() local z = F.add_scalar(y, 1) z:forward() return z end)
+local w = F.add_scalar(F.mul_scalar(nn.Variable.from(x), 2), 1)
+w:forward()
+local pw, pz = w.d:ptr(), z.d:ptr()
+for i = 0, 4999 do assert(pz[i] == pw[i], 'element ' .. i) end
+assert(cuda.device_count() == 2)
+assert(cuda.memory(0).mallocs > 0 and cuda.memory(1).mallocs > 0)
+local ok, err = pcall(ext.get_extension_context, 'cudnn', { device_id = 2 })
+print(ok, err)
+print('done')
+]])
+      assert.matches("^false\tget_extension_context%('cudnn'%): device_id 2 is out of range: 2 CUDA devices "
+                     .. '%(device_id 0%.%.1%)\ndone\n$', out)
     end)
   end
 end)

@@ -1,15 +1,26 @@
 /*
  * cuda/emu/cublas_emu.cpp - TEST-ONLY CPU emulation of the cuBLAS calls declared in
- * cuda/emu/cublas_v2.h (make cuda-emu): reference loops over column-major matrices,
- * accumulating in double. They check their arguments as cuBLAS does (a null handle is
- * CUBLAS_STATUS_NOT_INITIALIZED; negative sizes, a leading dimension below max(1, rows),
+ * cuda/emu/cublas_v2.h (make cuda-emu): the handle and version calls, and reference loops
+ * over column-major matrices, accumulating in double. They check their arguments as
+ * cuBLAS does (a null or destroyed handle is CUBLAS_STATUS_NOT_INITIALIZED; negative sizes, a leading dimension below max(1, rows),
  * a zero increment or a negative batch count are CUBLAS_STATUS_INVALID_VALUE) and, as
  * cuBLAS, never read C or y when beta is 0 (device memory here starts as NaN bytes).
  */
 #include "cublas_v2.h"
 #include <stddef.h>
+#include <new>
+
+enum : unsigned { CUBLAS_EMU_MAGIC = 0xc0b1a5u };
+struct nlc_emu_cublas {
+    unsigned magic;
+    int device;
+    cublasMath_t math;
+    cudaStream_t stream;
+};
 
 namespace {
+
+bool handle_ok(cublasHandle_t h) { return h && h->magic == CUBLAS_EMU_MAGIC; }
 
 int max1(int v) { return v > 1 ? v : 1; }
 bool op_ok(cublasOperation_t op) { return op == CUBLAS_OP_N || op == CUBLAS_OP_T || op == CUBLAS_OP_C; }
@@ -21,7 +32,7 @@ float at(const float *M, int ld, cublasOperation_t op, long long i, long long j)
 
 cublasStatus_t gemm_check(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                           const float *alpha, int lda, int ldb, const float *beta, int ldc) {
-    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!handle_ok(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (!op_ok(ta) || !op_ok(tb) || m < 0 || n < 0 || k < 0 || !alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
     if (lda < max1(ta == CUBLAS_OP_N ? m : k) || ldb < max1(tb == CUBLAS_OP_N ? k : n) || ldc < max1(m))
         return CUBLAS_STATUS_INVALID_VALUE;
@@ -40,6 +51,57 @@ void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float
 }
 
 }  // namespace
+
+cublasStatus_t cublasCreate(cublasHandle_t *handle) {
+    if (!handle) return CUBLAS_STATUS_INVALID_VALUE;
+    int dev = -1;
+    if (cudaGetDevice(&dev) != cudaSuccess) {          /* no device: cuBLAS cannot start */
+        cudaGetLastError();
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    }
+    *handle = new (std::nothrow) nlc_emu_cublas{CUBLAS_EMU_MAGIC, dev, CUBLAS_DEFAULT_MATH, nullptr};
+    return *handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
+}
+cublasStatus_t cublasDestroy(cublasHandle_t handle) {
+    if (!handle_ok(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
+    handle->magic = 0;
+    delete handle;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream) {
+    if (!handle_ok(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
+    handle->stream = stream;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode) {
+    if (!handle_ok(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (mode != CUBLAS_DEFAULT_MATH && mode != CUBLAS_TENSOR_OP_MATH && mode != CUBLAS_PEDANTIC_MATH &&
+        mode != CUBLAS_TF32_TENSOR_OP_MATH)
+        return CUBLAS_STATUS_INVALID_VALUE;
+    handle->math = mode;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t *mode) {
+    if (!handle_ok(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!mode) return CUBLAS_STATUS_INVALID_VALUE;
+    *mode = handle->math;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasGetProperty(libraryPropertyType type, int *value) {
+    if (!value) return CUBLAS_STATUS_INVALID_VALUE;
+    switch (type) {
+    case MAJOR_VERSION: *value = CUBLAS_VER_MAJOR; return CUBLAS_STATUS_SUCCESS;
+    case MINOR_VERSION: *value = CUBLAS_VER_MINOR; return CUBLAS_STATUS_SUCCESS;
+    case PATCH_LEVEL: *value = CUBLAS_VER_PATCH; return CUBLAS_STATUS_SUCCESS;
+    }
+    return CUBLAS_STATUS_INVALID_VALUE;
+}
+cublasStatus_t cublasGetVersion(cublasHandle_t handle, int *version) {
+    if (!handle_ok(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!version) return CUBLAS_STATUS_INVALID_VALUE;
+    *version = CUBLAS_VER_MAJOR * 10000 + CUBLAS_VER_MINOR * 100 + CUBLAS_VER_PATCH;
+    return CUBLAS_STATUS_SUCCESS;
+}
 
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
                            int k, const float *alpha, const float *A, int lda, const float *B, int ldb,
@@ -62,7 +124,7 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t handle, cublasOperation_
 
 cublasStatus_t cublasSgemv(cublasHandle_t handle, cublasOperation_t trans, int m, int n, const float *alpha,
                            const float *A, int lda, const float *x, int incx, const float *beta, float *y, int incy) {
-    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!handle_ok(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (!op_ok(trans) || m < 0 || n < 0 || lda < max1(m) || incx == 0 || incy == 0 || !alpha || !beta)
         return CUBLAS_STATUS_INVALID_VALUE;
     if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;   /* y untouched, as the reference BLAS */

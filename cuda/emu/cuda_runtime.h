@@ -1,9 +1,10 @@
 /*
  * cuda/emu/cuda_runtime.h - TEST-ONLY CPU emulation of the parts of the CUDA runtime and
- * language that the backend's kernel files use (make cuda-emu; spec/cuda_spec.lua with
+ * language that the backend's files use (make cuda-emu; spec/cuda_spec.lua with
  * NNLUA_CUDA_EMU=1). Never part of a real build: g++ finds this header instead of the
- * toolkit's because cuda/emu comes first on the include path, and cuda/common.cuh itself
- * is compiled unchanged on top of it.
+ * toolkit's because cuda/emu comes first on the include path, and cuda/common.cuh and
+ * every .cu file of cuda/, device.cu included, are compiled on top of it unchanged (but
+ * for device.cu's one #ifdef NNLUA_CUDA_EMU hook, nlc_emu_reused below).
  *
  * Model: a kernel launch (rewritten by cuda/emu/launches.lua into nlc_emu_launch) runs its
  * blocks one after another; the blockDim threads of a block are fibers (ucontext) on one
@@ -15,14 +16,30 @@
  * that reads another thread's shared-memory write without a barrier goes wrong in one of
  * the two orders.
  * Atomics are plain read-modify-writes: only one fiber runs at a time and none is
- * preempted inside one (so, unlike a GPU, a plain += where threads collide goes unseen). __shared__ variables are function statics (one copy, shared by
- * the block's fibers, reused by the next block). "Device" memory is host memory that the
- * emulation's nl_device_ops hand out (poisoned with NaN bytes), so the engine's
- * host<->device syncing is exercised as on a GPU. A bad launch configuration (no blocks,
+ * preempted inside one (so, unlike a GPU, a plain += where threads collide goes unseen).
+ * __shared__ variables are function statics (one copy, shared by the block's fibers,
+ * reused by the next block). A bad launch configuration (no blocks,
  * 0 or more than 1024 threads, more than 2^31-1 blocks) is reported by cudaGetLastError.
+ *
+ * The runtime API (cuda/emu/emu_device.cpp) emulates devices whose memory is host memory:
+ * cudaMalloc hands out blocks poisoned with NaN bytes and counts them against the device's
+ * size, cudaMemcpy/cudaMemset check that the device side lies inside a live cudaMalloc
+ * block, and device.cu's caching allocator, init checks and device ops run over it.
+ * Environment (each read once, except the memory size, read at every cudaMalloc and
+ * cudaMemGetInfo so a test can change it with setenv):
+ *   NNLUA_CUDA_EMU_DEVICES   devices (default 1; 0: cudaGetDeviceCount reports none)
+ *   NNLUA_CUDA_EMU_MEM_MB    memory of each device in MiB, fractions allowed (default
+ *                            16384); cudaMalloc past it fails with cudaErrorMemoryAllocation
+ *   NNLUA_CUDA_EMU_DRIVER    the driver's CUDA version, 1000*major + 10*minor (default the
+ *                            runtime's, 12080; 0: no driver; below 12080: too old)
+ *   NNLUA_CUDA_EMU_CC        compute capability "M.m" (default 9.0; below 8.0 the build
+ *                            has no kernel image for it: cudaFuncGetAttributes fails)
+ *   NNLUA_CUDA_EMU_SMS       multiprocessors per device (default 132)
  */
 #ifndef NNLUA_CUDA_EMU_RUNTIME_H
 #define NNLUA_CUDA_EMU_RUNTIME_H
+/* Marks the emulation build for the one hook in cuda/device.cu (nlc_emu_reused). */
+#define NNLUA_CUDA_EMU 1
 
 #include <stddef.h>
 #include <stdint.h>
@@ -122,13 +139,17 @@ static inline double rsqrt(double a) { return 1.0 / sqrt(a); }
 static inline float __saturatef(float a) { return a < 0.0f ? 0.0f : (a > 1.0f ? 1.0f : a); }
 template <class T> inline T __ldg(const T *p) { return *p; }
 
-/* ---- runtime API --------------------------------------------------------------------------- */
+/* ---- runtime API (cuda/emu/emu_device.cpp) -------------------------------------------------- */
 typedef enum cudaError {
     cudaSuccess = 0,
     cudaErrorInvalidValue = 1,
     cudaErrorMemoryAllocation = 2,
+    cudaErrorInitializationError = 3,
     cudaErrorInvalidConfiguration = 9,
+    cudaErrorInsufficientDriver = 35,
+    cudaErrorNoDevice = 100,
     cudaErrorInvalidDevice = 101,
+    cudaErrorNoKernelImageForDevice = 209,
 } cudaError_t;
 typedef enum cudaMemcpyKind {
     cudaMemcpyHostToHost = 0,
@@ -137,20 +158,59 @@ typedef enum cudaMemcpyKind {
     cudaMemcpyDeviceToDevice = 3,
     cudaMemcpyDefault = 4,
 } cudaMemcpyKind;
+typedef enum cudaDeviceAttr {
+    cudaDevAttrMaxThreadsPerBlock = 1,
+    cudaDevAttrWarpSize = 10,
+    cudaDevAttrMultiProcessorCount = 16,
+    cudaDevAttrComputeCapabilityMajor = 75,
+    cudaDevAttrComputeCapabilityMinor = 76,
+} cudaDeviceAttr;
 typedef struct nlc_emu_stream *cudaStream_t;
+struct cudaDeviceProp {
+    char name[256];
+    size_t totalGlobalMem;
+    int major, minor;
+    int multiProcessorCount;
+    int warpSize;
+    int maxThreadsPerBlock;
+};
+struct cudaFuncAttributes {
+    int maxThreadsPerBlock;
+    int numRegs;
+    int ptxVersion, binaryVersion;
+};
 
 cudaError_t cudaGetLastError(void);
 cudaError_t cudaPeekAtLastError(void);
 const char *cudaGetErrorString(cudaError_t e);
 const char *cudaGetErrorName(cudaError_t e);
+/* driver, devices */
+cudaError_t cudaDriverGetVersion(int *v);
+cudaError_t cudaRuntimeGetVersion(int *v);
+cudaError_t cudaGetDeviceCount(int *n);
+cudaError_t cudaSetDevice(int dev);
+cudaError_t cudaGetDevice(int *dev);
+cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr attr, int dev);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int dev);
+cudaError_t cudaDeviceSynchronize(void);
+cudaError_t nlc_emu_func_attributes(cudaFuncAttributes *attr);
+template <class T> inline cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *attr, T *) {
+    return nlc_emu_func_attributes(attr);
+}
+/* device memory (host memory, counted per device) */
+cudaError_t cudaMalloc(void **p, size_t bytes);
+template <class T> inline cudaError_t cudaMalloc(T **p, size_t bytes) { return cudaMalloc((void **)(void *)p, bytes); }
+cudaError_t cudaFree(void *p);
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s = 0);
 cudaError_t cudaMemset(void *p, int v, size_t bytes);
 cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s = 0);
-cudaError_t cudaDeviceSynchronize(void);
-cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
-/* pinned host memory and events (emu_device.cpp: a pinned block an asynchronous copy reads
- * is read-only until something ordered after the copy is waited for) */
+/* device.cu's caching allocator hands block p (bytes long) out again: poisoned with NaN
+ * bytes as a new one is, so a kernel that reads what nobody wrote still shows */
+void nlc_emu_reused(void *p, size_t bytes);
+/* pinned host memory and events (a pinned block an asynchronous copy reads is read-only
+ * until something ordered after the copy is waited for) */
 typedef struct nlc_emu_event *cudaEvent_t;
 enum { cudaEventDefault = 0, cudaEventBlockingSync = 1, cudaEventDisableTiming = 2 };
 cudaError_t cudaMallocHost(void **p, size_t bytes);

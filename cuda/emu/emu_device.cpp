@@ -1,28 +1,30 @@
 /*
- * cuda/emu/emu_device.cpp - TEST-ONLY CPU emulation of the CUDA backend (make cuda-emu ->
- * build/libnnlua_cuda_emu.so; spec/cuda_spec.lua with NNLUA_CUDA_EMU=1). It stands in for
- * cuda/device.cu: one emulated device (id 0) whose memory is host memory, the
- * nl_device_ops table over it, the nlc_* helpers of cuda/common.cuh that device.cu
- * defines, the runtime calls of cuda/emu/cuda_runtime.h, and the scheduler that runs
- * kernel launches (blocks one after another, each block's threads as fibers that stop at
- * __syncthreads and warp shuffles; see cuda_runtime.h). The cuBLAS calls that layers.cu
- * makes are emulated (cuda/emu/cublas_emu.cpp; nlc_cublas hands out a dummy handle), and
- * so are the cuDNN calls of cudnn.cu and cudnn_deconv.cu (cuda/emu/cudnn_emu*.cpp;
- * nlc_cudnn creates one emulated handle with cudnnCreate).
+ * cuda/emu/emu_device.cpp - TEST-ONLY CPU emulation of the CUDA runtime under the backend
+ * (make cuda-emu -> build/libnnlua_cuda_emu.so; spec/cuda_spec.lua with NNLUA_CUDA_EMU=1):
+ * the scheduler that runs kernel launches (blocks one after another, each block's threads
+ * as fibers that stop at __syncthreads and warp shuffles; see cuda_runtime.h) and the
+ * runtime API calls the backend makes -- driver and device queries, device memory
+ * (cudaMalloc on host memory, poisoned with NaN bytes, counted against each device's size),
+ * copies and memsets that check their device side, pinned memory, events. cuda/device.cu
+ * itself (init, the caching allocator, the device ops, registration) is compiled on top
+ * of it (unchanged but for one hook), as is every other .cu file of cuda/; cuBLAS and
+ * cuDNN are emulated in cublas_emu.cpp and cudnn_emu*.cpp. The environment variables
+ * that shape the emulated devices are listed in cuda_runtime.h.
  *
- * nl_cuda_emu_init() installs the device ops and registers the implementations of the
- * emulated files, on backend "cuda" and (cudnn.cu, cudnn_deconv.cu) "cudnn", in
- * device.cu's order; nl_cuda_emu_launches() counts the launches run and
+ * Test hooks (extern "C"): nl_cuda_emu_launches() counts the kernel launches run,
+ * nl_cuda_emu_cuda_mallocs(dev) the cudaMalloc calls that succeeded on a device and
+ * nl_cuda_emu_device_bytes(dev) the bytes its live cudaMalloc blocks hold;
  * nl_cuda_emu_cudnn_calls() (cudnn_emu.cpp) the cuDNN calls that computed something.
- * NNLUA_CUDA_EMU_SMS sets the multiprocessor count the reductions plan for (default 132).
  */
-#include "common.cuh"
+#include "cuda_runtime.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
+#include <map>
 #include <vector>
 
 /* ---- the scheduler ------------------------------------------------------------------------ */
@@ -170,7 +172,98 @@ int nlc_emu_shfl_lane_ok(int src) {
     return theirs == mine || theirs == mine + 1;
 }
 
-/* ---- runtime API ----------------------------------------------------------------------------- */
+
+/* ---- the emulated devices ------------------------------------------------------------------- */
+
+namespace {
+
+const int RUNTIME_VERSION = 12080;          /* CUDA 12.8 */
+
+long env_long(const char *name, long def, long lo, long hi) {
+    const char *s = getenv(name);
+    if (!s || !s[0]) return def;
+    char *end = nullptr;
+    const long v = strtol(s, &end, 10);
+    if (*end || v < lo || v > hi) {
+        fprintf(stderr, "nnlua cuda-emu: %s=%s is not a number in %ld..%ld; using %ld\n", name, s, lo, hi, def);
+        return def;
+    }
+    return v;
+}
+
+struct config {
+    int devices, driver, cc_major, cc_minor, sms;
+};
+const config &cfg() {
+    static config c = [] {
+        config k;
+        k.devices = (int)env_long("NNLUA_CUDA_EMU_DEVICES", 1, 0, 256);
+        k.driver = (int)env_long("NNLUA_CUDA_EMU_DRIVER", RUNTIME_VERSION, 0, 99999);
+        k.sms = (int)env_long("NNLUA_CUDA_EMU_SMS", 132, 1, 100000);
+        k.cc_major = 9;
+        k.cc_minor = 0;
+        const char *s = getenv("NNLUA_CUDA_EMU_CC");
+        if (s && s[0] && sscanf(s, "%d.%d", &k.cc_major, &k.cc_minor) != 2) {
+            fprintf(stderr, "nnlua cuda-emu: NNLUA_CUDA_EMU_CC=%s is not M.m; using 9.0\n", s);
+            k.cc_major = 9;
+            k.cc_minor = 0;
+        }
+        return k;
+    }();
+    return c;
+}
+
+/* Each device's memory in bytes: read at every call, so a test can shrink it with setenv. */
+size_t mem_limit() {
+    const char *s = getenv("NNLUA_CUDA_EMU_MEM_MB");
+    if (!s || !s[0]) return (size_t)16384 << 20;
+    char *end = nullptr;
+    const double mb = strtod(s, &end);
+    if (*end || !(mb >= 0.0 && mb <= 1e9)) {
+        fprintf(stderr, "nnlua cuda-emu: NNLUA_CUDA_EMU_MEM_MB=%s is not a size in MiB; using 16384\n", s);
+        return (size_t)16384 << 20;
+    }
+    return (size_t)(mb * 1048576.0);
+}
+
+struct device_state {
+    size_t used = 0;                        /* bytes in live cudaMalloc blocks */
+    long long mallocs = 0;                  /* cudaMalloc calls that succeeded */
+};
+std::vector<device_state> g_dev;
+int g_current = 0;
+
+struct block {
+    size_t bytes;
+    int dev;
+};
+std::map<uintptr_t, block> g_blocks;         /* live cudaMalloc blocks by address */
+
+cudaError_t fail(cudaError_t e) { return g_last = e; }
+
+/* what every call that needs a device checks first (the runtime's answer without one) */
+cudaError_t need_device() {
+    const config &c = cfg();
+    if (c.driver == 0 || c.driver < RUNTIME_VERSION) return cudaErrorInsufficientDriver;
+    if (c.devices == 0) return cudaErrorNoDevice;
+    if (g_dev.empty()) g_dev.resize((size_t)c.devices);
+    return cudaSuccess;
+}
+bool valid(int dev) { return dev >= 0 && dev < cfg().devices; }
+
+/* [p, p + bytes) lies inside one live cudaMalloc block */
+bool device_range(const void *p, size_t bytes) {
+    if (!p) return false;
+    const uintptr_t a = (uintptr_t)p;
+    auto it = g_blocks.upper_bound(a);
+    if (it == g_blocks.begin()) return false;
+    --it;
+    return a - it->first <= it->second.bytes && bytes <= it->second.bytes - (a - it->first);
+}
+
+}  // namespace
+
+/* ---- runtime API: errors, driver, devices -------------------------------------------------- */
 
 cudaError_t cudaGetLastError(void) {
     cudaError_t e = g_last;
@@ -183,8 +276,12 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaSuccess: return "cudaSuccess";
     case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInitializationError: return "cudaErrorInitializationError";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorNoKernelImageForDevice: return "cudaErrorNoKernelImageForDevice";
     }
     return "cudaErrorUnknown";
 }
@@ -193,15 +290,129 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaSuccess: return "no error";
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInitializationError: return "initialization error";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNoKernelImageForDevice: return "no kernel image is available for execution on the device";
     }
     return "unknown error";
 }
-static cudaError_t check_copy(void *dst, const void *src, size_t bytes) {
-    if (bytes && (!dst || !src)) return g_last = cudaErrorInvalidValue;
+
+cudaError_t cudaDriverGetVersion(int *v) {
+    if (!v) return fail(cudaErrorInvalidValue);
+    *v = cfg().driver;                       /* 0 without a driver, as the runtime answers */
     return cudaSuccess;
 }
+cudaError_t cudaRuntimeGetVersion(int *v) {
+    if (!v) return fail(cudaErrorInvalidValue);
+    *v = RUNTIME_VERSION;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceCount(int *n) {
+    if (!n) return fail(cudaErrorInvalidValue);
+    *n = 0;
+    if (cudaError_t e = need_device()) return fail(e);
+    *n = cfg().devices;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int dev) {
+    if (cudaError_t e = need_device()) return fail(e);
+    if (!valid(dev)) return fail(cudaErrorInvalidDevice);
+    g_current = dev;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int *dev) {
+    if (!dev) return fail(cudaErrorInvalidValue);
+    if (cudaError_t e = need_device()) return fail(e);
+    *dev = g_current;
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr attr, int dev) {
+    if (!v) return fail(cudaErrorInvalidValue);
+    if (cudaError_t e = need_device()) return fail(e);
+    if (!valid(dev)) return fail(cudaErrorInvalidDevice);
+    switch (attr) {
+    case cudaDevAttrMaxThreadsPerBlock: *v = 1024; return cudaSuccess;
+    case cudaDevAttrWarpSize: *v = 32; return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount: *v = cfg().sms; return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMajor: *v = cfg().cc_major; return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor: *v = cfg().cc_minor; return cudaSuccess;
+    }
+    return fail(cudaErrorInvalidValue);
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int dev) {
+    if (!prop) return fail(cudaErrorInvalidValue);
+    if (cudaError_t e = need_device()) return fail(e);
+    if (!valid(dev)) return fail(cudaErrorInvalidDevice);
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "nnlua CPU emulation of a CUDA device");
+    prop->totalGlobalMem = mem_limit();
+    prop->major = cfg().cc_major;
+    prop->minor = cfg().cc_minor;
+    prop->multiProcessorCount = cfg().sms;
+    prop->warpSize = 32;
+    prop->maxThreadsPerBlock = 1024;
+    return cudaSuccess;
+}
+/* A build for sm_80 and up (with sm_90 PTX) has no image for compute capability < 8.0. */
+cudaError_t nlc_emu_func_attributes(cudaFuncAttributes *attr) {
+    if (!attr) return fail(cudaErrorInvalidValue);
+    if (cudaError_t e = need_device()) return fail(e);
+    if (cfg().cc_major < 8) return fail(cudaErrorNoKernelImageForDevice);
+    memset(attr, 0, sizeof *attr);
+    attr->maxThreadsPerBlock = 1024;
+    attr->ptxVersion = attr->binaryVersion = cfg().cc_major * 10 + cfg().cc_minor;
+    return cudaSuccess;
+}
+
+/* ---- runtime API: device memory -------------------------------------------------------------- */
+
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+    if (!p) return fail(cudaErrorInvalidValue);
+    *p = nullptr;
+    if (cudaError_t e = need_device()) return fail(e);
+    if (bytes == 0) return cudaSuccess;      /* NULL, as the runtime answers */
+    device_state &d = g_dev[(size_t)g_current];
+    const size_t limit = mem_limit();
+    if (bytes > limit || d.used > limit - bytes) return fail(cudaErrorMemoryAllocation);
+    void *q = malloc(bytes);
+    if (!q) return fail(cudaErrorMemoryAllocation);
+    memset(q, 0xff, bytes);                  /* NaN floats, -1 integers: unwritten data shows */
+    g_blocks[(uintptr_t)q] = {bytes, g_current};
+    d.used += bytes;
+    d.mallocs++;
+    *p = q;
+    return cudaSuccess;
+}
+cudaError_t cudaFree(void *p) {
+    if (cudaError_t e = need_device()) return fail(e);
+    if (!p) return cudaSuccess;              /* cudaFree(NULL) creates the context */
+    auto it = g_blocks.find((uintptr_t)p);
+    if (it == g_blocks.end()) return fail(cudaErrorInvalidValue);
+    g_dev[(size_t)it->second.dev].used -= it->second.bytes;
+    g_blocks.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
+    if (!free_b || !total_b) return fail(cudaErrorInvalidValue);
+    if (cudaError_t e = need_device()) return fail(e);
+    const size_t used = g_dev[(size_t)g_current].used;
+    *total_b = mem_limit();
+    *free_b = used < *total_b ? *total_b - used : 0;
+    return cudaSuccess;
+}
+void nlc_emu_reused(void *p, size_t bytes) {
+    if (!device_range(p, bytes)) {
+        fprintf(stderr, "nnlua cuda-emu: the caching allocator reuses %p (%zu bytes), not a live cudaMalloc block\n",
+                p, bytes);
+        abort();
+    }
+    memset(p, 0xff, bytes);
+}
+
 /* Pinned host memory (cudaMallocHost: whole pages of its own). A pinned block that an
  * asynchronous copy reads is made read-only (mprotect) until something ordered after that
  * copy is waited for -- an event recorded after it, cudaDeviceSynchronize, a synchronous
@@ -222,13 +433,26 @@ void pinned_release(long long upto) {
             b.seq = 0;
         }
 }
+/* the device side of a copy of that kind lies in live cudaMalloc blocks */
+cudaError_t check_copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    if (cudaError_t e = need_device()) return fail(e);
+    if (!bytes) return cudaSuccess;
+    if (!dst || !src || (int)kind < 0 || (int)kind > cudaMemcpyDefault) return fail(cudaErrorInvalidValue);
+    const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if ((dst_dev && !device_range(dst, bytes)) || (src_dev && !device_range(src, bytes)))
+        return fail(cudaErrorInvalidValue);
+    return cudaSuccess;
+}
 }  // namespace
 struct nlc_emu_event { long long seq; };
 cudaError_t cudaMallocHost(void **p, size_t bytes) {
-    if (!p) return g_last = cudaErrorInvalidValue;
+    if (!p) return fail(cudaErrorInvalidValue);
+    *p = nullptr;
+    if (cudaError_t e = need_device()) return fail(e);
     const size_t page = (size_t)sysconf(_SC_PAGESIZE), n = ((bytes ? bytes : 1) + page - 1) / page * page;
     void *q = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (q == MAP_FAILED) { *p = nullptr; return g_last = cudaErrorMemoryAllocation; }
+    if (q == MAP_FAILED) return fail(cudaErrorMemoryAllocation);
     g_pinned.push_back({q, n, 0});
     *p = q;
     return cudaSuccess;
@@ -241,20 +465,20 @@ cudaError_t cudaFreeHost(void *p) {
             g_pinned.erase(g_pinned.begin() + (long)i);
             return cudaSuccess;
         }
-    return g_last = cudaErrorInvalidValue;
+    return fail(cudaErrorInvalidValue);
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) {
-    if (!e) return g_last = cudaErrorInvalidValue;
+    if (!e) return fail(cudaErrorInvalidValue);
     *e = new nlc_emu_event{0};
     return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
-    if (!e) return g_last = cudaErrorInvalidValue;
+    if (!e) return fail(cudaErrorInvalidValue);
     e->seq = g_copy_seq;
     return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
-    if (!e) return g_last = cudaErrorInvalidValue;
+    if (!e) return fail(cudaErrorInvalidValue);
     pinned_release(e->seq);
     return cudaSuccess;
 }
@@ -262,14 +486,14 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
     delete e;
     return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
-    if (cudaError_t e = check_copy(dst, src, bytes)) return e;
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    if (cudaError_t e = check_copy(dst, src, bytes, kind)) return e;
     pinned_release(g_copy_seq);          /* synchronous: everything before it is done */
     if (bytes) memmove(dst, src, bytes);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
-    if (cudaError_t e = check_copy(dst, src, bytes)) return e;
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+    if (cudaError_t e = check_copy(dst, src, bytes, kind)) return e;
     if (bytes) memmove(dst, src, bytes);
     for (pinned_block &b : g_pinned)
         if (bytes && (const char *)src >= (const char *)b.p && (const char *)src < (const char *)b.p + b.bytes) {
@@ -279,221 +503,26 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
     return cudaSuccess;
 }
 cudaError_t cudaMemset(void *p, int v, size_t bytes) {
-    if (bytes && !p) return g_last = cudaErrorInvalidValue;
+    if (cudaError_t e = need_device()) return fail(e);
+    if (bytes && !device_range(p, bytes)) return fail(cudaErrorInvalidValue);
     if (bytes) memset(p, v, bytes);
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t) { return cudaMemset(p, v, bytes); }
 cudaError_t cudaDeviceSynchronize(void) {
+    if (cudaError_t e = need_device()) return fail(e);
     pinned_release(g_copy_seq);
     return cudaSuccess;
 }
-static long long g_in_use = 0, g_mallocs = 0;
-/* a 16 GiB device, less what the emulated allocations hold */
-cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
-    if (!free_b || !total_b) return g_last = cudaErrorInvalidValue;
-    *total_b = (size_t)16 << 30;
-    *free_b = g_in_use < (long long)*total_b ? *total_b - (size_t)g_in_use : 0;
-    return cudaSuccess;
-}
 
-/* ---- what cuda/device.cu defines ------------------------------------------------------------- */
-
-int nlc_cuda_err(cudaError_t e, const char *what) {
-    if (e == cudaErrorMemoryAllocation) return nl_error("CUDA out of memory in %s", what);
-    return nl_error("CUDA error in %s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
-}
-int nlc_cublas_err(cublasStatus_t s, const char *what) {
-    return nl_error("cuBLAS error in %s: status %d [emulated]", what, (int)s);
-}
-int nlc_cudnn_err(cudnnStatus_t s, const char *what) {
-    if (s == CUDNN_STATUS_NOT_SUPPORTED)
-        return nl_error("cuDNN does not support this configuration: %s returned %s [emulated]", what,
-                        cudnnGetErrorString(s));
-    return nl_error("cuDNN error in %s: %s (%d) [emulated]", what, cudnnGetErrorString(s), (int)s);
-}
-
-static const int EMU_DEVICES = 1;
-
-int nlc_set_device(int dev) {
-    if (dev < 0 || dev >= EMU_DEVICES)
-        return nl_error("device_id %d is out of range: %d CUDA device (device_id 0..0) [emulated]", dev, EMU_DEVICES);
-    return 0;
-}
-int nlc_sm_count(int) {
-    static int n = 0;
-    if (!n) {
-        const char *s = getenv("NNLUA_CUDA_EMU_SMS");
-        n = s && atoi(s) > 0 ? atoi(s) : 132;
-    }
-    return n;
-}
-bool nlc_allow_tf32(void) { return false; }
-/* the emulated cuBLAS calls only check that the handle is not null */
-cublasHandle_t nlc_cublas(int dev) {
-    static char dummy;
-    if (nlc_set_device(dev)) return nullptr;
-    return (cublasHandle_t)(void *)&dummy;
-}
-cudnnHandle_t nlc_cudnn(int dev) {
-    static cudnnHandle_t h = nullptr;
-    if (nlc_set_device(dev)) return nullptr;
-    if (!h) {
-        const cudnnStatus_t s = cudnnCreate(&h);
-        if (s != CUDNN_STATUS_SUCCESS) { nlc_cudnn_err(s, "cudnnCreate"); h = nullptr; }
-    }
-    return h;
-}
-
-/* Allocations are poisoned with NaN bytes, so a kernel that reads what nobody wrote shows. */
-void *nlc_alloc(size_t bytes, int dev) {
-    if (nlc_set_device(dev)) return nullptr;
-    const size_t n = bytes ? bytes : 4;
-    void *p = malloc(n);
-    if (!p) {
-        nl_error("CUDA out of memory allocating %zu bytes on device %d [emulated]", bytes, dev);
-        return nullptr;
-    }
-    memset(p, 0xff, n);
-    g_in_use += (long long)bytes;
-    g_mallocs++;
-    return p;
-}
-void nlc_free(void *p, size_t bytes, int) {
-    if (!p) return;
-    free(p);
-    g_in_use -= (long long)bytes;
-}
-
-static nlc_buf g_ones, g_zeros;
-static int64_t g_ones_n, g_zeros_n;
-static const float *const_buf(nlc_buf *b, int64_t *have, int dev, int64_t n, float v) {
-    if (n < 1) n = 1;
-    if (*have >= n && b->p) return b->p;
-    int64_t want = n < 4096 ? 4096 : n;
-    float *p = b->get(want, dev);
-    if (!p || nlc_fill(dev, p, v, want)) { *have = 0; return nullptr; }
-    *have = want;
-    return p;
-}
-const float *nlc_ones(int dev, int64_t n) { return const_buf(&g_ones, &g_ones_n, dev, n, 1.0f); }
-const float *nlc_zeros(int dev, int64_t n) { return const_buf(&g_zeros, &g_zeros_n, dev, n, 0.0f); }
-
-__global__ void k_fill(float *p, float v, int64_t n) {
-    NLC_LOOP(i, n) p[i] = v;
-}
-
-int nlc_fill(int dev, float *p, float v, int64_t n) {
-    if (n <= 0) return 0;
-    if (nlc_set_device(dev)) return -1;
-    if (v == 0.0f && !signbit(v)) {
-        NLC_CUDA(cudaMemsetAsync(p, 0, (size_t)n * sizeof(float)));
-        return 0;
-    }
-    nlc_emu_launch(nlc_blocks(n), NLC_THREADS, [&] { k_fill(p, v, n); });
-    NLC_LAUNCHED("fill");
-    return 0;
-}
-
-static void *op_alloc(size_t bytes, int dev) { return nlc_alloc(bytes, dev); }
-static void op_free(void *p, size_t bytes, int dev) { nlc_free(p, bytes, dev); }
-static int op_to_host(void *host, const void *dev_p, size_t bytes, int dev) {
-    if (nlc_set_device(dev)) return -1;
-    NLC_CUDA(cudaMemcpy(host, dev_p, bytes, cudaMemcpyDeviceToHost));
-    return 0;
-}
-static int op_to_device(void *dev_p, const void *host, size_t bytes, int dev) {
-    if (nlc_set_device(dev)) return -1;
-    NLC_CUDA(cudaMemcpy(dev_p, host, bytes, cudaMemcpyHostToDevice));
-    return 0;
-}
-static int op_fill(void *p, float v, int64_t n, int dev) { return nlc_fill(dev, (float *)p, v, n); }
-static const nl_device_ops g_ops = {"cuda", op_alloc, op_free, op_to_host, op_to_device, op_fill};
-
-static int g_registered;
-int nlc_register(const char *name, const char *backend, nl_forward_fn fwd, nl_backward_fn bwd) {
-    if (nl_function_lookup(name) < 0) return 0;
-    if (nl_register_impl(name, backend, fwd, bwd)) return -1;
-    g_registered++;
-    return 0;
-}
-
-/* ---- the emulated files' registrations (the Makefile passes -DNLC_EMU_HAVE_<FILE>) ---- */
+/* ---- test hooks ---------------------------------------------------------------------------- */
 
 extern "C" {
-
-int nl_cuda_emu_init(void) {
-    static int done = 0;
-    if (done) return done > 0 ? 0 : nl_error("the CUDA emulation failed to initialize earlier");
-    done = -1;
-    nl_set_device_ops(&g_ops);
-    g_registered = 0;
-    int rc = 0;
-#ifdef NLC_EMU_HAVE_ELEMENTWISE
-    rc = rc ? rc : nlc_register_elementwise();
-#endif
-#ifdef NLC_EMU_HAVE_REDUCE
-    rc = rc ? rc : nlc_register_reduce();
-#endif
-#ifdef NLC_EMU_HAVE_LAYERS
-    rc = rc ? rc : nlc_register_layers();
-#endif
-#ifdef NLC_EMU_HAVE_VIEWS
-    rc = rc ? rc : nlc_register_views();
-#endif
-#ifdef NLC_EMU_HAVE_LOSSES
-    rc = rc ? rc : nlc_register_losses();
-#endif
-#ifdef NLC_EMU_HAVE_REDUCE_EXT
-    rc = rc ? rc : nlc_register_reductions();
-#endif
-#ifdef NLC_EMU_HAVE_INDEXING
-    rc = rc ? rc : nlc_register_indexing();
-#endif
-#ifdef NLC_EMU_HAVE_CUDNN_DECONV
-    rc = rc ? rc : nlc_register_deconv();
-#endif
-#ifdef NLC_EMU_HAVE_NORM_EXT
-    rc = rc ? rc : nlc_register_norm_ext();
-#endif
-#ifdef NLC_EMU_HAVE_GATHER
-    rc = rc ? rc : nlc_register_gather();
-#endif
-#ifdef NLC_EMU_HAVE_SORT
-    rc = rc ? rc : nlc_register_sort();
-#endif
-#ifdef NLC_EMU_HAVE_INTERPOLATE
-    rc = rc ? rc : nlc_register_interpolate();
-#endif
-#ifdef NLC_EMU_HAVE_VALIDATION
-    rc = rc ? rc : nlc_register_validation();
-#endif
-#ifdef NLC_EMU_HAVE_CLIP_GRAD
-    rc = rc ? rc : nlc_register_clip_grad();
-#endif
-#ifdef NLC_EMU_HAVE_FUSED_BN
-    rc = rc ? rc : nlc_register_fused_bn();
-#endif
-#ifdef NLC_EMU_HAVE_STOCHASTIC
-    rc = rc ? rc : nlc_register_stochastic();
-#endif
-#ifdef NLC_EMU_HAVE_RECURRENT
-    rc = rc ? rc : nlc_register_recurrent();
-#endif
-#ifdef NLC_EMU_HAVE_GENERATORS
-    rc = rc ? rc : nlc_register_generators();
-#endif
-#ifdef NLC_EMU_HAVE_CUDNN
-    rc = rc ? rc : nlc_register_cudnn();   /* last: its activations fall back to elementwise's */
-#endif
-    if (rc) return nl_error("registering the emulated CUDA implementations failed: %s", nl_last_error());
-    done = 1;
-    return 0;
-}
-
-int nl_cuda_emu_registered_count(void) { return g_registered; }
 long long nl_cuda_emu_launches(void) { return g_launches; }
-long long nl_cuda_emu_malloc_count(void) { return g_mallocs; }
-long long nl_cuda_emu_bytes_in_use(void) { return g_in_use; }
-
+long long nl_cuda_emu_cuda_mallocs(int dev) {
+    return dev >= 0 && (size_t)dev < g_dev.size() ? g_dev[(size_t)dev].mallocs : 0;
+}
+long long nl_cuda_emu_device_bytes(int dev) {
+    return dev >= 0 && (size_t)dev < g_dev.size() ? (long long)g_dev[(size_t)dev].used : 0;
+}
 }
