@@ -149,7 +149,10 @@ CUDA_HOME  ?= /usr/local/cuda
 NVCC       ?= $(shell command -v nvcc 2>/dev/null || echo $(CUDA_HOME)/bin/nvcc)
 CUDA_ARCH  ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
 comma      := ,
-CUDA_ARCH_STR = $(subst $(comma), ,$(CUDA_ARCH))
+# the GPU generations the kernels are compiled for (sm_80 sm_90), named in device.cu's
+# "cannot run this build's kernels" error; the raw flags where they name none
+CUDA_ARCH_SM   = $(sort $(filter sm_%,$(subst ], ,$(subst [, ,$(subst =, ,$(subst $(comma), ,$(CUDA_ARCH)))))))
+CUDA_ARCH_STR  = $(or $(CUDA_ARCH_SM),$(subst $(comma), ,$(CUDA_ARCH)))
 CUDA_WERROR ?= 0
 NVCCFLAGS  ?= -O2
 NVCC_ALL   := $(NVCCFLAGS) -std=c++17 $(CUDA_ARCH) -Xcompiler -fPIC,-Wall,-Wextra,-Wno-unused-function \
