@@ -8,8 +8,9 @@
 --     statistics) agree within tolerance -- under the 'cudnn' context (cuDNN
 --     implementations) and the 'cuda' context (the CUDA kernels they fall back to);
 --   * .d on a device variable brings the data to the host; the solver kernels match the
---     CPU; a small CNN trains on the GPU; the caching allocator stops calling cudaMalloc
---     once a static graph has run; bad device ids are clear errors.
+--     CPU; a small CNN trains on the GPU; the tutorial's CNN section trains on the GPU
+--     with the CPU's losses; the caching allocator stops calling cudaMalloc once a static
+--     graph has run; bad device ids are clear errors.
 -- NNLUA_CUDA_SPEC_SELFTEST=1 runs the comparisons with the CPU on both sides (checks this
 -- file's harness on a machine without a GPU).
 -- NNLUA_CUDA_EMU=1, where no device exists, runs the project's own CUDA code on the CPU
@@ -43,6 +44,8 @@ local cpu_ctx = ext.get_extension_context('cpu')
 pcall(ffi.cdef, 'int setenv(const char *name, const char *value, int overwrite); int unsetenv(const char *name);')
 local lib_dir = nn.lib.path:match('^(.*)/[^/]*$') or '.'
 local emu_path = lib_dir .. '/libnnlua_cuda_emu.so'
+local root = lib_dir:match('^(.*)/build[^/]*$') or '.'   -- the repository, as an absolute path
+if root:sub(1, 1) ~= '/' then root = (os.getenv('PWD') or '.') .. '/' .. root end
 
 -- true when the real backend (where nnlua.cuda looks first: beside libnnlua.so) finds a
 -- device; asked without going through nnlua.context, which remembers its first answer
@@ -977,6 +980,7 @@ describe('#cuda CUDA/cuDNN backend', function()
     skip('.d on a device variable brings the data to the host')
     skip('every solver kernel on the device agrees with its host twin')
     skip('a small CNN trains on the GPU')
+    skip("the tutorial's CNN section trains on the GPU as on the CPU, step for step")
     skip('a static graph stops calling cudaMalloc after its first step')
     skip('a bad device id is a clear error')
     skip('the device queries answer: name, versions, synchronize, registered implementations')
@@ -1229,6 +1233,47 @@ describe('#cuda CUDA/cuDNN backend', function()
     assert.is_true(last < 0.5 * first, ('loss %g -> %g'):format(first, last))
     nn.clear_parameters()
   end)
+
+  -- The tutorial as a user runs it, twice: on the CPU (no backend: NNLUA_CUDA_LIB names
+  -- none) and with its CNN section on the GPU (the backend this suite uses). Every printed
+  -- loss of the CNN's 1000 training steps agrees: to 1e-4 in the emulation (the kernels'
+  -- sums differ from the CPU's only in order), to 0.05 on a device (cuDNN's algorithms
+  -- round differently and SGD carries that along).
+  if not selftest then
+    it("the tutorial's CNN section trains on the GPU as on the CPU, step for step", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      local function run(lib)
+        os.execute("rm -rf '" .. dir .. "' && mkdir -p '" .. dir .. "'")
+        local h = io.popen(('cd %q && env NNLUA_CUDA_LIB=%q NNLUA_PLOT=png NNLUA_FIGURES=%q NNLUA_TUTORIAL_TMP=%q '
+                            .. '%q/scripts/nnlua %q/tutorials/by_examples.lua 2>&1; echo "exit=$?"'):format(
+                            dir, lib, dir .. '/figures', dir, root, root))
+        local out = h:read('*a')
+        h:close()
+        local cnn = out:match('==== Convolutional neural network.-\n(.-)%[figure%] [^\n]*04_cnn')
+        local losses = {}
+        for step, l in (cnn or ''):gmatch('\n(%d+)\t([%d.e-]+)') do losses[#losses + 1] = { tonumber(step), tonumber(l) } end
+        return out, cnn or '', losses
+      end
+      local out_cpu, cnn_cpu, cpu = run(dir .. '/none.so')
+      local lib = os.getenv('NNLUA_CUDA_LIB') or ''
+      if lib ~= '' and lib:sub(1, 1) ~= '/' then lib = (os.getenv('PWD') or '.') .. '/' .. lib end
+      local out_gpu, cnn_gpu, gpu = run(lib)
+      os.execute("rm -rf '" .. dir .. "'")
+      assert.matches('exit=0', out_cpu, 1, true)
+      assert.matches('exit=0', out_gpu, 1, true)
+      assert.matches('going on on the CPU', cnn_cpu, 1, true)
+      assert.matches('Context: Context(backend={cudnn, cuda, cpu}', cnn_gpu, 1, true)
+      assert.equal(10, #cpu, 'CNN losses printed on the CPU:\n' .. cnn_cpu)
+      assert.equal(#cpu, #gpu, 'CNN losses printed with the GPU:\n' .. cnn_gpu)
+      local tol = emu and 1e-4 or 0.05
+      for i, c in ipairs(cpu) do
+        assert.equal(c[1], gpu[i][1])
+        assert.is_true(math.abs(c[2] - gpu[i][2]) <= tol,
+                       ('step %d: loss %.7g %s, %.7g on the CPU'):format(c[1], gpu[i][2], on_gpu, c[2]))
+      end
+    end)
+  end
 
   it('every solver kernel on the device agrees with its host twin', function()
     local cuda = not selftest and require 'nnlua.cuda'
