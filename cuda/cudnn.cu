@@ -3,7 +3,8 @@
  * batch_normalization, softmax/log_softmax and the tanh/sigmoid/relu activations through
  * cuDNN, each falling back to the CUDA kernels (layers.cu, reduce.cu, elementwise.cu)
  * where cuDNN cannot express a case with NNabla's semantics or reports
- * CUDNN_STATUS_NOT_SUPPORTED while a node is set up:
+ * CUDNN_STATUS_NOT_SUPPORTED while a node is set up (descriptors, algorithm and workspace
+ * queries); a compute call that reports it is an error naming the call:
  *   convolution      descriptors per node; algorithms chosen once per node with
  *                    cudnnGet*Algorithm_v7 (the first that runs within the workspace limit,
  *                    NNLUA_CUDNN_WORKSPACE_MB, default 1024); workspace from the caching

@@ -26,8 +26,11 @@
 -- alpha/beta) are compared with the CPU, a case checks that every function with a cuDNN
 -- implementation made emulated cuDNN calls, cudaMalloc counting and device ids are checked,
 -- and emulation-only cases shrink the emulated memory (out of memory is a clear error and
--- the process goes on) or start a child process with no driver, no device, an old driver,
--- an old GPU or two devices (cuda/emu/cuda_runtime.h lists the NNLUA_CUDA_EMU_* variables).
+-- the process goes on), start a child process with no driver, no device, an old driver,
+-- an old GPU or two devices (cuda/emu/cuda_runtime.h lists the NNLUA_CUDA_EMU_* variables),
+-- or make the emulated cuDNN refuse calls with CUDNN_STATUS_NOT_SUPPORTED
+-- (NNLUA_CUDA_EMU_CUDNN_REJECT, cuda/emu/cudnn.h) to run the fallbacks of cudnn.cu and
+-- cudnn_deconv.cu ("when cuDNN refuses calls" below).
 local ffi = require 'ffi'
 local bit = require 'bit'
 local nn = require 'nnlua'
@@ -156,8 +159,12 @@ end
 -- Runs one case in a context: forward, then two backward passes into leaf gradients that
 -- start from fixed values (accumulation) with the differentiable inputs passed through an
 -- identity first (so the function's own input gradients are intermediate: overwritten).
--- Returns y, the leaves' gradients and the leaves' data afterwards.
-local function run_case(case, ctx)
+-- Returns y, the leaves' gradients and the leaves' data afterwards, y's node's backend and
+-- where y's data was after the forward (nl_array_where: 1 host, 2 device, 3 both).
+-- around(phase, call), when given, makes each forward ('forward') and backward ('backward')
+-- call: call() does it.
+local function run_case(case, ctx, around)
+  around = around or function(_, call) call() end
   local vals = {}
   for i, mk in ipairs(case.inputs) do vals[i] = mk(100 + i) end
   local grads0, dy = {}, nil
@@ -169,8 +176,10 @@ local function run_case(case, ctx)
       ins[i] = (g and case.wrap ~= false) and F.identity(xs[i]) or xs[i]
     end
     local y = case.fn(unpack(ins))
-    y:forward()
-    local res = { y = y.d:copy(), g = {}, d = {}, backend = y.parent and ffi.string(C.nl_func_backend_name(y.parent)) }
+    around('forward', function() y:forward() end)
+    local where = C.nl_array_where(C.nl_var_data(y))
+    local res = { y = y.d:copy(), g = {}, d = {}, backend = y.parent and ffi.string(C.nl_func_backend_name(y.parent)),
+                  where = where }
     local any = false
     for i = 1, #xs do any = any or (case.grad[i] or false) end
     if any and not case.no_backward then
@@ -181,8 +190,8 @@ local function run_case(case, ctx)
           x.g = grads0[i]
         end
       end
-      y:backward { grad = dy }
-      y:backward { grad = dy }
+      around('backward', function() y:backward { grad = dy } end)
+      around('backward', function() y:backward { grad = dy } end)
       for i, x in ipairs(xs) do if case.grad[i] then res.g[i] = x.g:copy() end end
     end
     for i, x in ipairs(xs) do res.d[i] = x.d:copy() end
@@ -190,9 +199,9 @@ local function run_case(case, ctx)
   end)
 end
 
-local function compare(case, ctx, label)
+local function compare(case, ctx, label, around)
   local want = run_case(case, cpu_ctx)
-  local got = run_case(case, ctx)
+  local got = run_case(case, ctx, around)
   local atol, rtol = case.atol or 2e-4, case.rtol or 2e-3
   local gatol, grtol = case.grad_atol or 2e-3, case.grad_rtol or 5e-3
   assert_close(got.y, want.y, atol, rtol, label .. ': forward')
@@ -1152,6 +1161,290 @@ describe('#cuda CUDA/cuDNN backend', function()
       for name, n in pairs(cudnn_calls) do
         assert.is_true(n > 0, name .. ': its cases never reached cuDNN (every one fell back)')
       end
+    end)
+  end
+
+  -- cuDNN refusing calls (emulation only): NNLUA_CUDA_EMU_CUDNN_REJECT (cuda/emu/cudnn.h)
+  -- makes the emulated cuDNN entry points it names (comma list of names or name prefixes,
+  -- or 'all') return CUDNN_STATUS_NOT_SUPPORTED. Refused while a node is set up (descriptor
+  -- setters, algorithm and workspace queries), a cudnn.cu node runs the CUDA kernels (its
+  -- output stays on the device) and a cudnn_deconv.cu node the CPU, the whole node or just
+  -- the refused operation; refused by a compute call, a cudnn_deconv.cu node falls back the
+  -- same way, and a cudnn.cu node fails with a clear error naming the call, after which the
+  -- same graph runs on once cuDNN accepts it. Each case first checks that, without the knob,
+  -- it makes the cuDNN calls whose absence it then checks; the knob is put back after every
+  -- case, failed or not.
+  if emu then
+    describe('when cuDNN refuses calls', function()
+      pcall(ffi.cdef, 'long long nl_cuda_emu_cudnn_calls_of(const char *prefix); long long nl_cuda_emu_cudnn_rejects(void);')
+      local VAR = 'NNLUA_CUDA_EMU_CUDNN_REJECT'
+      local saved = os.getenv(VAR)
+      local function set_reject(list)
+        if list then ffi.C.setenv(VAR, list, 1) else ffi.C.unsetenv(VAR) end
+      end
+      -- fn() with the knob set to list (nil: unset), then the knob as it was, even if fn fails
+      local function with_reject(list, fn)
+        local before = os.getenv(VAR)
+        set_reject(list)
+        local ok, err = pcall(fn)
+        set_reject(before)
+        if not ok then error(err, 0) end
+      end
+      after_each(function() set_reject(saved) end)
+
+      local function rejects() return tonumber(emu.nl_cuda_emu_cudnn_rejects()) end
+      local function counts(prefixes)
+        local t = {}
+        for _, p in ipairs(prefixes) do t[p] = tonumber(emu.nl_cuda_emu_cudnn_calls_of(p)) end
+        return t
+      end
+      local function the_case(s)
+        if s.case then return s.case end
+        if not cases[s.name] then default_case(s.name) end
+        return assert(cases[s.name] and cases[s.name][s.k], 'no case ' .. s.name .. ' #' .. tostring(s.k))
+      end
+
+      -- s: name, k (cases[name][k]) or case, reject (the knob), at ('setup' or 'call'), none
+      -- (call prefixes that must make no calls), some (prefixes that must still make some),
+      -- where ('device': the CUDA kernels, output on the device; 'host': the CPU forward)
+      local function falls_back(s)
+        local case, label = the_case(s), ('%s #%s refusing %s'):format(s.name, s.k or '-', s.reject)
+        local watch = {}
+        for _, p in ipairs(s.none) do watch[#watch + 1] = p end
+        for _, p in ipairs(s.some or {}) do watch[#watch + 1] = p end
+        local c0 = counts(watch)
+        with_reject(nil, function() run_case(case, ctx_cudnn) end)
+        local c1 = counts(watch)
+        for _, p in ipairs(watch) do
+          assert.is_true(c1[p] > c0[p], label .. ': without the knob the case makes no ' .. p .. ' calls')
+        end
+        local r0 = rejects()
+        local got
+        with_reject(s.reject, function()
+          c0 = counts(watch)
+          got = compare(case, ctx_cudnn, label)
+          c1 = counts(watch)
+        end)
+        assert.is_true(rejects() > r0, label .. ': the knob refused no call')
+        assert.equal('cudnn', got.backend)
+        for _, p in ipairs(s.none) do
+          assert.equal(0, c1[p] - c0[p], label .. ': ' .. p .. ' calls were made (no fallback)')
+        end
+        for _, p in ipairs(s.some or {}) do
+          assert.is_true(c1[p] > c0[p], label .. ': no ' .. p .. ' calls (fell back further than needed)')
+        end
+        if s.where == 'device' then
+          assert.equal(2, bit.band(got.where, 3), label .. ': the output is not (only) on the device')
+        elseif s.where == 'host' then
+          assert.equal(1, bit.band(got.where, 1), label .. ': the output was not computed on the host')
+        end
+      end
+
+      -- s: name, k or case, reject (one compute call), phase ('forward' or 'backward'): each
+      -- call of that phase fails with a clear error while the knob is set and then, tried
+      -- again without it, succeeds; the results match the CPU
+      local function fails_clearly(s)
+        local case, label = the_case(s), ('%s #%s refusing %s'):format(s.name, s.k or '-', s.reject)
+        local fails, r0 = 0, rejects()
+        local function around(phase, call)
+          if phase == s.phase then
+            local ok, err
+            with_reject(s.reject, function() ok, err = pcall(call) end)
+            assert.is_false(ok, label .. ': the ' .. phase .. ' did not fail')
+            err = tostring(err)
+            local want = ('%s: %s: cuDNN does not support this configuration: %s('):format(phase, s.name, s.reject)
+            assert.is_truthy(err:find(want, 1, true), label .. ': unexpected error: ' .. err)
+            assert.is_truthy(err:find('returned CUDNN_STATUS_NOT_SUPPORTED', 1, true), label .. ': ' .. err)
+            fails = fails + 1
+          end
+          call()
+        end
+        local got = compare(case, ctx_cudnn, label .. ' (tried again)', around)
+        assert.is_true(fails > 0 and rejects() > r0, label .. ': nothing was refused')
+        assert.equal('cudnn', got.backend)
+      end
+
+      -- max pooling without gradients: cuDNN's forward (with them, the CUDA kernel's argmax)
+      local mp_inference = { inputs = { normal({ 2, 3, 6, 6 }) }, grad = {},
+                             fn = function(x) return F.max_pooling(x, { 3, 3 }, { stride = { 2, 2 }, pad = { 1, 1 } }) end }
+      local CF, CBD, CBF, CBB, ADD = 'cudnnConvolutionForward', 'cudnnConvolutionBackwardData',
+        'cudnnConvolutionBackwardFilter', 'cudnnConvolutionBackwardBias', 'cudnnAddTensor'
+      local ALL_CONV = { CF, CBD, CBF, CBB, ADD }
+      local fallbacks = {
+        -- convolution (cudnn.cu): any refusal at setup -> the CUDA kernels for the node, or
+        -- for its backward when a backward query is refused
+        { name = 'convolution', k = 1, reject = 'cudnnSetTensorNdDescriptor', none = ALL_CONV },
+        { name = 'convolution', k = 1, reject = 'cudnnSetFilterNdDescriptor', none = ALL_CONV },
+        { name = 'convolution', k = 1, reject = 'cudnnSetConvolutionNdDescriptor', none = ALL_CONV },
+        { name = 'convolution', k = 2, reject = 'cudnnSetConvolutionGroupCount', none = ALL_CONV },
+        { name = 'convolution', k = 1, reject = 'cudnnSetConvolutionMathType', none = ALL_CONV },
+        { name = 'convolution', k = 1, reject = 'cudnnGetConvolutionForwardAlgorithm_v7', none = ALL_CONV },
+        { name = 'convolution', k = 1, reject = 'cudnnGetConvolutionForwardWorkspaceSize', none = ALL_CONV },
+        { name = 'convolution', k = 1, reject = 'cudnnGetConvolutionBackwardDataAlgorithm_v7', none = { CBD, CBF, CBB },
+          some = { CF, ADD } },
+        { name = 'convolution', k = 1, reject = 'cudnnGetConvolutionBackwardDataWorkspaceSize', none = { CBD, CBF, CBB },
+          some = { CF, ADD } },
+        { name = 'convolution', k = 2, reject = 'cudnnGetConvolutionBackwardFilter', none = { CBD, CBF, CBB },
+          some = { CF, ADD } },
+        { name = 'convolution', k = 3, reject = 'all', none = ALL_CONV },
+        { name = 'convolution', k = 4, reject = 'all', none = { CF, CBD, CBF } },
+        -- deconvolution (cudnn_deconv.cu): forward = BackwardData (+ AddTensor), dx =
+        -- Forward, dW = BackwardFilter, db = BackwardBias; the CPU for what cuDNN refuses
+        { name = 'deconvolution', k = 1, reject = 'cudnnSetConvolutionGroupCount', none = ALL_CONV, where = 'host' },
+        { name = 'deconvolution', k = 5, reject = 'all', none = { CF, CBD, CBF }, where = 'host' },
+        { name = 'deconvolution', k = 1, reject = 'cudnnGetConvolutionBackwardDataAlgorithm_v7', none = { CBD, ADD },
+          some = { CF, CBF, CBB }, where = 'host' },
+        { name = 'deconvolution', k = 1, reject = 'cudnnGetConvolutionForward', none = { CF }, some = { CBD, ADD, CBF, CBB },
+          where = 'device' },
+        { name = 'deconvolution', k = 2, reject = 'cudnnGetConvolutionBackwardFilterWorkspaceSize', none = { CBF },
+          some = { CBD, ADD, CF, CBB }, where = 'device' },
+        { name = 'deconvolution', k = 1, at = 'call', reject = CBD, none = { CBD, ADD }, some = { CF, CBF, CBB }, where = 'host' },
+        { name = 'deconvolution', k = 3, at = 'call', reject = CF, none = { CF }, some = { CBD, ADD, CBF, CBB }, where = 'device' },
+        { name = 'deconvolution', k = 1, at = 'call', reject = CBF, none = { CBF }, some = { CBD, ADD, CF, CBB } },
+        { name = 'deconvolution', k = 4, at = 'call', reject = CBB, none = { CBB }, some = { CBD, ADD, CF, CBF } },
+        { name = 'deconvolution', k = 1, at = 'call', reject = ADD, none = { ADD, CF, CBF, CBB }, some = { CBD }, where = 'host' },
+        -- wrap = false: the CPU's gradients add into the leaves' (accum); dx and db of cuDNN
+        { name = 'deconvolution', k = 9, at = 'call', reject = CBF, none = { CBF }, some = { CF, CBB } },
+        { name = 'deconvolution', k = 9, at = 'call', reject = CF .. ',' .. CBB, none = { CF, CBB }, some = { CBD, CBF } },
+        { name = 'deconvolution', k = 10, at = 'call', reject = CBB, none = { CBB }, some = { CBD, CBF } },
+        -- depthwise_convolution: forward = Forward (+ AddTensor), dx = BackwardData
+        { name = 'depthwise_convolution', k = 1, reject = 'cudnnSetConvolutionGroupCount', none = ALL_CONV, where = 'host' },
+        { name = 'depthwise_convolution', k = 4, reject = 'all', none = ALL_CONV, where = 'host' },
+        { name = 'depthwise_convolution', k = 1, reject = 'cudnnGetConvolutionForward', none = { CF, ADD },
+          some = { CBD, CBF, CBB }, where = 'host' },
+        { name = 'depthwise_convolution', k = 2, reject = 'cudnnGetConvolutionBackwardDataAlgorithm_v7', none = { CBD },
+          some = { CF, ADD, CBF, CBB }, where = 'device' },
+        { name = 'depthwise_convolution', k = 1, at = 'call', reject = CF, none = { CF, ADD }, some = { CBD, CBF, CBB },
+          where = 'host' },
+        { name = 'depthwise_convolution', k = 1, at = 'call', reject = CBD, none = { CBD }, some = { CF, ADD, CBF, CBB },
+          where = 'device' },
+        { name = 'depthwise_convolution', k = 1, at = 'call', reject = CBF .. ',' .. CBB, none = { CBF, CBB },
+          some = { CF, ADD, CBD } },
+        { name = 'depthwise_convolution', k = 1, at = 'call', reject = ADD, none = { ADD, CBD, CBF, CBB }, some = { CF },
+          where = 'host' },
+        { name = 'depthwise_convolution', k = 6, at = 'call', reject = CBD, none = { CBD }, some = { CF, CBF, CBB } },
+        -- pooling (average; max only at inference: training keeps the CUDA kernel's argmax)
+        { name = 'average_pooling', k = 1, reject = 'cudnnSetPoolingNdDescriptor', none = { 'cudnnPooling' }, where = 'device' },
+        { name = 'average_pooling', k = 5, reject = 'cudnnSetTensorNdDescriptor', none = { 'cudnnPooling' }, where = 'device' },
+        { name = 'average_pooling', k = 4, reject = 'all', none = { 'cudnnPooling' }, where = 'device' },
+        { name = 'max_pooling', k = 'inference', case = mp_inference, reject = 'cudnnSetPoolingNdDescriptor',
+          none = { 'cudnnPooling' }, where = 'device' },
+        -- batch normalization (training and inference)
+        { name = 'batch_normalization', k = 1, reject = 'cudnnDeriveBNTensorDescriptor', none = { 'cudnnBatchNormalization' },
+          where = 'device' },
+        { name = 'batch_normalization', k = 1, reject = 'cudnnSetTensorNdDescriptor', none = { 'cudnnBatchNormalization' },
+          where = 'device' },
+        { name = 'batch_normalization', k = 2, reject = 'cudnnDeriveBNTensorDescriptor', none = { 'cudnnBatchNormalization' },
+          where = 'device' },
+        { name = 'batch_normalization', k = 3, reject = 'all', none = { 'cudnnBatchNormalization' }, where = 'device' },
+      }
+      for _, name in ipairs { 'softmax', 'log_softmax' } do
+        fallbacks[#fallbacks + 1] = { name = name, k = 1, reject = 'cudnnSetTensorNdDescriptor', none = { 'cudnnSoftmax' },
+                                      where = 'device' }
+        fallbacks[#fallbacks + 1] = { name = name, k = 2, reject = 'all', none = { 'cudnnSoftmax' }, where = 'device' }
+      end
+      for _, name in ipairs { 'tanh', 'sigmoid', 'relu' } do
+        fallbacks[#fallbacks + 1] = { name = name, k = 1, reject = 'cudnnSetActivationDescriptor',
+                                      none = { 'cudnnActivation' }, where = 'device' }
+        fallbacks[#fallbacks + 1] = { name = name, k = 1, reject = 'cudnnSetTensorNdDescriptor',
+                                      none = { 'cudnnActivation' }, where = 'device' }
+      end
+
+      -- compute calls that cudnn.cu does not take back: a clear error, then the graph runs on
+      local errors = {
+        { name = 'convolution', k = 1, reject = CF, phase = 'forward' },
+        { name = 'convolution', k = 1, reject = ADD, phase = 'forward' },
+        { name = 'convolution', k = 1, reject = CBD, phase = 'backward' },
+        { name = 'convolution', k = 2, reject = CBF, phase = 'backward' },
+        { name = 'convolution', k = 1, reject = CBB, phase = 'backward' },
+        { name = 'average_pooling', k = 1, reject = 'cudnnPoolingForward', phase = 'forward' },
+        { name = 'average_pooling', k = 2, reject = 'cudnnPoolingBackward', phase = 'backward' },
+        { name = 'max_pooling', k = 'inference', case = mp_inference, reject = 'cudnnPoolingForward', phase = 'forward' },
+        { name = 'batch_normalization', k = 1, reject = 'cudnnBatchNormalizationForwardTraining', phase = 'forward' },
+        { name = 'batch_normalization', k = 1, reject = 'cudnnBatchNormalizationBackward', phase = 'backward' },
+        { name = 'batch_normalization', k = 2, reject = 'cudnnBatchNormalizationForwardInference', phase = 'forward' },
+      }
+      for _, name in ipairs { 'softmax', 'log_softmax' } do
+        errors[#errors + 1] = { name = name, k = 1, reject = 'cudnnSoftmaxForward', phase = 'forward' }
+        errors[#errors + 1] = { name = name, k = 2, reject = 'cudnnSoftmaxBackward', phase = 'backward' }
+      end
+      for _, name in ipairs { 'tanh', 'sigmoid', 'relu' } do
+        errors[#errors + 1] = { name = name, k = 1, reject = 'cudnnActivationForward', phase = 'forward' }
+        errors[#errors + 1] = { name = name, k = 1, reject = 'cudnnActivationBackward', phase = 'backward' }
+      end
+
+      for _, s in ipairs(fallbacks) do
+        local how = 'the CUDA kernels'
+        if s.name == 'deconvolution' or s.name == 'depthwise_convolution' then
+          how = not s.some and 'the CPU' or (s.where == 'host' and 'the CPU forward' or 'the CPU for the refused gradients')
+        end
+        it(('%s #%s: cuDNN refusing %s (%s) -> %s, matching the CPU'):format(s.name, s.k, s.reject, s.at or 'setup', how),
+           function() falls_back(s) end)
+      end
+      for _, s in ipairs(errors) do
+        it(('%s #%s: cuDNN refusing %s (%s) is a clear error, then the graph runs on'):format(s.name, s.k, s.reject, s.phase),
+           function() fails_clearly(s) end)
+      end
+
+      -- a network of every kind of cuDNN node, forward with clear_no_need_grad and backward
+      -- with clear_buffer (what the fallbacks read must have been kept), cuDNN refusing
+      -- everything, or the backward queries and a compute call of the convolutions
+      for _, r in ipairs {
+        { 'all', none = { 'cudnn' } },
+        { 'cudnnGetConvolutionBackwardData,cudnnConvolutionBackwardFilter', none = { CBD, CBF }, some = { CF, ADD, CBB } },
+      } do
+        local list = r[1]
+        it(('a network with cleared buffers matches the CPU, cuDNN refusing %s'):format(list), function()
+          local function run(ctx)
+            nn.seed(12)
+            local x = NdArray.randn({ 4, 3, 8, 8 })
+            return nn.context_scope(ctx, function()
+              nn.clear_parameters()
+              local h = F.relu(PF.convolution(nn.Variable.from(x), 4, { 3, 3 }, { pad = { 1, 1 }, name = 'c' }))
+              h = F.tanh(PF.depthwise_convolution(F.max_pooling(h, { 2, 2 }), { 3, 3 }, { pad = { 1, 1 }, name = 'dw' }))
+              h = PF.deconvolution(h, 3, { 2, 2 }, { stride = { 2, 2 }, name = 'dc' })
+              h = F.sigmoid(PF.batch_normalization(F.average_pooling(h, { 2, 2 }), { name = 'bn' }))
+              local y = F.mean(F.log_softmax(PF.affine(h, 5, { name = 'fc' })))
+              y:forward { clear_no_need_grad = true }
+              y:backward { clear_buffer = true }
+              local out = { y.d:copy() }
+              for _, p in nn.get_parameters():items() do out[#out + 1] = p.g:copy() end
+              return out
+            end)
+          end
+          local want = run(cpu_ctx)
+          local watch = {}
+          for _, p in ipairs(r.none) do watch[#watch + 1] = p end
+          for _, p in ipairs(r.some or {}) do watch[#watch + 1] = p end
+          local c0, r0 = counts(watch), rejects()
+          local got, c1
+          with_reject(list, function()
+            got = run(ctx_cudnn)
+            c1 = counts(watch)
+          end)
+          nn.clear_parameters()
+          assert.is_true(rejects() > r0, 'the knob refused no call')
+          for _, p in ipairs(r.none) do assert.equal(0, c1[p] - c0[p], p .. ' calls were made') end
+          for _, p in ipairs(r.some or {}) do assert.is_true(c1[p] > c0[p], 'no ' .. p .. ' calls') end
+          assert.equal(#want, #got)
+          for i = 1, #want do assert_close(got[i], want[i], 1e-3, 1e-2, 'output/gradient ' .. i) end
+        end)
+      end
+
+      it('the knob refuses only the entry points it names', function()
+        local case = cases.convolution[1]
+        local r0, c0 = rejects(), tonumber(emu.nl_cuda_emu_cudnn_calls())
+        with_reject('cudnnNoSuchCall, cudnnConvolutionForwardX,', function() compare(case, ctx_cudnn, 'no match') end)
+        assert.equal(r0, rejects())
+        assert.is_true(tonumber(emu.nl_cuda_emu_cudnn_calls()) > c0)
+        c0 = counts({ CF })[CF]
+        with_reject('cudnnNoSuchCall , cudnnGetConvolutionForwardAlgorithm ', function()
+          compare(case, ctx_cudnn, 'prefix in a list')
+        end)
+        assert.is_true(rejects() > r0)
+        assert.equal(c0, counts({ CF })[CF])
+        assert.equal(saved, os.getenv(VAR))
+      end)
     end)
   end
 

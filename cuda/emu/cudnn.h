@@ -6,6 +6,9 @@
  * cuda/emu/cudnn_emu.cpp as plain loops over host memory (double accumulation), with
  * cuDNN's documented semantics: descriptors with strides, alpha/beta blending (beta = 0
  * never reads the destination), argument checks returning BAD_PARAM / NOT_SUPPORTED.
+ * Test knob: NNLUA_CUDA_EMU_CUDNN_REJECT=<comma list of entry-point names or name
+ * prefixes, or all>, read at every call, makes those setters, algorithm / workspace
+ * queries and compute calls return CUDNN_STATUS_NOT_SUPPORTED (the backend's fallbacks).
  * g++ finds this header instead of the toolkit's (cuda/emu comes first on the include
  * path); any other cuDNN call does not compile here.
  */

@@ -6,25 +6,63 @@
  * (non-positive sizes or strides, negative pads: BAD_PARAM; more than CUDNN_DIM_MAX dims:
  * NOT_SUPPORTED); a descriptor that was created but never set is BAD_PARAM where used.
  * The compute calls are in cudnn_emu_conv.cpp and cudnn_emu_ops.cpp.
+ * Test knob NNLUA_CUDA_EMU_CUDNN_REJECT (read at every call, so a test can change it with
+ * setenv): a comma list of entry-point names or name prefixes, or "all"; the setters, the
+ * algorithm and workspace queries and the compute calls it names return
+ * CUDNN_STATUS_NOT_SUPPORTED, as real cuDNN may, before any work (create/destroy, the
+ * handle, cudnnGetErrorString/Version and the output-size queries are never refused).
+ * Test hooks (extern "C"): nl_cuda_emu_cudnn_calls() the calls that computed something,
+ * nl_cuda_emu_cudnn_calls_of(prefix) those of the entry points whose names start with
+ * prefix, nl_cuda_emu_cudnn_rejects() the calls the knob refused.
  */
 #include "cudnn_emu_impl.h"
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <map>
 #include <new>
+#include <string>
 
 namespace nlc_cudnn_emu {
 
-static long long g_calls = 0;
+static long long g_calls = 0, g_rejects = 0;
+static std::map<std::string, long long> g_calls_of;   /* entry point -> calls */
 
-void counted(const char *fn) {
+static bool tracing() {
     static int trace = -1;
     if (trace < 0) {
         const char *s = getenv("NNLUA_CUDA_EMU_TRACE_CUDNN");
         trace = s && s[0] == '1';
     }
+    return trace != 0;
+}
+
+void counted(const char *fn) {
     g_calls++;
-    if (trace) fprintf(stderr, "cudnn-emu: %s\n", fn);
+    g_calls_of[fn]++;
+    if (tracing()) fprintf(stderr, "cudnn-emu: %s\n", fn);
+}
+
+bool rejected(const char *fn) {
+    const char *s = getenv("NNLUA_CUDA_EMU_CUDNN_REJECT");
+    if (!s) return false;
+    const size_t n = strlen(fn);
+    while (*s) {
+        while (*s == ',' || *s == ' ') s++;
+        const char *e = s;
+        while (*e && *e != ',') e++;
+        size_t len = (size_t)(e - s);
+        while (len > 0 && s[len - 1] == ' ') len--;
+        const bool hit = (len == 3 && strncmp(s, "all", 3) == 0) || (len > 0 && len <= n && strncmp(fn, s, len) == 0);
+        if (hit) {
+            g_rejects++;
+            if (tracing()) fprintf(stderr, "cudnn-emu: %s refused (NNLUA_CUDA_EMU_CUDNN_REJECT)\n", fn);
+            return true;
+        }
+        s = e;
+    }
+    return false;
 }
 
 bool handle_ok(cudnnHandle_t h) { return h && h->magic == NLC_EMU_CUDNN_MAGIC; }
@@ -46,6 +84,14 @@ bool same_dims(const tensor *a, const tensor *b) {
 using namespace nlc_cudnn_emu;
 
 extern "C" long long nl_cuda_emu_cudnn_calls(void) { return g_calls; }
+extern "C" long long nl_cuda_emu_cudnn_calls_of(const char *prefix) {
+    long long n = 0;
+    const size_t len = prefix ? strlen(prefix) : 0;
+    for (const auto &e : g_calls_of)
+        if (e.first.compare(0, len, prefix ? prefix : "", len) == 0) n += e.second;
+    return n;
+}
+extern "C" long long nl_cuda_emu_cudnn_rejects(void) { return g_rejects; }
 
 size_t cudnnGetVersion(void) { return CUDNN_VERSION; }
 
@@ -109,8 +155,8 @@ cudnnStatus_t cudnnDestroyActivationDescriptor(cudnnActivationDescriptor_t d) { 
 
 static bool type_ok(cudnnDataType_t t) { return t == CUDNN_DATA_FLOAT || t == CUDNN_DATA_DOUBLE || t == CUDNN_DATA_HALF; }
 
-cudnnStatus_t cudnnSetTensorNdDescriptor(cudnnTensorDescriptor_t d, cudnnDataType_t type, int nbDims, const int dimA[],
-                                         const int strideA[]) {
+static cudnnStatus_t set_tensor(cudnnTensorDescriptor_t d, cudnnDataType_t type, int nbDims, const int dimA[],
+                                const int strideA[]) {
     if (!d || !dimA || !strideA || !type_ok(type)) return CUDNN_STATUS_BAD_PARAM;
     if (nbDims < 3 || nbDims > CUDNN_DIM_MAX) return CUDNN_STATUS_NOT_SUPPORTED;
     int64_t total = 1;
@@ -129,8 +175,15 @@ cudnnStatus_t cudnnSetTensorNdDescriptor(cudnnTensorDescriptor_t d, cudnnDataTyp
     return CUDNN_STATUS_SUCCESS;
 }
 
+cudnnStatus_t cudnnSetTensorNdDescriptor(cudnnTensorDescriptor_t d, cudnnDataType_t type, int nbDims, const int dimA[],
+                                         const int strideA[]) {
+    NLC_EMU_REJECTABLE();
+    return set_tensor(d, type, nbDims, dimA, strideA);
+}
+
 cudnnStatus_t cudnnSetFilterNdDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t type, cudnnTensorFormat_t format,
                                          int nbDims, const int filterDimA[]) {
+    NLC_EMU_REJECTABLE();
     if (!d || !filterDimA || !type_ok(type) || nbDims < 3) return CUDNN_STATUS_BAD_PARAM;
     if (format != CUDNN_TENSOR_NCHW && format != CUDNN_TENSOR_NHWC && format != CUDNN_TENSOR_NCHW_VECT_C)
         return CUDNN_STATUS_BAD_PARAM;
@@ -148,6 +201,7 @@ cudnnStatus_t cudnnSetFilterNdDescriptor(cudnnFilterDescriptor_t d, cudnnDataTyp
 cudnnStatus_t cudnnSetConvolutionNdDescriptor(cudnnConvolutionDescriptor_t d, int arrayLength, const int padA[],
                                               const int filterStrideA[], const int dilationA[],
                                               cudnnConvolutionMode_t mode, cudnnDataType_t computeType) {
+    NLC_EMU_REJECTABLE();
     if (!d || !padA || !filterStrideA || !dilationA || arrayLength < 1 || !type_ok(computeType))
         return CUDNN_STATUS_BAD_PARAM;
     if (mode != CUDNN_CONVOLUTION && mode != CUDNN_CROSS_CORRELATION) return CUDNN_STATUS_BAD_PARAM;
@@ -167,12 +221,14 @@ cudnnStatus_t cudnnSetConvolutionNdDescriptor(cudnnConvolutionDescriptor_t d, in
 }
 
 cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t d, int groupCount) {
+    NLC_EMU_REJECTABLE();
     if (!d || groupCount < 1) return CUDNN_STATUS_BAD_PARAM;
     d->groups = groupCount;
     return CUDNN_STATUS_SUCCESS;
 }
 
 cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t m) {
+    NLC_EMU_REJECTABLE();
     if (!d || (m != CUDNN_DEFAULT_MATH && m != CUDNN_TENSOR_OP_MATH && m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
                m != CUDNN_FMA_MATH))
         return CUDNN_STATUS_BAD_PARAM;
@@ -183,6 +239,7 @@ cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnM
 cudnnStatus_t cudnnSetPoolingNdDescriptor(cudnnPoolingDescriptor_t d, const cudnnPoolingMode_t mode,
                                           const cudnnNanPropagation_t nan, int nbDims, const int windowDimA[],
                                           const int paddingA[], const int strideA[]) {
+    NLC_EMU_REJECTABLE();
     if (!d || !windowDimA || !paddingA || !strideA || nbDims < 1) return CUDNN_STATUS_BAD_PARAM;
     if (mode != CUDNN_POOLING_MAX && mode != CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING &&
         mode != CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING && mode != CUDNN_POOLING_MAX_DETERMINISTIC)
@@ -205,6 +262,7 @@ cudnnStatus_t cudnnSetPoolingNdDescriptor(cudnnPoolingDescriptor_t d, const cudn
 
 cudnnStatus_t cudnnSetActivationDescriptor(cudnnActivationDescriptor_t d, cudnnActivationMode_t mode,
                                            cudnnNanPropagation_t nan, double coef) {
+    NLC_EMU_REJECTABLE();
     if (!d || (int)mode < CUDNN_ACTIVATION_SIGMOID || (int)mode > CUDNN_ACTIVATION_SWISH) return CUDNN_STATUS_BAD_PARAM;
     if (nan != CUDNN_NOT_PROPAGATE_NAN && nan != CUDNN_PROPAGATE_NAN) return CUDNN_STATUS_BAD_PARAM;
     d->set = true;
@@ -217,6 +275,7 @@ cudnnStatus_t cudnnSetActivationDescriptor(cudnnActivationDescriptor_t d, cudnnA
 /* spatial: 1 x C x 1 x 1 (x 1); per activation: 1 x C x H x W (x D); packed; x's type */
 cudnnStatus_t cudnnDeriveBNTensorDescriptor(cudnnTensorDescriptor_t derived, const cudnnTensorDescriptor_t x,
                                             cudnnBatchNormMode_t mode) {
+    NLC_EMU_REJECTABLE();
     if (!derived || !x || !x->set) return CUDNN_STATUS_BAD_PARAM;
     if (mode != CUDNN_BATCHNORM_PER_ACTIVATION && mode != CUDNN_BATCHNORM_SPATIAL &&
         mode != CUDNN_BATCHNORM_SPATIAL_PERSISTENT)
@@ -227,5 +286,5 @@ cudnnStatus_t cudnnDeriveBNTensorDescriptor(cudnnTensorDescriptor_t derived, con
     stride[x->nd - 1] = 1;
     for (int k = x->nd - 2; k >= 0; k--) stride[k] = stride[k + 1] * dim[k + 1];
     const cudnnDataType_t t = x->type == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
-    return cudnnSetTensorNdDescriptor(derived, t, x->nd, dim, stride);
+    return set_tensor(derived, t, x->nd, dim, stride);     /* not refused as cudnnSetTensorNdDescriptor */
 }

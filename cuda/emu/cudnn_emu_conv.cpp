@@ -9,6 +9,8 @@
  * Algorithms: the queries rank two that work -- one needing a workspace (which the call
  * checks it got, and scribbles over, as scratch) and one needing none -- before the
  * others, listed with CUDNN_STATUS_NOT_SUPPORTED as cuDNN lists unusable ones.
+ * Every query and call here but the output-size one can be refused with
+ * CUDNN_STATUS_NOT_SUPPORTED by the test knob NNLUA_CUDA_EMU_CUDNN_REJECT (cudnn_emu.cpp).
  */
 #include "cudnn_emu_impl.h"
 #include <string.h>
@@ -189,6 +191,7 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t h, const cudn
                                                      const cudnnFilterDescriptor_t w, const cudnnConvolutionDescriptor_t cd,
                                                      const cudnnTensorDescriptor_t y, const int requested,
                                                      int *returned, cudnnConvolutionFwdAlgoPerf_t *perf) {
+    NLC_EMU_REJECTABLE();
     geom g;
     if (!handle_ok(h) || !returned || !perf || requested < 1) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = make_geom(x, w, cd, y, &g)) return s;
@@ -203,6 +206,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t h, const
                                                           const cudnnConvolutionDescriptor_t cd,
                                                           const cudnnTensorDescriptor_t dx, const int requested,
                                                           int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
+    NLC_EMU_REJECTABLE();
     geom g;
     if (!handle_ok(h) || !returned || !perf || requested < 1) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = make_geom(dx, w, cd, dy, &g)) return s;
@@ -217,6 +221,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t h, con
                                                             const cudnnConvolutionDescriptor_t cd,
                                                             const cudnnFilterDescriptor_t dw, const int requested,
                                                             int *returned, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
+    NLC_EMU_REJECTABLE();
     geom g;
     if (!handle_ok(h) || !returned || !perf || requested < 1) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = make_geom(x, dw, cd, dy, &g)) return s;
@@ -231,6 +236,7 @@ cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t h, const cud
                                                       const cudnnConvolutionDescriptor_t cd,
                                                       const cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t algo,
                                                       size_t *bytes) {
+    NLC_EMU_REJECTABLE();
     geom g;
     if (!handle_ok(h) || !bytes) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = make_geom(x, w, cd, y, &g)) return s;
@@ -245,6 +251,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t h, cons
                                                            const cudnnConvolutionDescriptor_t cd,
                                                            const cudnnTensorDescriptor_t dx,
                                                            cudnnConvolutionBwdDataAlgo_t algo, size_t *bytes) {
+    NLC_EMU_REJECTABLE();
     geom g;
     if (!handle_ok(h) || !bytes) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = make_geom(dx, w, cd, dy, &g)) return s;
@@ -259,6 +266,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t h, co
                                                              const cudnnConvolutionDescriptor_t cd,
                                                              const cudnnFilterDescriptor_t dw,
                                                              cudnnConvolutionBwdFilterAlgo_t algo, size_t *bytes) {
+    NLC_EMU_REJECTABLE();
     geom g;
     if (!handle_ok(h) || !bytes) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = make_geom(x, dw, cd, dy, &g)) return s;
@@ -275,6 +283,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const 
                                       const cudnnFilterDescriptor_t wd, const void *w,
                                       const cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t algo, void *ws,
                                       size_t ws_bytes, const void *beta, const cudnnTensorDescriptor_t yd, void *y) {
+    NLC_EMU_REJECTABLE();
     geom g;
     if (cudnnStatus_t s = common(h, alpha, beta, x, w, y)) return s;
     if (cudnnStatus_t s = make_geom(xd, wd, cd, yd, &g)) return s;
@@ -304,6 +313,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, c
                                            const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdDataAlgo_t algo,
                                            void *ws, size_t ws_bytes, const void *beta,
                                            const cudnnTensorDescriptor_t dxd, void *dx) {
+    NLC_EMU_REJECTABLE();
     geom g;
     if (cudnnStatus_t s = common(h, alpha, beta, w, dy, dx)) return s;
     if (cudnnStatus_t s = make_geom(dxd, wd, cd, dyd, &g)) return s;
@@ -333,6 +343,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
                                              const cudnnConvolutionDescriptor_t cd,
                                              cudnnConvolutionBwdFilterAlgo_t algo, void *ws, size_t ws_bytes,
                                              const void *beta, const cudnnFilterDescriptor_t dwd, void *dw) {
+    NLC_EMU_REJECTABLE();
     geom g;
     if (cudnnStatus_t s = common(h, alpha, beta, x, dy, dw)) return s;
     if (cudnnStatus_t s = make_geom(xd, dwd, cd, dyd, &g)) return s;
@@ -353,6 +364,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
 cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t dyd,
                                            const void *dy, const void *beta, const cudnnTensorDescriptor_t dbd,
                                            void *db) {
+    NLC_EMU_REJECTABLE();
     if (cudnnStatus_t s = common(h, alpha, beta, dy, dy, db)) return s;
     if (!dyd || !dbd || !dyd->set || !dbd->set) return CUDNN_STATUS_BAD_PARAM;
     if (dyd->type != dbd->type) return CUDNN_STATUS_BAD_PARAM;
@@ -381,6 +393,7 @@ cudnnStatus_t cudnnConvolutionBackwardBias(cudnnHandle_t h, const void *alpha, c
 /* C = alpha * A + beta * C, A broadcast over the axes where its size is 1 */
 cudnnStatus_t cudnnAddTensor(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t ad, const void *A,
                              const void *beta, const cudnnTensorDescriptor_t cd, void *C) {
+    NLC_EMU_REJECTABLE();
     if (cudnnStatus_t s = common(h, alpha, beta, A, A, C)) return s;
     if (!ad || !cd || !ad->set || !cd->set) return CUDNN_STATUS_BAD_PARAM;
     if (ad->nd > 5 || cd->nd > 5) return CUDNN_STATUS_BAD_PARAM;

@@ -2,8 +2,9 @@
  * cuda/emu/cudnn_emu_impl.h - TEST-ONLY: what the files of the cuDNN emulation
  * (cudnn_emu.cpp: handle and descriptors; cudnn_emu_conv.cpp: convolution, bias, add;
  * cudnn_emu_ops.cpp: pooling, batch norm, softmax, activations) share: the descriptor
- * structs, strided tensor indexing, the alpha/beta blend, and the split of a tensor's
- * axes into "slots" (kept) and "reduced" axes used by batch norm and softmax.
+ * structs, strided tensor indexing, the alpha/beta blend, the split of a tensor's axes
+ * into "slots" (kept) and "reduced" axes used by batch norm and softmax, the call counters
+ * and the NNLUA_CUDA_EMU_CUDNN_REJECT test knob (NLC_EMU_REJECTABLE).
  */
 #ifndef NNLUA_CUDA_EMU_CUDNN_IMPL_H
 #define NNLUA_CUDA_EMU_CUDNN_IMPL_H
@@ -57,9 +58,26 @@ namespace nlc_cudnn_emu {
 
 typedef nlc_emu_cudnn_tensor tensor;
 
-/* counts a call that computes something (the spec checks that cuDNN paths ran);
- * NNLUA_CUDA_EMU_TRACE_CUDNN=1 prints its name to stderr */
+/* counts a call that computes something, in all and per entry point (the spec checks
+ * that cuDNN paths ran); NNLUA_CUDA_EMU_TRACE_CUDNN=1 prints its name to stderr */
 void counted(const char *fn);
+
+/* Whether entry point fn is refused by the test knob NNLUA_CUDA_EMU_CUDNN_REJECT (read at
+ * every call): a comma list of names, each matching the entry points it is a prefix of
+ * (so an exact name, or e.g. "cudnnGetConvolutionBackwardFilter" for that algorithm query
+ * and workspace query), or "all". Counts (and traces) a refusal. */
+bool rejected(const char *fn);
+}  // namespace nlc_cudnn_emu
+
+/* First statement of an entry point where real cuDNN can answer NOT_SUPPORTED (the
+ * descriptor setters, the algorithm and workspace queries, the compute calls): refused by
+ * the knob, it returns that before looking at its arguments or touching any output. */
+#define NLC_EMU_REJECTABLE()                                                          \
+    do {                                                                              \
+        if (nlc_cudnn_emu::rejected(__func__)) return CUDNN_STATUS_NOT_SUPPORTED;    \
+    } while (0)
+
+namespace nlc_cudnn_emu {
 
 bool handle_ok(cudnnHandle_t h);
 /* a set float tensor descriptor */

@@ -20,6 +20,8 @@
  *               for LOG dy - exp(y) sum dy.
  *   activation  sigmoid, relu, tanh, clipped relu (ceiling coef), elu (alpha coef); relu
  *               of NaN is 0 unless CUDNN_PROPAGATE_NAN; backward from x, y and dy.
+ * Every call here but the output-size query can be refused with CUDNN_STATUS_NOT_SUPPORTED
+ * by the test knob NNLUA_CUDA_EMU_CUDNN_REJECT (cudnn_emu.cpp).
  */
 #include "cudnn_emu_impl.h"
 #include <math.h>
@@ -205,6 +207,7 @@ cudnnStatus_t cudnnGetPoolingNdForwardOutputDim(const cudnnPoolingDescriptor_t p
 cudnnStatus_t cudnnPoolingForward(cudnnHandle_t h, const cudnnPoolingDescriptor_t pd, const void *alpha,
                                   const cudnnTensorDescriptor_t xd, const void *x, const void *beta,
                                   const cudnnTensorDescriptor_t yd, void *y) {
+    NLC_EMU_REJECTABLE();
     pgeom g;
     if (!base_ok(h, alpha, beta) || !x || !y) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = make_pgeom(pd, xd, yd, &g)) return s;
@@ -241,6 +244,7 @@ cudnnStatus_t cudnnPoolingBackward(cudnnHandle_t h, const cudnnPoolingDescriptor
                                    const cudnnTensorDescriptor_t yd, const void *y, const cudnnTensorDescriptor_t dyd,
                                    const void *dy, const cudnnTensorDescriptor_t xd, const void *x, const void *beta,
                                    const cudnnTensorDescriptor_t dxd, void *dx) {
+    NLC_EMU_REJECTABLE();
     pgeom g, gd;
     if (!base_ok(h, alpha, beta) || !y || !dy || !x || !dx) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = make_pgeom(pd, xd, yd, &g)) return s;
@@ -288,6 +292,7 @@ cudnnStatus_t cudnnBatchNormalizationForwardTraining(cudnnHandle_t h, cudnnBatch
                                                      const cudnnTensorDescriptor_t pd, const void *scale,
                                                      const void *bias, double factor, void *rmean, void *rvar,
                                                      double eps, void *smean, void *sinv) {
+    NLC_EMU_REJECTABLE();
     bool red[CUDNN_DIM_MAX];
     if (!base_ok(h, alpha, beta) || !x || !y || !scale || !bias) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = bn_check(mode, xd, yd, pd, red)) return s;
@@ -342,6 +347,7 @@ cudnnStatus_t cudnnBatchNormalizationForwardInference(cudnnHandle_t h, cudnnBatc
                                                       const cudnnTensorDescriptor_t pd, const void *scale,
                                                       const void *bias, const void *emean, const void *evar,
                                                       double eps) {
+    NLC_EMU_REJECTABLE();
     bool red[CUDNN_DIM_MAX];
     if (!base_ok(h, alpha, beta) || !x || !y || !scale || !bias || !emean || !evar) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = bn_check(mode, xd, yd, pd, red)) return s;
@@ -371,6 +377,7 @@ cudnnStatus_t cudnnBatchNormalizationBackward(cudnnHandle_t h, cudnnBatchNormMod
                                               const cudnnTensorDescriptor_t dxd, void *dx,
                                               const cudnnTensorDescriptor_t pd, const void *scale, void *dscale,
                                               void *dbias, double eps, const void *smean, const void *sinv) {
+    NLC_EMU_REJECTABLE();
     bool red[CUDNN_DIM_MAX];
     if (!base_ok(h, alphaData, betaData) || !alphaParam || !betaParam) return CUDNN_STATUS_BAD_PARAM;
     if (!x || !dy || !dx || !scale || !dscale || !dbias) return CUDNN_STATUS_BAD_PARAM;
@@ -431,6 +438,7 @@ cudnnStatus_t cudnnBatchNormalizationBackward(cudnnHandle_t h, cudnnBatchNormMod
 cudnnStatus_t cudnnSoftmaxForward(cudnnHandle_t h, cudnnSoftmaxAlgorithm_t algo, cudnnSoftmaxMode_t mode,
                                   const void *alpha, const cudnnTensorDescriptor_t xd, const void *x, const void *beta,
                                   const cudnnTensorDescriptor_t yd, void *y) {
+    NLC_EMU_REJECTABLE();
     bool red[CUDNN_DIM_MAX];
     if (!base_ok(h, alpha, beta) || !x || !y) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = pair_check(xd, yd)) return s;
@@ -469,6 +477,7 @@ cudnnStatus_t cudnnSoftmaxBackward(cudnnHandle_t h, cudnnSoftmaxAlgorithm_t algo
                                    const void *alpha, const cudnnTensorDescriptor_t yd, const void *y,
                                    const cudnnTensorDescriptor_t dyd, const void *dy, const void *beta,
                                    const cudnnTensorDescriptor_t dxd, void *dx) {
+    NLC_EMU_REJECTABLE();
     bool red[CUDNN_DIM_MAX];
     if (!base_ok(h, alpha, beta) || !y || !dy || !dx) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = pair_check(yd, dyd)) return s;
@@ -505,6 +514,7 @@ cudnnStatus_t cudnnSoftmaxBackward(cudnnHandle_t h, cudnnSoftmaxAlgorithm_t algo
 cudnnStatus_t cudnnActivationForward(cudnnHandle_t h, cudnnActivationDescriptor_t ad, const void *alpha,
                                      const cudnnTensorDescriptor_t xd, const void *x, const void *beta,
                                      const cudnnTensorDescriptor_t yd, void *y) {
+    NLC_EMU_REJECTABLE();
     if (!base_ok(h, alpha, beta) || !x || !y) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = pair_check(xd, yd)) return s;
     if (cudnnStatus_t s = act_check(ad)) return s;
@@ -525,6 +535,7 @@ cudnnStatus_t cudnnActivationBackward(cudnnHandle_t h, cudnnActivationDescriptor
                                       const cudnnTensorDescriptor_t dyd, const void *dy,
                                       const cudnnTensorDescriptor_t xd, const void *x, const void *beta,
                                       const cudnnTensorDescriptor_t dxd, void *dx) {
+    NLC_EMU_REJECTABLE();
     if (!base_ok(h, alpha, beta) || !y || !dy || !x || !dx) return CUDNN_STATUS_BAD_PARAM;
     if (cudnnStatus_t s = pair_check(yd, dyd)) return s;
     if (cudnnStatus_t s = pair_check(yd, xd)) return s;
