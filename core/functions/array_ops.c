@@ -410,6 +410,7 @@ static int tile_setup(nl_func *f) {
             return nl_error("argument 'reps' entry %d (%lld) makes axis %d far too large", kr + 1, (long long)reps[k], k + 1);
         oshape[k] = xs[k] * reps[k];
     }
+    if (nl_check_out_size("y", nd, oshape)) return -1;
     view_plan *p = view_new(f);
     if (!p) return -1;
     nl_row_strides(nd, xs, xst);

@@ -296,6 +296,7 @@ static int conv_setup(nl_func *f) {
         st.g.stride[lead + i] = stride[i];
         st.g.dil[lead + i] = dil[i];
     }
+    if (nl_check_out_size("y", x->ndim, oshape)) return -1;
     st.ocg = oc / group;
     st.kg = c / group;
     st.p_in = st.p_out = 1;
@@ -303,7 +304,8 @@ static int conv_setup(nl_func *f) {
     for (int i = 0; i < SD; i++) {
         st.kg *= st.g.k[i];
         st.p_in *= st.g.in[i];
-        st.p_out *= st.g.out[i];
+        /* saturated: huge pads give output sizes whose product overflows int64 */
+        st.p_out = st.g.out[i] != 0 && st.p_out > INT64_MAX / st.g.out[i] ? INT64_MAX : st.p_out * st.g.out[i];
         if (st.g.k[i] != 1 || st.g.stride[i] != 1 || st.g.pad[i] != 0) st.direct = false;
     }
     if (st.kg > INT_MAX || st.p_out > INT_MAX || st.ocg > INT_MAX ||

@@ -181,6 +181,7 @@ static int deconv_setup(nl_func *f) {
         st.g.stride[lead + i] = stride[i];
         st.g.dil[lead + i] = dil[i];
     }
+    if (nl_check_out_size("y", x->ndim, oshape)) return -1;
     st.kk = st.p_x = st.p_y = 1;
     for (int i = 0; i < SD; i++) { st.kk *= st.g.k[i]; st.p_x *= st.g.pos[i]; st.p_y *= st.g.img[i]; }
     if (st.ocg * st.kk > INT_MAX || st.p_x > INT_MAX || st.cg > INT_MAX ||
@@ -344,6 +345,7 @@ static int dw_setup(nl_func *f) {
         st.g.stride[lead + i] = stride[i];
         st.g.dil[lead + i] = dil[i];
     }
+    if (nl_check_out_size("y", x->ndim, oshape)) return -1;
     st.kk = st.p_x = st.p_y = 1;
     for (int i = 0; i < SD; i++) { st.kk *= st.g.k[i]; st.p_x *= st.g.img[i]; st.p_y *= st.g.pos[i]; }
     nl_set_out_shape(f, 0, x->ndim, oshape);

@@ -59,9 +59,24 @@ static inline int nl_pool_geometry(nl_func *f, const nl_var *x, const char *xs, 
         g->stride[lead + i] = s;
         g->pad[lead + i] = p;
     }
+    /* huge pads make y's size overflow int64: refuse before multiplying */
+    double ysize = (double)g->maps;
+    for (int i = 0; i < NL_POOL_SD; i++) ysize *= (double)g->out[i];
+    if (ysize > 0x1p48) {
+        char ys[160];
+        return nl_error("y %s (x %s pooled with these kernel / stride / pad) has too many elements (at most 2^48)",
+                        nl_shape_str(ys, x->ndim, g->oshape), xs);
+    }
     g->in_size = g->out_size = 1;
     for (int i = 0; i < NL_POOL_SD; i++) { g->in_size *= g->in[i]; g->out_size *= g->out[i]; }
     return 0;
+}
+
+/* Work per map for nl_parallel_for: out_size * prod(k), saturated (kernels up to 2^31 - 1
+ * over a padded input would overflow int64). */
+static inline int64_t nl_pool_work(int64_t out_size, const int64_t *k) {
+    double w = (double)out_size * (double)k[0] * (double)k[1] * (double)k[2];
+    return w > 0x1p62 ? (int64_t)1 << 62 : (int64_t)w;
 }
 
 /* Copies the geometry fields of g into a state struct st with the same field names. */

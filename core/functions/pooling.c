@@ -256,7 +256,7 @@ static int max_pool_forward(nl_func *f) {
     int32_t *idx = (int32_t *)nl_func_scratch(f, 0, st->maps * st->out_size);
     if (!idx) return nl_error("out of memory for the argmax indices");
     pool_ctx c = {.st = st, .x = x, .y = y, .idx = idx};
-    nl_parallel_for(st->maps, st->out_size * st->k[0] * st->k[1] * st->k[2], max_fwd_range, &c);
+    nl_parallel_for(st->maps, nl_pool_work(st->out_size, st->k), max_fwd_range, &c);
     st->forward_done = true;
     return 0;
 }
@@ -420,7 +420,7 @@ static int avg_pool_forward(nl_func *f) {
     NL_PTR(const float *, x, nl_in_data(f, 0));
     NL_PTR(float *, y, nl_out_data(f, 0));
     pool_ctx c = {.st = st, .x = x, .y = y};
-    nl_parallel_for(st->maps, st->out_size * st->k[0] * st->k[1] * st->k[2], avg_fwd_range, &c);
+    nl_parallel_for(st->maps, nl_pool_work(st->out_size, st->k), avg_fwd_range, &c);
     return 0;
 }
 
@@ -431,7 +431,7 @@ static int avg_pool_backward(nl_func *f, const bool *prop, const bool *accum) {
     NL_PTR(float *, dx, nl_in_grad(f, 0, accum[0]));
     if (!accum[0]) memset(dx, 0, (size_t)(st->maps * st->in_size) * sizeof(float));
     pool_ctx c = {.st = st, .dx = dx, .dy = dy};
-    nl_parallel_for(st->maps, st->out_size * st->k[0] * st->k[1] * st->k[2], avg_bwd_range, &c);
+    nl_parallel_for(st->maps, nl_pool_work(st->out_size, st->k), avg_bwd_range, &c);
     return 0;
 }
 

@@ -192,7 +192,7 @@ static int sp_forward(nl_func *f) {
     const sp_state *st = f->state;
     sp_ctx c = {.st = st};
     if (!(c.x = nl_in_data(f, 0)) || !(c.y = nl_out_data(f, 0))) return -1;
-    nl_parallel_for(st->maps, st->out_size * st->k[0] * st->k[1] * st->k[2], sp_fwd_range, &c);
+    nl_parallel_for(st->maps, nl_pool_work(st->out_size, st->k), sp_fwd_range, &c);
     return 0;
 }
 
@@ -202,7 +202,7 @@ static int sp_backward(nl_func *f, const bool *prop, const bool *accum) {
     sp_ctx c = {.st = st};
     if (!(c.dy = nl_out_grad(f, 0)) || !(c.dx = nl_in_grad(f, 0, accum[0]))) return -1;
     if (!accum[0]) memset(c.dx, 0, (size_t)(st->maps * st->in_size) * sizeof(float));
-    nl_parallel_for(st->maps, st->out_size * st->k[0] * st->k[1] * st->k[2], sp_bwd_range, &c);
+    nl_parallel_for(st->maps, nl_pool_work(st->out_size, st->k), sp_bwd_range, &c);
     return 0;
 }
 
@@ -264,6 +264,7 @@ static int up_setup(nl_func *f) {
         st.in[lead + i] = in;
         st.k[lead + i] = k;
     }
+    if (nl_check_out_size("y", x->ndim, oshape)) return -1;
     st.in_size = st.out_size = 1;
     for (int i = 0; i < SD; i++) { st.in_size *= st.in[i]; st.out_size *= st.in[i] * st.k[i]; }
     nl_set_out_shape(f, 0, x->ndim, oshape);

@@ -35,6 +35,15 @@ static int reshape_setup(nl_func *f) {
             for (int j = k + 1; j < n; j++) shape[j] = nl_arg_at(f, RS_SHAPE, j);
             return nl_error("argument 'shape' %s has a negative size at position %d",
                             nl_shape_str(s1, n, shape), k + 1);
+        } else if (d != 0 && known > INT64_MAX / d) {
+            for (int j = k + 1; j < n; j++) shape[j] = nl_arg_at(f, RS_SHAPE, j);
+            bool zero = false;
+            for (int j = k + 1; j < n; j++) zero = zero || shape[j] == 0;
+            if (!zero)
+                return nl_error("cannot reshape %s (%lld elements) into %s (too many elements)",
+                                nl_shape_str(s1, x->ndim, x->shape), (long long)x->size, nl_shape_str(s2, n, shape));
+            known = 0;
+            break;
         } else {
             known *= d;
         }

@@ -355,13 +355,14 @@ static int rc_setup(nl_func *f) {
     int64_t shape[NL_MAX_NDIM], oshape[2 * NL_MAX_NDIM];
     int n = shape_arg(f, RC_SHAPE, shape);
     if (n < 0) return -1;
-    int64_t inner = 1;
-    for (int j = 0; j < n; j++) inner *= shape[j];
     if (n == 0) { shape[0] = 1; n = 1; }
     const int ondim = x->ndim - 1 + n;
     if (ondim > NL_MAX_NDIM) return nl_error("the output would have %d axes (at most %d)", ondim, NL_MAX_NDIM);
     for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
     for (int j = 0; j < n; j++) oshape[x->ndim - 1 + j] = shape[j];
+    if (nl_check_out_size("y", ondim, oshape)) return -1;   /* before multiplying the sizes */
+    int64_t inner = 1;
+    for (int j = 0; j < n; j++) inner *= shape[j];
     if (!nl_arg_bool(f, RC_REPLACE) && inner > W)
         return nl_error("cannot draw %lld samples without replacement from populations of %lld",
                         (long long)inner, (long long)W);

@@ -179,6 +179,9 @@ static int parse_default(const nl_argdef *a, nl_arg *out) {
 
 /* Integers are carried as doubles: keep them where int64 conversions are defined. */
 static bool is_integral(double d) { return isfinite(d) && d == floor(d) && fabs(d) < 0x1p62; }
+/* Integer arguments are 32-bit, as in NNabla: sizes, kernels, strides, pads, axes, counts
+ * and seeds beyond that make the shape arithmetic overflow int64 (or loop for hours). */
+#define NL_ARG_INT_MAX 2147483647
 
 static int check_arg(const nl_fdef *d, int k, nl_arg *a) {
     const nl_argdef *ad = &d->args[k];
@@ -194,6 +197,9 @@ static int check_arg(const nl_fdef *d, int k, nl_arg *a) {
     case NL_ARG_INT: case NL_ARG_AXIS:
         if (a->n != 1 || !is_integral(a->v[0]))
             return nl_error("argument '%s' must be an integer", ad->name);
+        if (fabs(a->v[0]) > NL_ARG_INT_MAX)
+            return nl_error("argument '%s' is %.0f, out of range (integer arguments are within -%d..%d)",
+                            ad->name, a->v[0], NL_ARG_INT_MAX, NL_ARG_INT_MAX);
         break;
     case NL_ARG_BOOL:
         if (a->n != 1) return nl_error("argument '%s' must be a boolean", ad->name);
@@ -202,8 +208,12 @@ static int check_arg(const nl_fdef *d, int k, nl_arg *a) {
         if (a->n != 1) return nl_error("argument '%s' must be a number", ad->name);
         break;
     case NL_ARG_INTS: case NL_ARG_AXES: case NL_ARG_INDEX:
-        for (int j = 0; j < a->n; j++)
+        for (int j = 0; j < a->n; j++) {
             if (!is_integral(a->v[j])) return nl_error("argument '%s' must be a list of integers", ad->name);
+            if (fabs(a->v[j]) > NL_ARG_INT_MAX)
+                return nl_error("argument '%s' entry %d is %.0f, out of range (integer arguments are within -%d..%d)",
+                                ad->name, j + 1, a->v[j], NL_ARG_INT_MAX, NL_ARG_INT_MAX);
+        }
         break;
     case NL_ARG_CHOICE: {
         int count = 1;

@@ -92,6 +92,17 @@ struct nl_func {
 /* ---- setup helpers ---- */
 int nl_set_n_out(nl_func *f, int n);
 void nl_set_out_shape(nl_func *f, int i, int ndim, const int64_t *shape);
+/* Refuses an output shape of more than 2^48 elements (named `what` in the message) before
+ * a setup multiplies its sizes: huge kernels, strides, pads or repetitions would overflow. */
+static inline int nl_check_out_size(const char *what, int ndim, const int64_t *shape) {
+    double n = 1;
+    for (int i = 0; i < ndim; i++) n *= (double)shape[i];
+    if (n > 0x1p48) {
+        char b[160];
+        return nl_error("%s %s has too many elements (at most 2^48)", what, nl_shape_str(b, ndim, shape));
+    }
+    return 0;
+}
 int nl_same_shape(const nl_var *a, const nl_var *b);
 /* Normalizes a Lua-style axis (1-based, negative from the end) against ndim into
  * 0..ndim-1, or fails naming the argument. */

@@ -77,25 +77,34 @@ local SCALAR_KIND = { int = true, axis = true, float = true, bool = true, choice
 
 local function is_int(x) return type(x) == 'number' and x == math.floor(x) and x > -math.huge and x < math.huge end
 
+-- A value as error messages show it: numbers, booleans and strings as written, other types
+-- by name (not "table: 0x55d0c0a8").
+local function show(v)
+  local t = type(v)
+  if t == 'number' or t == 'boolean' or t == 'nil' or t == 'string' then return tostring(v) end
+  if is_var(v) then return 'a Variable' end
+  return 'a ' .. t
+end
+
 -- Writes the Lua value `v` for descriptor `a` into argbuf[k].
 local function put_arg(d, a, v)
   local slot = argbuf[a.index]
   if v == nil then slot.n = -2 return end
   local t = a.type
   if t == 'int' or t == 'axis' then
-    if not is_int(v) then fail(d, ("argument '%s' must be an integer, got %s"):format(a.name, tostring(v)), 4) end
+    if not is_int(v) then fail(d, ("argument '%s' must be an integer, got %s"):format(a.name, show(v)), 4) end
     slot.n = 1; slot.v[0] = v
   elseif t == 'float' then
     if type(v) ~= 'number' then fail(d, ("argument '%s' must be a number, got %s"):format(a.name, type(v)), 4) end
     slot.n = 1; slot.v[0] = v
   elseif t == 'bool' then
-    if type(v) ~= 'boolean' then fail(d, ("argument '%s' must be true or false, got %s"):format(a.name, tostring(v)), 4) end
+    if type(v) ~= 'boolean' then fail(d, ("argument '%s' must be true or false, got %s"):format(a.name, show(v)), 4) end
     slot.n = 1; slot.v[0] = v and 1 or 0
   elseif t == 'choice' then
     for i, c in ipairs(a.choices) do
       if c == v then slot.n = 1; slot.v[0] = i - 1 return end
     end
-    fail(d, ("argument '%s' must be one of '%s', got %s"):format(a.name, table.concat(a.choices, "', '"), tostring(v)), 4)
+    fail(d, ("argument '%s' must be one of '%s', got %s"):format(a.name, table.concat(a.choices, "', '"), show(v)), 4)
   else -- lists: ints, axes, floats, index
     if type(v) == 'number' then v = { v } end
     if type(v) ~= 'table' then fail(d, ("argument '%s' must be a list, got %s"):format(a.name, type(v)), 4) end
@@ -105,7 +114,7 @@ local function put_arg(d, a, v)
       if t == 'floats' then
         if type(x) ~= 'number' then fail(d, ("argument '%s' entry %d must be a number"):format(a.name, i), 4) end
       elseif not is_int(x) then
-        fail(d, ("argument '%s' entry %d must be an integer, got %s"):format(a.name, i, tostring(x)), 4)
+        fail(d, ("argument '%s' entry %d must be an integer, got %s"):format(a.name, i, show(x)), 4)
       end
       slot.v[i - 1] = x
     end

@@ -205,3 +205,24 @@ describe('pooling rejects bad inputs with the shapes involved', function()
     end)
   end
 end)
+
+-- scripts/fuzz_functions.lua regressions: huge pads / kernels (were signed overflows)
+describe('pooling with huge pads (fuzz)', function()
+  local I = 2 ^ 31 - 1
+  it('refuses an output of more than 2^48 elements', function()
+    for _, name in ipairs { 'max_pooling', 'average_pooling' } do
+      local ok, err = pcall(F[name], nn.Variable({2, 3, 6, 6}), {2, 2}, {1, 1}, true, {I, I})
+      assert.is_false(ok)
+      assert.matches('F.' .. name .. ': y {2, 3, 4294967299, 4294967299} (x {2, 3, 6, 6} pooled with these kernel / stride / pad) has too many elements (at most 2^48)', err, 1, true)
+    end
+  end)
+  it('runs kernels of 2^31 - 1 over a huge pad (small output)', function()
+    for _, name in ipairs { 'max_pooling', 'average_pooling' } do
+      local x = nn.Variable.from({ { { {1, 2}, {3, 4} } } }, { need_grad = true })
+      local y = F[name](x, {I, I}, {I, I}, true, {I, I})
+      y:forward()
+      y:backward { grad = 1 }
+      assert.same({1, 1, 2, 2}, y.shape)
+    end
+  end)
+end)

@@ -156,3 +156,22 @@ describe('slice', function()
     assert.matches('F.slice: stop 9 is out of range on axis 2', err, 1, true)
   end)
 end)
+
+-- scripts/fuzz_functions.lua regressions: sizes whose product overflows int64
+describe('reshape with huge sizes (fuzz)', function()
+  it('refuses a shape whose element count overflows, instead of wrapping around', function()
+    local I = 2 ^ 31 - 1
+    local ok, err = pcall(F.reshape, nn.Variable({2, 3}), {I, I, I, I})
+    assert.is_false(ok)
+    assert.matches('F.reshape: cannot reshape {2, 3} (6 elements) into {2147483647, 2147483647, 2147483647, 2147483647} (too many elements)', err, 1, true)
+    -- a zero after the overflow still makes an empty shape: the element counts differ
+    ok, err = pcall(F.reshape, nn.Variable({2, 3}), {I, I, I, 0})
+    assert.is_false(ok)
+    assert.matches('F.reshape: cannot reshape {2, 3} (6 elements) into {2147483647, 2147483647, 2147483647, 0} (0 elements)', err, 1, true)
+  end)
+  it('refuses integer arguments beyond 32 bits (all functions)', function()
+    local ok, err = pcall(F.reshape, nn.Variable({2, 3}), {2 ^ 31, 3})
+    assert.is_false(ok)
+    assert.matches("F.reshape: argument 'shape' entry 1 is 2147483648, out of range (integer arguments are within -2147483647..2147483647)", err, 1, true)
+  end)
+end)

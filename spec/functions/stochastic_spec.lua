@@ -515,3 +515,29 @@ describe('random_erase', function()
     expect_error(F.random_erase, "F.random_erase: argument 'n' must be >= 1, got 0", x, { n = 0 })
   end)
 end)
+
+-- scripts/fuzz_functions.lua regressions: a shape of 2^62 elements was a segfault, and
+-- random_erase with n = 2^31 ran for hours
+describe('huge integer arguments (fuzz)', function()
+  it('F.rand / F.randint / F.randn refuse shape entries beyond 32 bits', function()
+    for _, name in ipairs { 'rand', 'randint', 'randn' } do
+      local ok, err = pcall(F[name], { shape = {2 ^ 31, 2 ^ 31} })
+      assert.is_false(ok)
+      assert.matches('F.' .. name .. ": argument 'shape' entry 1 is 2147483648, out of range (integer arguments are within -2147483647..2147483647)", err, 1, true)
+    end
+  end)
+  it('F.random_erase refuses n beyond 32 bits', function()
+    local ok, err = pcall(F.random_erase, nn.Variable({2, 3, 6, 6}), { n = 2 ^ 31 })
+    assert.is_false(ok)
+    assert.matches("F.random_erase: argument 'n' is 2147483648, out of range (integer arguments are within -2147483647..2147483647)", err, 1, true)
+  end)
+end)
+
+describe('random_choice with a huge shape (fuzz)', function()
+  it('refuses an output of more than 2^48 elements (was a signed overflow)', function()
+    local I = 2 ^ 31 - 1
+    local ok, err = pcall(F.random_choice, nn.Variable({2, 4}), nn.Variable({2, 4}), { shape = {I, I, I, I} })
+    assert.is_false(ok)
+    assert.matches('F.random_choice: y {2, 2147483647, 2147483647, 2147483647, 2147483647} has too many elements (at most 2^48)', err, 1, true)
+  end)
+end)
