@@ -68,6 +68,37 @@ struct step_args {
     float *dcn;             /* backward, lstm: (B, H) dc in, dc * f out */
 };
 
+/* What forward saved for one (layer, direction) q (rnn_state's layout in sv), with its
+ * initial states. */
+struct seq_ptrs {
+    float *gates, *hs, *cs, *hvs;   /* (T, B, GH) gates; (T, B, H) h, c (lstm), W_hn h + b_hn (gru) */
+    const float *h0, *c0;           /* (B, H) initial h, c (lstm) */
+};
+
+static seq_ptrs seq_of(const rnn_state *s, float *sv, int64_t q, const float *h0all, const float *c0all) {
+    const int64_t BH = s->B * s->H;
+    seq_ptrs r;
+    r.gates = sv + q * s->n_gates;
+    r.hs = sv + s->off_hs + q * s->n_seq;
+    r.cs = s->kind == K_LSTM ? sv + s->off_cs + q * s->n_seq : nullptr;
+    r.hvs = s->kind == K_GRU ? sv + s->off_hn + q * s->n_seq : nullptr;
+    r.h0 = h0all + q * BH;
+    r.c0 = c0all ? c0all + q * BH : nullptr;
+    return r;
+}
+
+/* p's saved-sequence pointers at time t, the step-th of direction d (t = step forward,
+ * T-1-step in reverse); the previous state is the initial one at step 0. */
+static void step_at(step_args &p, const seq_ptrs &q, int kind, int64_t d, int64_t step, int64_t t) {
+    const int64_t BH = p.B * p.H, tp = d == 0 ? t - 1 : t + 1;
+    p.hp = step == 0 ? q.h0 : q.hs + tp * BH;
+    p.cp = kind == K_LSTM ? (step == 0 ? q.c0 : q.cs + tp * BH) : nullptr;
+    p.g = q.gates + t * p.B * p.GH;
+    p.ht = q.hs + t * BH;
+    p.ct = q.cs ? q.cs + t * BH : nullptr;
+    p.hv = q.hvs ? q.hvs + t * BH : nullptr;
+}
+
 /* gates: (T*B, GH) += bias (GH) on every row (gru: b_r, b_z, b_in) */
 __global__ void k_add_bias(int64_t rows, int64_t GH, const float *__restrict__ bias, float *gates) {
     NLC_LOOP(i, rows * GH) gates[i] += bias[i % GH];
@@ -200,10 +231,8 @@ static int rnn_cuda_forward(nl_func *f) {
             const float *W = (l == 0 ? w0 : wl) + nl_rnn_weight_offset(s, l, d, &In);
             const int ld = (int)(In + H);
             const float *bias = ball ? ball + q * s->nb * H : nullptr;
-            float *gates = sv + q * s->n_gates, *hs = sv + s->off_hs + q * s->n_seq;
-            float *cs = s->kind == K_LSTM ? sv + s->off_cs + q * s->n_seq : nullptr;
-            float *hvs = s->kind == K_GRU ? sv + s->off_hn + q * s->n_seq : nullptr;
-            const float *h0 = h0all + q * B * H, *c0 = c0all ? c0all + q * B * H : nullptr;
+            const seq_ptrs sq = seq_of(s, sv, q, h0all, c0all);
+            float *gates = sq.gates;
             /* input part of all steps: gates (T*B, GH) = in (T*B, In) W_x^T (+ bias) */
             if (rm_gemm(h, false, true, (int)TB, (int)GH, (int)In, in, (int)In, W, ld, 0.0f, gates, (int)GH)) return -1;
             if (bias) {
@@ -213,13 +242,7 @@ static int rnn_cuda_forward(nl_func *f) {
             p.bhn = bias && s->kind == K_GRU ? bias + 3 * H : nullptr;
             for (int64_t step = 0; step < T; step++) {
                 const int64_t t = d == 0 ? step : T - 1 - step;
-                const int64_t tp = d == 0 ? t - 1 : t + 1;
-                p.hp = step == 0 ? h0 : hs + tp * B * H;
-                p.cp = s->kind == K_LSTM ? (step == 0 ? c0 : cs + tp * B * H) : nullptr;
-                p.g = gates + t * B * GH;
-                p.ht = hs + t * B * H;
-                p.ct = cs ? cs + t * B * H : nullptr;
-                p.hv = hvs ? hvs + t * B * H : nullptr;
+                step_at(p, sq, s->kind, d, step, t);
                 p.th = tmp;
                 p.y = out + t * B * D * H + d * H;
                 p.hn = step == T - 1 ? hn_out + q * B * H : nullptr;
@@ -317,23 +340,14 @@ static int rnn_cuda_backward(nl_func *f, const bool *prop, const bool *accum) {
             const float *W = (l == 0 ? w0 : wl) + woff;
             const int ld = (int)(In + H);
             float *dW = l == 0 ? (dw0 ? dw0 + woff : nullptr) : (dw ? dw + woff : nullptr);
-            float *gates = sv + q * s->n_gates, *hs = sv + s->off_hs + q * s->n_seq;
-            float *cs = s->kind == K_LSTM ? sv + s->off_cs + q * s->n_seq : nullptr;
-            float *hvs = gru ? sv + s->off_hn + q * s->n_seq : nullptr;
-            const float *h0 = h0all + q * B * H, *c0 = c0all ? c0all + q * B * H : nullptr;
+            const seq_ptrs sq = seq_of(s, sv, q, h0all, c0all);
             NLC_CUDA(cudaMemcpyAsync(dhn_, dhn + q * B * H, (size_t)(B * H) * sizeof(float), cudaMemcpyDeviceToDevice));
             if (dcn)
                 NLC_CUDA(cudaMemcpyAsync(dcn_, dcn + q * B * H, (size_t)(B * H) * sizeof(float),
                                          cudaMemcpyDeviceToDevice));
             for (int64_t step = T - 1; step >= 0; step--) {
                 const int64_t t = d == 0 ? step : T - 1 - step;
-                const int64_t tp = d == 0 ? t - 1 : t + 1;
-                p.hp = step == 0 ? h0 : hs + tp * B * H;
-                p.cp = s->kind == K_LSTM ? (step == 0 ? c0 : cs + tp * B * H) : nullptr;
-                p.g = gates + t * B * GH;
-                p.ht = hs + t * B * H;
-                p.ct = cs ? cs + t * B * H : nullptr;
-                p.hv = hvs ? hvs + t * B * H : nullptr;
+                step_at(p, sq, s->kind, d, step, t);
                 p.dy = dYl + t * B * D * H + d * H;
                 p.dg = dG + t * B * GH;
                 p.dgh = dGh + t * B * GH;
@@ -349,11 +363,11 @@ static int rnn_cuda_backward(nl_func *f, const bool *prop, const bool *accum) {
                  * (forward: t = 1..T-1 read h[t-1]; reverse: t = 0..T-2 read h[t+1]), then
                  * the one that reads h0 */
                 if (T > 1 && rm_gemm(h, true, false, (int)GH, (int)H, (int)((T - 1) * B),
-                                     d == 0 ? dGh + B * GH : dGh, (int)GH, d == 0 ? hs : hs + B * H, (int)H, 1.0f,
+                                     d == 0 ? dGh + B * GH : dGh, (int)GH, d == 0 ? sq.hs : sq.hs + B * H, (int)H, 1.0f,
                                      dW + In, ld))
                     return -1;
                 const int64_t t0 = d == 0 ? 0 : T - 1;
-                if (rm_gemm(h, true, false, (int)GH, (int)H, (int)B, dGh + t0 * B * GH, (int)GH, h0, (int)H, 1.0f,
+                if (rm_gemm(h, true, false, (int)GH, (int)H, (int)B, dGh + t0 * B * GH, (int)GH, sq.h0, (int)H, 1.0f,
                             dW + In, ld))
                     return -1;
             }
