@@ -62,7 +62,7 @@ static inline int nl_pool_geometry(nl_func *f, const nl_var *x, const char *xs, 
     /* huge pads make y's size overflow int64: refuse before multiplying */
     double ysize = (double)g->maps;
     for (int i = 0; i < NL_POOL_SD; i++) ysize *= (double)g->out[i];
-    if (ysize > 0x1p48) {
+    if (ysize > NL_MAX_ELEMENTS) {
         char ys[160];
         return nl_error("y %s (x %s pooled with these kernel / stride / pad) has too many elements (at most 2^48)",
                         nl_shape_str(ys, x->ndim, g->oshape), xs);

@@ -92,12 +92,16 @@ struct nl_func {
 /* ---- setup helpers ---- */
 int nl_set_n_out(nl_func *f, int n);
 void nl_set_out_shape(nl_func *f, int i, int ndim, const int64_t *shape);
-/* Refuses an output shape of more than 2^48 elements (named `what` in the message) before
- * a setup multiplies its sizes: huge kernels, strides, pads or repetitions would overflow. */
+/* The most elements an array may have (2^48: 1 PiB of floats), so that element counts and
+ * byte sizes never overflow int64 / size_t. */
+#define NL_MAX_ELEMENTS 0x1p48
+/* Refuses a shape of more than NL_MAX_ELEMENTS elements (named `what` in the message) before
+ * anyone multiplies its sizes: huge kernels, strides, pads or repetitions would overflow.
+ * The product is taken in double: exact enough to compare, and it cannot wrap. */
 static inline int nl_check_out_size(const char *what, int ndim, const int64_t *shape) {
     double n = 1;
     for (int i = 0; i < ndim; i++) n *= (double)shape[i];
-    if (n > 0x1p48) {
+    if (n > NL_MAX_ELEMENTS) {
         char b[160];
         return nl_error("%s %s has too many elements (at most 2^48)", what, nl_shape_str(b, ndim, shape));
     }

@@ -16,8 +16,8 @@ enum { MIN_WORK_PER_THREAD = 1 << 15 };
 void nl_parallel_for(int64_t n, int64_t cost_per_item, nl_range_fn body, void *ctx) {
     if (n <= 0) return;
 #ifdef _OPENMP
-    const int64_t cost = cost_per_item > 0 ? cost_per_item : 1;
-    const int64_t work = cost > INT64_MAX / n ? INT64_MAX : n * cost;   /* saturated */
+    int64_t work;   /* n * cost, saturated */
+    if (__builtin_mul_overflow(n, cost_per_item > 0 ? cost_per_item : 1, &work)) work = INT64_MAX;
     int threads = omp_get_max_threads();
     if (threads > 1 && work >= 2 * MIN_WORK_PER_THREAD && !omp_in_parallel()) {
         int64_t want = work / MIN_WORK_PER_THREAD;

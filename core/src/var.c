@@ -8,29 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NL_MAX_ELEMENTS ((int64_t)1 << 48)
-
 static int check_shape(int ndim, const int64_t *shape, int64_t *size) {
     if (ndim < 0 || ndim > NL_MAX_NDIM)
         return nl_error("a shape has %d dimensions; at most %d are supported", ndim, NL_MAX_NDIM);
-    int64_t s = 1;
-    bool empty = false;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
             char buf[160];
             return nl_error("shape %s has a negative dimension", nl_shape_str(buf, ndim, shape));
         }
-        if (shape[i] == 0) empty = true;
     }
-    /* element counts stay below 2^48 (1 PiB of floats): no int64 / size_t overflow */
-    for (int i = 0; i < ndim && !empty; i++) {
-        if (shape[i] > NL_MAX_ELEMENTS / s) {
-            char buf[160];
-            return nl_error("shape %s has too many elements (at most 2^48)", nl_shape_str(buf, ndim, shape));
-        }
-        s *= shape[i];
-    }
-    *size = empty ? 0 : s;
+    if (nl_check_out_size("shape", ndim, shape)) return -1;   /* no int64 / size_t overflow below */
+    int64_t s = 1;
+    for (int i = 0; i < ndim; i++) s *= shape[i];
+    *size = s;
     return 0;
 }
 
