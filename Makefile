@@ -82,8 +82,13 @@ tutorial: deps all
 reference: all
 	./scripts/nnlua scripts/gen_reference.lua lua/nnlua/REFERENCE.md
 
-bench: all
-	./scripts/nnlua bench/run.lua
+bench: all $(BUILD)/fma_peak
+	./scripts/nnlua bench/run.lua $(BENCH_ARGS)
+
+# The cores' FMA peak, the benchmark's ceiling row (bench only: not part of the library).
+$(BUILD)/fma_peak: bench/fma_peak.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -fopenmp $< -o $@
 
 clean:
 	rm -rf build build-san $(CDEF)

@@ -4,18 +4,20 @@
 -- the two sides of a row back to back; each side's best is compared. Prints a table and one
 -- JSON line (prefixed "JSON ").
 --   ./scripts/nnlua bench/run.lua [--reps N] [--scale S] [--only case,case] [--no-torch]
---                                 [--threads 1,2] [--rounds R]
+--                                 [--threads 1,2] [--rounds R] [--python CMD]
 -- Rates are medians over N repetitions (default 5) of timed blocks of steps (scale S
 -- multiplies the steps per block). Every case runs in R rounds (--rounds, default 3); a
 -- round runs both sides at every thread count back to back, PyTorch first in every other
 -- round, and a row reports each side's median over the rounds, so that a slow spell of this
 -- shared machine (the second core's speed swings by up to 2x from one minute to the next)
 -- falls on both sides alike. PyTorch is optional: without `import torch` the nnlua numbers
--- are printed alone.
+-- are printed alone. --python (default python3, or $NNLUA_BENCH_PYTHON) picks the Python
+-- whose torch is the peer, e.g. /usr/bin/python3 for Debian's python3-torch.
 local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or 'bench'
 local root = here:match('^(.*)/bench$') or '.'
 
 local reps, scale, only, use_torch, threads, rounds = 5, 1, nil, true, { 1, 2 }, 3
+local python = os.getenv('NNLUA_BENCH_PYTHON') or 'python3'
 do
   local i = 1
   while i <= #arg do
@@ -32,6 +34,7 @@ do
       for c in arg[i]:gmatch('[^,]+') do threads[#threads + 1] = tonumber(c) end
     elseif a == '--rounds' then i = i + 1; rounds = tonumber(arg[i])
     elseif a == '--no-torch' then use_torch = false
+    elseif a == '--python' then i = i + 1; python = arg[i]
     else error('bench/run.lua: unknown argument ' .. a) end
     i = i + 1
   end
@@ -52,11 +55,11 @@ local function collect(cmd)
 end
 
 local nnlua_cmd = shquote(root .. '/scripts/nnlua') .. ' ' .. shquote(here .. '/worker.lua')
-local torch_cmd = 'python3 ' .. shquote(here .. '/pytorch/bench.py')
+local torch_cmd = shquote(python) .. ' ' .. shquote(here .. '/pytorch/bench.py')
 
 local have_torch = false
 if use_torch then
-  local p = io.popen("python3 -c 'import torch; print(torch.__version__)' 2>/dev/null")
+  local p = io.popen(shquote(python) .. " -c 'import torch; print(torch.__version__)' 2>/dev/null")
   local v = p:read('*l')
   p:close()
   if v and v ~= '' then have_torch = v end
@@ -75,6 +78,8 @@ local rows = {
   { 'MLP 784-1024-1024-10 b128 (images/s)', 'mlp784', 'images_per_s', true, 'mlp784', 1.5 },
   { '  its 8 products alone, cblas_sgemm', 'mlp784_gemm', 'sgemm_images_per_s', true, 'mlp784', nil, 'images_per_s' },
   { '  its 8 products alone, nl_sgemm', 'mlp784_gemm', 'nl_sgemm_images_per_s', true, 'mlp784', nil, 'images_per_s' },
+  { '  its flops at the cores\' FMA peak', 'peak', 'mlp784_images_per_s', true, 'mlp784', nil, 'images_per_s' },
+  { 'FMA peak of the cores (GFLOP/s)', 'peak', 'fma_gflops', true },
   { 'affine GEMM (GFLOP/s)', 'gemm', 'affine_gflops', true },
   { 'OpenBLAS sgemm, same shapes (GFLOP/s)', 'gemm', 'sgemm_gflops', true },
   { 'static graph: us per function', 'overhead', 'static_us', false },
@@ -252,7 +257,7 @@ end
 if not use_torch then
   line('PyTorch not run (--no-torch): nnlua numbers only.')
 elseif not have_torch then
-  line('PyTorch is absent (python3 -c "import torch" fails): nnlua numbers only.')
+  line('PyTorch is absent (%s -c "import torch" fails): nnlua numbers only.', python)
 end
 local function loadavg()
   local f = io.open('/proc/loadavg', 'r')
@@ -303,7 +308,7 @@ local function jv(v)
 end
 local commit = io.popen('git -C ' .. shquote(root) .. ' rev-parse --short HEAD 2>/dev/null'):read('*l') or ''
 local dirty = io.popen('git -C ' .. shquote(root) .. ' status --porcelain -uno 2>/dev/null | head -1'):read('*l')
-local out = { commit = commit .. ((dirty and dirty ~= '') and '+dirty' or ''), torch = have_torch or false,
+local out = { commit = commit .. ((dirty and dirty ~= '') and '+dirty' or ''), torch = have_torch or false, python = python,
               threads = threads, reps = reps, rounds = rounds, blas = blas_core, load = { load_start, load_end }, rows = {} }
 for _, r in ipairs(json_rows) do
   out.rows[#out.rows + 1] = { name = r.name, key = r.key,

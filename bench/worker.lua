@@ -4,7 +4,8 @@
 -- OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set). Usage:
 --   ./scripts/nnlua bench/worker.lua CASE [reps] [scale]
 -- Cases: logreg mlp cnn rnn siamese (tutorial loops, steps/s), lenet64 lenet256 mlp784
--- (images/s), mlp784_gemm (that MLP step's products alone, images/s), gemm (affine vs
+-- (images/s), mlp784_gemm (that MLP step's products alone, images/s), peak (the cores' FMA
+-- peak, GFLOP/s, and that MLP step's images/s at it), gemm (affine vs
 -- cblas_sgemm, GFLOP/s), overhead (us per function, static and dynamic), memory (peak RSS
 -- of the five tutorial loops, MiB).
 local here = debug.getinfo(1, 'S').source:match('^@(.*)/[^/]*$') or 'bench'
@@ -169,6 +170,24 @@ elseif case == 'mlp784_gemm' then
   local n = math.max(1, math.floor(30 * scale))
   result('sgemm_images_per_s', B / time_per_call(function() step(false) end, n, 3))
   result('nl_sgemm_images_per_s', B / time_per_call(function() step(true) end, n, 3))
+elseif case == 'peak' then
+  -- The cores' single-precision FMA peak (bench/fma_peak.c, built by `make bench`, run with
+  -- this worker's OMP_NUM_THREADS), and the images/s of the MLP 784-1024-1024-10 step at
+  -- batch 128 if its eight products (the flops of mlp784_gemm) ran at that peak: no engine
+  -- and no BLAS can train that MLP faster on these cores.
+  local exe = here .. '/../build/fma_peak'
+  local p = io.popen("'" .. exe:gsub("'", "'\\''") .. "' 2>&1")
+  local out = p:read('*a')
+  p:close()
+  local best
+  for g in out:gmatch('PEAK %S+ %d+ (%S+)') do
+    local v = tonumber(g)
+    if v and (not best or v > best) then best = v end
+  end
+  if not best then error('bench/worker.lua: no FMA peak from ' .. exe .. ' (run `make bench`): ' .. out) end
+  local flops_per_image = 2 * (2 * (784 * 1024 + 1024 * 1024 + 1024 * 10) + (1024 * 1024 + 1024 * 10))
+  result('fma_gflops', best)
+  result('mlp784_images_per_s', best * 1e9 / flops_per_image)
 elseif case == 'overhead' then
   -- a chain of 100 add_scalar on a 1-element variable
   local x = nn.Variable({ 1 }, { need_grad = true })
