@@ -3,8 +3,11 @@
  * batch_normalization, softmax/log_softmax and the tanh/sigmoid/relu activations through
  * cuDNN, each falling back to the CUDA kernels (layers.cu, reduce.cu, elementwise.cu)
  * where cuDNN cannot express a case with NNabla's semantics or reports
- * CUDNN_STATUS_NOT_SUPPORTED while a node is set up (descriptors, algorithm and workspace
- * queries); a compute call that reports it is an error naming the call:
+ * CUDNN_STATUS_NOT_SUPPORTED, while a node is set up (descriptors, algorithm and workspace
+ * queries) or from a compute call. A refused compute call has done nothing (nlc_cudnn_ran):
+ * its work, and in a backward the gradients not yet computed, run the CUDA kernels, and so
+ * does the node from then on; the gradients cuDNN already wrote are kept, so none is added
+ * twice into an accumulating one:
  *   convolution      descriptors per node; algorithms chosen once per node with
  *                    cudnnGet*Algorithm_v7 (the first that runs within the workspace limit,
  *                    NNLUA_CUDNN_WORKSPACE_MB, default 1024); workspace from the caching
@@ -29,6 +32,16 @@
 #include <stdlib.h>
 
 static const float k_one = 1.0f, k_zero = 0.0f;
+
+/* A cuDNN compute call whose refusal sends the node to the CUDA kernels: evaluates call;
+ * on CUDNN_STATUS_NOT_SUPPORTED clears ok and runs fallback (returning its status); on any
+ * other failure returns -1 with the error recorded. */
+#define NLC_CUDNN_OR(ok, call, fallback)                               \
+    do {                                                               \
+        const int r_ = nlc_cudnn_ran((call), #call);                   \
+        if (r_ < 0) return -1;                                         \
+        if (r_ > 0) { (ok) = false; return (fallback); }               \
+    } while (0)
 
 /* ---- convolution ------------------------------------------------------------------------ */
 
@@ -157,11 +170,13 @@ static int conv_forward(nl_func *f) {
     NLC_PTR(float *, y, nlc_out(f, 0));
     workspace ws;
     if (!ws.get(st->fwd_ws, dev)) return -1;
-    NLC_CUDNN(cudnnConvolutionForward(h, &k_one, st->xd, x, st->wd, w, st->cd, st->fwd_algo, ws.p, st->fwd_ws,
-                                      &k_zero, st->yd, y));
+    /* a refused AddTensor after the product: the CUDA forward writes all of y again */
+    NLC_CUDNN_OR(st->ok, cudnnConvolutionForward(h, &k_one, st->xd, x, st->wd, w, st->cd, st->fwd_algo, ws.p,
+                                                 st->fwd_ws, &k_zero, st->yd, y),
+                 nlc_conv_cuda_forward(f));
     if (f->in[2]) {
         NLC_PTR(const float *, b, nlc_in(f, 2));
-        NLC_CUDNN(cudnnAddTensor(h, &k_one, st->bd, b, &k_one, st->yd, y));
+        NLC_CUDNN_OR(st->ok, cudnnAddTensor(h, &k_one, st->bd, b, &k_one, st->yd, y), nlc_conv_cuda_forward(f));
     }
     return 0;
 }
@@ -180,30 +195,44 @@ static int conv_backward(nl_func *f, const bool *prop, const bool *accum) {
     if (st->ok && (prop[0] || prop[1]) && !select_bwd(h, st, nlc_workspace_limit(dev))) st->ok = false;
     if (!st->ok) return nlc_conv_cuda_backward(f, prop, accum);
     NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
+    bool left[3] = {prop[0], prop[1], pb};     /* the gradients not written yet */
+    int r = 0;                                 /* 1 once cuDNN refuses a call */
     if (pb) {
         NLC_PTR(float *, db, nlc_in_grad(f, 2, accum[2]));
         const float beta = accum[2] ? 1.0f : 0.0f;
-        NLC_CUDNN(cudnnConvolutionBackwardBias(h, &k_one, st->yd, dy, &beta, st->bd, db));
+        r = nlc_cudnn_ran(cudnnConvolutionBackwardBias(h, &k_one, st->yd, dy, &beta, st->bd, db),
+                          "cudnnConvolutionBackwardBias");
+        if (r < 0) return -1;
+        if (r == 0) left[2] = false;
     }
-    if (prop[1]) {
+    if (r == 0 && prop[1]) {
         NLC_PTR(const float *, x, nlc_in(f, 0));
         NLC_PTR(float *, dw, nlc_in_grad(f, 1, accum[1]));
         workspace ws;
         if (!ws.get(st->bwd_filter_ws, dev)) return -1;
         const float beta = accum[1] ? 1.0f : 0.0f;
-        NLC_CUDNN(cudnnConvolutionBackwardFilter(h, &k_one, st->xd, x, st->yd, dy, st->cd, st->bwd_filter_algo, ws.p,
-                                                 st->bwd_filter_ws, &beta, st->wd, dw));
+        r = nlc_cudnn_ran(cudnnConvolutionBackwardFilter(h, &k_one, st->xd, x, st->yd, dy, st->cd,
+                                                         st->bwd_filter_algo, ws.p, st->bwd_filter_ws, &beta,
+                                                         st->wd, dw),
+                          "cudnnConvolutionBackwardFilter");
+        if (r < 0) return -1;
+        if (r == 0) left[1] = false;
     }
-    if (prop[0]) {
+    if (r == 0 && prop[0]) {
         NLC_PTR(const float *, w, nlc_in(f, 1));
         NLC_PTR(float *, dx, nlc_in_grad(f, 0, accum[0]));
         workspace ws;
         if (!ws.get(st->bwd_data_ws, dev)) return -1;
         const float beta = accum[0] ? 1.0f : 0.0f;
-        NLC_CUDNN(cudnnConvolutionBackwardData(h, &k_one, st->wd, w, st->yd, dy, st->cd, st->bwd_data_algo, ws.p,
-                                               st->bwd_data_ws, &beta, st->xd, dx));
+        r = nlc_cudnn_ran(cudnnConvolutionBackwardData(h, &k_one, st->wd, w, st->yd, dy, st->cd, st->bwd_data_algo,
+                                                       ws.p, st->bwd_data_ws, &beta, st->xd, dx),
+                          "cudnnConvolutionBackwardData");
+        if (r < 0) return -1;
+        if (r == 0) left[0] = false;
     }
-    return 0;
+    if (r == 0) return 0;
+    st->ok = false;                            /* refused: the rest, and the node from now on */
+    return nlc_conv_cuda_backward(f, left, accum);
 }
 
 /* ---- pooling ------------------------------------------------------------------------------ */
@@ -254,7 +283,8 @@ static int pool_forward_common(nl_func *f, bool max) {
     NLC_PTR(const float *, x, nlc_in(f, 0));
     NLC_PTR(float *, y, nlc_out(f, 0));
     if (max) st->have_argmax = false;
-    NLC_CUDNN(cudnnPoolingForward(h, st->pd, &k_one, st->xd, x, &k_zero, st->yd, y));
+    NLC_CUDNN_OR(st->ok, cudnnPoolingForward(h, st->pd, &k_one, st->xd, x, &k_zero, st->yd, y),
+                 max ? nlc_max_pool_cuda_forward(f) : nlc_avg_pool_cuda_forward(f));
     return 0;
 }
 
@@ -278,7 +308,9 @@ static int pool_backward_common(nl_func *f, const bool *prop, const bool *accum,
     NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
     NLC_PTR(float *, dx, nlc_in_grad(f, 0, accum[0]));
     const float beta = accum[0] ? 1.0f : 0.0f;
-    NLC_CUDNN(cudnnPoolingBackward(h, st->pd, &k_one, st->yd, y, st->yd, dy, st->xd, x, &beta, st->xd, dx));
+    /* only average pooling gets here refused (max pooling's cuDNN path is inference only) */
+    NLC_CUDNN_OR(st->ok, cudnnPoolingBackward(h, st->pd, &k_one, st->yd, y, st->yd, dy, st->xd, x, &beta, st->xd, dx),
+                 max ? nl_error("cudnnPoolingBackward refused a max pooling") : nlc_avg_pool_cuda_backward(f, prop, accum));
     return 0;
 }
 
@@ -332,14 +364,18 @@ static int bn_forward(nl_func *f) {
         }
         NLC_PTR(float *, saved, st->saved.get(2 * g.C, dev));
         st->have_saved = true;
-        NLC_CUDNN(cudnnBatchNormalizationForwardTraining(h, CUDNN_BATCHNORM_SPATIAL, &k_one, &k_zero, st->xd, x,
-                                                         st->xd, y, st->bnd, gamma, beta, 1.0 - decay, rm, rv, eps,
-                                                         saved, saved + g.C));
+        /* refused: nothing was written, the running statistics included */
+        NLC_CUDNN_OR(st->ok, cudnnBatchNormalizationForwardTraining(h, CUDNN_BATCHNORM_SPATIAL, &k_one, &k_zero,
+                                                                    st->xd, x, st->xd, y, st->bnd, gamma, beta,
+                                                                    1.0 - decay, rm, rv, eps, saved, saved + g.C),
+                     (st->have_saved = false, nlc_bn_cuda_forward(f)));
     } else {
         NLC_PTR(const float *, rm, nlc_in(f, NLC_BN_MEAN));
         NLC_PTR(const float *, rv, nlc_in(f, NLC_BN_VAR));
-        NLC_CUDNN(cudnnBatchNormalizationForwardInference(h, CUDNN_BATCHNORM_SPATIAL, &k_one, &k_zero, st->xd, x,
-                                                          st->xd, y, st->bnd, gamma, beta, rm, rv, eps));
+        NLC_CUDNN_OR(st->ok, cudnnBatchNormalizationForwardInference(h, CUDNN_BATCHNORM_SPATIAL, &k_one, &k_zero,
+                                                                     st->xd, x, st->xd, y, st->bnd, gamma, beta, rm,
+                                                                     rv, eps),
+                     nlc_bn_cuda_forward(f));
     }
     return 0;
 }
@@ -365,9 +401,10 @@ static int bn_backward(nl_func *f, const bool *prop, const bool *accum) {
     nlc_buf sumsb;
     NLC_PTR(float *, sums, sumsb.get(2 * g.C, dev));   /* [dbeta (C), dgamma (C)] */
     const float beta_dx = accum[NLC_BN_X] ? 1.0f : 0.0f;
-    NLC_CUDNN(cudnnBatchNormalizationBackward(h, CUDNN_BATCHNORM_SPATIAL, &k_one, &beta_dx, &k_one, &k_zero, st->xd, x,
-                                              st->xd, dy, st->xd, dx, st->bnd, gamma, sums + g.C, sums, eps,
-                                              st->saved.p, st->saved.p + g.C));
+    NLC_CUDNN_OR(st->ok, cudnnBatchNormalizationBackward(h, CUDNN_BATCHNORM_SPATIAL, &k_one, &beta_dx, &k_one,
+                                                         &k_zero, st->xd, x, st->xd, dy, st->xd, dx, st->bnd, gamma,
+                                                         sums + g.C, sums, eps, st->saved.p, st->saved.p + g.C),
+                 nlc_bn_cuda_backward(f, prop, accum));
     return nlc_bn_param_grads(f, prop, accum, g.C, sums, st->saved.p + g.C, gamma_in);
 }
 
@@ -411,8 +448,9 @@ static int softmax_fwd(nl_func *f, bool log) {
     if (!st->ok) return nlc_softmax_forward(f->device_id, x, y, outer, C, inner, log);
     cudnnHandle_t h = nlc_cudnn(f->device_id);
     if (!h) return -1;
-    NLC_CUDNN(cudnnSoftmaxForward(h, log ? CUDNN_SOFTMAX_LOG : CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_CHANNEL,
-                                  &k_one, st->d, x, &k_zero, st->d, y));
+    NLC_CUDNN_OR(st->ok, cudnnSoftmaxForward(h, log ? CUDNN_SOFTMAX_LOG : CUDNN_SOFTMAX_ACCURATE,
+                                             CUDNN_SOFTMAX_MODE_CHANNEL, &k_one, st->d, x, &k_zero, st->d, y),
+                 nlc_softmax_forward(f->device_id, x, y, outer, C, inner, log));
     return 0;
 }
 
@@ -429,8 +467,9 @@ static int softmax_bwd(nl_func *f, const bool *prop, const bool *accum, bool log
     cudnnHandle_t h = nlc_cudnn(f->device_id);
     if (!h) return -1;
     const float beta = accum[0] ? 1.0f : 0.0f;
-    NLC_CUDNN(cudnnSoftmaxBackward(h, log ? CUDNN_SOFTMAX_LOG : CUDNN_SOFTMAX_ACCURATE, CUDNN_SOFTMAX_MODE_CHANNEL,
-                                   &k_one, st->d, y, st->d, dy, &beta, st->d, dx));
+    NLC_CUDNN_OR(st->ok, cudnnSoftmaxBackward(h, log ? CUDNN_SOFTMAX_LOG : CUDNN_SOFTMAX_ACCURATE,
+                                              CUDNN_SOFTMAX_MODE_CHANNEL, &k_one, st->d, y, st->d, dy, &beta, st->d, dx),
+                 nlc_softmax_backward(f->device_id, y, dy, dx, outer, C, inner, log, accum[0]));
     return 0;
 }
 
@@ -480,7 +519,7 @@ template <int W> static int act_forward(nl_func *f) {
     if (!h) return -1;
     NLC_PTR(const float *, x, nlc_in(f, 0));
     NLC_PTR(float *, y, nlc_out(f, 0));
-    NLC_CUDNN(cudnnActivationForward(h, st->ad, &k_one, st->d, x, &k_zero, st->d, y));
+    NLC_CUDNN_OR(st->ok, cudnnActivationForward(h, st->ad, &k_one, st->d, x, &k_zero, st->d, y), act_cuda_fwd[W](f));
     return 0;
 }
 
@@ -498,7 +537,8 @@ template <int W> static int act_backward(nl_func *f, const bool *prop, const boo
     NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
     NLC_PTR(float *, dx, nlc_in_grad(f, 0, accum[0]));
     const float beta = accum[0] ? 1.0f : 0.0f;
-    NLC_CUDNN(cudnnActivationBackward(h, st->ad, &k_one, st->d, y, st->d, dy, st->d, x, &beta, st->d, dx));
+    NLC_CUDNN_OR(st->ok, cudnnActivationBackward(h, st->ad, &k_one, st->d, y, st->d, dy, st->d, x, &beta, st->d, dx),
+                 act_cuda_bwd[W](f, prop, accum));
     return 0;
 }
 

@@ -201,9 +201,9 @@ static int conv_op(cudnnHandle_t h, dc_state *st, int op, int dev, const float *
         s = cudnnConvolutionBackwardFilter(h, &k_one, st->ind, in, st->outd, out, st->cd, st->bwd_filter_algo,
                                            ws.p, st->ws[op], &beta, st->wd, dst);
     }
-    if (s == CUDNN_STATUS_SUCCESS) return 0;
-    if (s == CUDNN_STATUS_NOT_SUPPORTED) { st->have[op] = -1; return 1; }
-    return nlc_cudnn_err(s, what);
+    const int r = nlc_cudnn_ran(s, what);
+    if (r > 0) st->have[op] = -1;
+    return r;
 }
 
 /* The node's state, its descriptors set up on the first call; NULL with an error. */

@@ -1,8 +1,9 @@
 /*
  * cudnn_util.cuh - what the cuDNN files (cudnn.cu, cudnn_deconv.cu) share: int range
  * checks for descriptor sizes, packed NCHW-style tensor descriptors, the workspace limit
- * (NNLUA_CUDNN_WORKSPACE_MB, default 1024, at most half the device's free memory) and which
- * math types an algorithm may use (no tensor-op math unless NNLUA_ALLOW_TF32=1).
+ * (NNLUA_CUDNN_WORKSPACE_MB, default 1024, at most half the device's free memory), which
+ * math types an algorithm may use (no tensor-op math unless NNLUA_ALLOW_TF32=1) and what a
+ * compute call's status means for its caller (nlc_cudnn_ran).
  */
 #ifndef NNLUA_CUDA_CUDNN_UTIL_CUH
 #define NNLUA_CUDA_CUDNN_UTIL_CUH
@@ -11,6 +12,15 @@
 #include <stdlib.h>
 
 static inline bool nlc_fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
+
+/* The status of a compute call: 0 done; 1 refused (CUDNN_STATUS_NOT_SUPPORTED, which cuDNN
+ * reports from its configuration checks, before any work: the destination is untouched), for
+ * the caller to do that work another way; -1 any other failure (recorded, naming what). */
+static inline int nlc_cudnn_ran(cudnnStatus_t s, const char *what) {
+    if (s == CUDNN_STATUS_SUCCESS) return 0;
+    if (s == CUDNN_STATUS_NOT_SUPPORTED) return 1;
+    return nlc_cudnn_err(s, what);
+}
 
 /* A packed NCHW-style descriptor of nd dims (nd <= 8). Returns the cuDNN status. */
 static inline cudnnStatus_t nlc_set_tensor(cudnnTensorDescriptor_t d, int nd, const int *dims) {
