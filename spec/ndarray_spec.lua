@@ -86,6 +86,21 @@ describe('NdArray', function()
     assert.has_error(function() a:sum({ axis = 3 }) end)
   end)
 
+  it('hands out shapes as plain lists that print as {2, 3}', function()
+    local a = NdArray.zeros({ 2, 3 })
+    assert.same({ 2, 3 }, a.shape)
+    assert.equal('{2, 3}', tostring(a.shape))
+    assert.equal('{3, 2}', tostring(a:reshape({ 3, -1 }).shape))
+    assert.equal('{3}', tostring(a[2].shape))
+    assert.equal('{}', tostring(NdArray.zeros({}).shape))
+    local v = nn.Variable({ 4, 1, 5 })
+    assert.equal('{4, 1, 5}', tostring(v.shape))
+    assert.equal('{4, 1, 5}', tostring(v.d.shape))
+    local mine = { 2, 2 }
+    NdArray.zeros(mine)
+    assert.is_nil(getmetatable(mine))   -- the caller's list is left alone
+  end)
+
   it('prints like numpy, with the shape, summarizing large arrays', function()
     local a = NdArray.from({ { 1, 2 }, { 3, 4 } })
     assert.equal('array([[1., 2.],\n       [3., 4.]], shape={2, 2})', tostring(a))

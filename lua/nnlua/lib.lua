@@ -87,6 +87,10 @@ function M.shape_str(shape)
   return '{' .. table.concat(parts, ', ') .. '}'
 end
 
+-- The metatable of the shape lists the engine hands out (Variable.shape, NdArray.shape):
+-- plain lists of sizes that print as {64, 1, 8, 8}.
+M.Shape = { __tostring = M.shape_str }
+
 M.shape_buf = ffi.typeof('int64_t[?]')
 
 function M.to_c_shape(shape)
@@ -99,7 +103,7 @@ end
 function M.from_c_shape(ptr, n)
   local t = {}
   for i = 1, n do t[i] = tonumber(ptr[i - 1]) end
-  return t
+  return setmetatable(t, M.Shape)
 end
 
 return M

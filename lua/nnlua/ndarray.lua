@@ -52,6 +52,7 @@ local function release_box(box) C.nl_array_release(box[0]) end
 local function wrap(arr, off, shape, owned)
   if not owned then C.nl_array_retain(arr) end
   local ref = ffi.gc(ref_box(arr), release_box)
+  if getmetatable(shape) == nil then setmetatable(shape, lib.Shape) end   -- prints as {2, 3}
   return setmetatable({ _a = arr, _ref = ref, _off = off or 0, shape = shape, ndim = #shape,
                         size = shape_size(shape) }, NdArray)
 end
