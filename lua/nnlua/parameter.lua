@@ -178,6 +178,20 @@ function api.clear_parameters()
   registry = keep
 end
 
+-- For the parametric functions: a mark of the registry as it is, and the removal of the
+-- parameters created after a mark, so that a PF call that fails (a bad argument found once
+-- its parameters exist) leaves none half-made to clash with the corrected call.
+function M.mark() return registry, #rawget(registry, '_keys') end
+function M.remove_since(reg, n)
+  if reg ~= registry then return end   -- cleared meanwhile: nothing of the mark's is left
+  local keys, pos = rawget(reg, '_keys'), rawget(reg, '_pos')
+  for i = #keys, n + 1, -1 do
+    pos[keys[i]] = nil
+    keys[i] = nil
+    rawset(reg, i, nil)
+  end
+end
+
 function api.set_parameter(name, v)
   check_name(name, 'nn.set_parameter')
   registry[join(scope, name)] = v

@@ -26,6 +26,7 @@ local F = require 'nnlua.functions'
 local I = require 'nnlua.initializer'
 local NdArray = require 'nnlua.ndarray'
 local lib = require 'nnlua.lib'
+local parameter = require 'nnlua.parameter'
 
 local PF = {}
 PF._signatures = {}
@@ -103,8 +104,10 @@ local function pack(...) return { n = select('#', ...), ... } end
 -- and points at the line that called it.
 local function def(where, fn)
   return function(...)
+    local reg, n = parameter.mark()
     local res = pack(pcall(fn, ...))
     if not res[1] then
+      parameter.remove_since(reg, n)   -- the parameters this failed call created
       local msg = res[2]
       if type(msg) ~= 'string' then error(msg, 0) end
       msg = msg:gsub('^[^\n:]+:%d+: ', '')
