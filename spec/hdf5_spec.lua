@@ -67,6 +67,28 @@ describe('HDF5 parameter files', function()
     assert.matches('%(0%): 2', idx)
   end)
 
+  it('saves a given table of name = Variable, and refuses what is not one', function()
+    nn.clear_parameters()
+    local a, b = nn.Variable({ 2 }, { need_grad = true }), nn.Variable({ 1, 3 })
+    a.d, b.d = 1.5, -2
+    local path = dir .. '/table.h5'
+    nn.save_parameters(path, { zb = b, a = a })
+    nn.load_parameters(path)
+    local p = nn.get_parameters { grad_only = false }
+    assert.same({ 'a', 'zb' }, p:keys())
+    assert.same({ 1.5, 1.5 }, p.a.d:flat())
+    assert.same({ 1, 3 }, p.zb.shape)
+    assert.is_true(p.a.need_grad)
+    assert.is_false(p.zb.need_grad)
+    for _, bad in ipairs { { { a }, 'got a list of 1 values' }, { { a = 1 }, "'a' is not a Variable" },
+                           { a, 'got a Variable' } } do
+      local ok, err = pcall(nn.save_parameters, path, bad[1])
+      assert.is_false(ok)
+      assert.matches('nn.save_parameters: ' .. bad[2], err:gsub('expected [^,]*, ', ''), 1, true)
+    end
+    nn.clear_parameters()
+  end)
+
   it('loads under the current scope, creating or overwriting', function()
     make_params()
     local path = dir .. '/scoped.h5'

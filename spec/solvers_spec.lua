@@ -412,6 +412,28 @@ describe('solver construction', function()
     assert.is_false(ok)
   end)
 
+  it('set_parameters takes a plain table of name = Variable (in name order) and rejects others', function()
+    local w, b = nn.Variable({ 2, 3 }, { need_grad = true }), nn.Variable({ 3 }, { need_grad = true })
+    w.d, b.d = 1, 2
+    local s = S.Sgd(0.5)
+    s:set_parameters({ w = w, b = b })
+    assert.same({ 'b', 'w' }, s:get_parameters():keys())
+    w.g, b.g = 2, 4
+    s:update()
+    assert.same({ 0, 0, 0, 0, 0, 0 }, w.d:flat())
+    assert.same({ 0, 0, 0 }, b.d:flat())
+    local function fails(arg, msg)
+      local ok, err = pcall(s.set_parameters, s, arg)
+      assert.is_false(ok)
+      assert.matches(msg, err, 1, true)
+    end
+    fails({ w, b = b }, 'Sgd:set_parameters: expected the dictionary from nn.get_parameters()')
+    fails({ w = w, b = 3 }, "Sgd:set_parameters: 'b' is not a Variable (got number)")
+    fails(w, 'got a Variable')
+    fails('w', 'got string')
+    assert.same({ 'b', 'w' }, s:get_parameters():keys())   -- a refused call changes nothing
+  end)
+
   it('set_parameters with reset = false replaces or retains states', function()
     local ps = make_params()
     local s = S.Momentum(0.1, 0.5)

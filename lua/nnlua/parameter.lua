@@ -178,6 +178,46 @@ function api.clear_parameters()
   registry = keep
 end
 
+-- The (name, Variable) pairs of a dictionary argument, as a list of {name, v}: the
+-- OrderedDict of nn.get_parameters() (its order) or a plain table of name = Variable (by
+-- name); with allow_list, also a list of Variables, named param1, param2, ... Anything else
+-- is an error for the caller (where) naming what was wrong.
+function M.entries(params, where, allow_list)
+  local list = {}
+  local expected = 'the dictionary from nn.get_parameters() or a table of name = Variable'
+    .. (allow_list and ' or a list of Variables' or '')
+  if M.is_dict(params) then
+    for name, v in params:items() do list[#list + 1] = { name, v } end
+  elseif type(params) == 'table' and getmetatable(params) == nil then
+    local n, names = #params, {}
+    for k in pairs(params) do
+      if type(k) == 'string' then names[#names + 1] = k
+      elseif type(k) ~= 'number' or k < 1 or k > n or k ~= math.floor(k) then
+        error(('%s: expected %s; key %s is neither a name nor a list position'):format(where, expected, tostring(k)), 3)
+      end
+    end
+    if n > 0 and #names > 0 then
+      error(('%s: expected %s, got a table with both (%d list entries, names %s...)'):format(
+        where, expected, n, names[1]), 3)
+    end
+    if n > 0 then
+      if not allow_list then error(('%s: expected %s, got a list of %d values'):format(where, expected, n), 3) end
+      for i = 1, n do list[i] = { 'param' .. i, params[i] } end
+    else
+      table.sort(names)
+      for i, name in ipairs(names) do list[i] = { name, params[name] } end
+    end
+  else
+    error(('%s: expected %s, got %s'):format(where, expected, Variable.is(params) and 'a Variable' or type(params)), 3)
+  end
+  for _, e in ipairs(list) do
+    if not Variable.is(e[2]) then
+      error(("%s: '%s' is not a Variable (got %s)"):format(where, e[1], type(e[2])), 3)
+    end
+  end
+  return list
+end
+
 -- For the parametric functions: a mark of the registry as it is, and the removal of the
 -- parameters created after a mark, so that a PF call that fails (a bad argument found once
 -- its parameters exist) leaves none half-made to clash with the corrected call.
@@ -207,8 +247,8 @@ function api.save_parameters(path, params)
   if not path:match('%.h5$') then
     error("nn.save_parameters: only .h5 files are supported, got '" .. path .. "'", 2)
   end
-  params = params or api.get_parameters { grad_only = false }
-  local n = #params:keys()
+  local list = M.entries(params or api.get_parameters { grad_only = false }, 'nn.save_parameters')
+  local n = #list
   local names = ffi.new('const char *[?]', n + 1)
   local ndims = ffi.new('int[?]', n + 1)
   local shapes = ffi.new('const int64_t *[?]', n + 1)
@@ -216,7 +256,8 @@ function api.save_parameters(path, params)
   local ng = ffi.new('int[?]', n + 1)
   local keep = {}
   local i = 0
-  for name, v in params:items() do
+  for _, e in ipairs(list) do
+    local name, v = e[1], e[2]
     keep[#keep + 1] = name
     names[i] = name
     ndims[i] = v.ndim

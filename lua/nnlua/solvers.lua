@@ -146,25 +146,13 @@ local function new_slot(self, v)
   return { t = 0, s = s }
 end
 
--- params: the dictionary from nn.get_parameters(), or a list of Variables (named param1,
--- param2, ...). reset (default true) forgets the previous parameters; with reset = false
+-- params: the dictionary from nn.get_parameters(), a table of name = Variable (taken in
+-- name order), or a list of Variables (named param1, param2, ...). reset (default true) forgets the previous parameters; with reset = false
 -- a parameter already registered under the same name is replaced and its state reset,
 -- unless retain_state is true (then the shapes must agree and the state is kept).
 function Solver:set_parameters(params, reset, retain_state)
   if reset == nil then reset = true end
-  local list = {}
-  if parameter.is_dict(params) then
-    for name, v in params:items() do list[#list + 1] = { name, v } end
-  elseif type(params) == 'table' then
-    for i, v in ipairs(params) do list[#list + 1] = { 'param' .. i, v } end
-  else
-    error(self.name .. ':set_parameters: expected the dictionary from nn.get_parameters() or a list of Variables', 2)
-  end
-  for _, e in ipairs(list) do
-    if not Variable.is(e[2]) then
-      error(("%s:set_parameters: '%s' is not a Variable"):format(self.name, tostring(e[1])), 2)
-    end
-  end
+  local list = parameter.entries(params, self.name .. ':set_parameters', true)
   if reset then self:clear_parameters() end
   for _, e in ipairs(list) do
     local name, v = e[1], e[2]
