@@ -48,6 +48,31 @@ describe('NdArray', function()
     assert.has_error(function() return a[0] end)
   end)
 
+  it('takes a list of indices, one per axis or the leading ones: a[{i, j}]', function()
+    local a = NdArray.from({ { { 1, 2 }, { 3, 4 } }, { { 5, 6 }, { 7, 8 } } })
+    assert.equal(6, a[{ 2, 1, 2 }])
+    assert.equal(8, a[{ -1, -1, -1 }])
+    assert.same({ 3, 4 }, a[{ 1, 2 }]:flat())
+    assert.same({ 2, 2 }, a[{ 2 }].shape)
+    local v = a:rows(2, 2)[1]             -- a view at an offset
+    assert.equal(7, v[{ 2, 1 }])
+    a[{ 1, 1, 1 }] = 10
+    a[{ 2, 2 }] = { 0, -1 }
+    v[{ 1, 2 }] = 60
+    assert.same({ 10, 2, 3, 4, 5, 60, 0, -1 }, a:flat())
+    local function fails(idx, msg)
+      local ok, err = pcall(function() return a[idx] end)
+      assert.is_false(ok)
+      assert.matches(msg, err, 1, true)
+    end
+    fails({}, 'NdArray: a table index is a list of 1 to 3 numbers')
+    fails({ 1, 1, 1, 1 }, 'NdArray: a table index is a list of 1 to 3 numbers')
+    fails({ 1, 3, 1 }, 'NdArray: index 3 out of range 1..2 on axis 2')
+    fails({ 1, 'x' }, 'NdArray: index 2 is a string')
+    fails({ 1, 1, {} }, 'NdArray: index 3 is a table')
+    assert.matches('ndarray_spec', select(2, pcall(function() return a[{ 9 }] end)), 1, true)
+  end)
+
   it('a view keeps its storage alive', function()
     local v
     do

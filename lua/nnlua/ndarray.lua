@@ -278,16 +278,20 @@ function methods:totable()
   return build(1, 0)
 end
 
-local function offset_of(self, idx, where)
+local function offset_of(self, idx, where, level)
+  level = level or 3
   if #idx ~= self.ndim then
-    error(('%s: %d indices for a %d-d array'):format(where, #idx, self.ndim), 3)
+    error(('%s: %d indices for a %d-d array'):format(where, #idx, self.ndim), level)
   end
   local off, stride = 0, 1
   for k = self.ndim, 1, -1 do
     local i, n = idx[k], self.shape[k]
+    if type(i) ~= 'number' then
+      error(('%s: index %d is a %s; indices are numbers'):format(where, k, type(i)), level)
+    end
     if i < 0 then i = n + i + 1 end
     if i < 1 or i > n or i ~= math.floor(i) then
-      error(('%s: index %s out of range 1..%d on axis %d'):format(where, tostring(idx[k]), n, k), 3)
+      error(('%s: index %s out of range 1..%d on axis %d'):format(where, tostring(idx[k]), n, k), level)
     end
     off = off + (i - 1) * stride
     stride = stride * n
@@ -306,12 +310,13 @@ function methods:item()
 end
 
 -- Row i of the first axis (a view), or a number on 1-D arrays.
-local function row(self, i)
+local function row(self, i, level)
+  level = level or 3
   local n = self.shape[1]
-  if n == nil then error('NdArray: cannot index a 0-d array', 3) end
+  if n == nil then error('NdArray: cannot index a 0-d array', level) end
   if i < 0 then i = n + i + 1 end
   if i < 1 or i > n or i ~= math.floor(i) then
-    error(('NdArray: index %s out of range 1..%d'):format(tostring(i), n), 3)
+    error(('NdArray: index %s out of range 1..%d'):format(tostring(i), n), level)
   end
   if self.ndim == 1 then return nil, self._off + i - 1 end
   local sub = {}
@@ -336,9 +341,29 @@ function methods:rows(i, j)
   return wrap(self._a, self._off + (i - 1) * stride, s)
 end
 
+-- a[{i, j, ...}]: one index per axis -> (nil, the element's offset); fewer -> the view of
+-- those leading rows. Called from the metamethods (errors point at the indexing code).
+local function multi(self, idx)
+  if getmetatable(idx) ~= nil or #idx == 0 or #idx > self.ndim then
+    error(('NdArray: a table index is a list of 1 to %d numbers for this %d-d array, as in a[{1, 2}]; '
+           .. 'ranges: a:rows(i, j), or slice a Variable'):format(self.ndim, self.ndim), 3)
+  end
+  if #idx == self.ndim then return nil, self._off + offset_of(self, idx, 'NdArray', 4) end
+  local v = self
+  for k = 1, #idx do
+    if type(idx[k]) ~= 'number' then
+      error(('NdArray: index %d is a %s; indices are numbers'):format(k, type(idx[k])), 3)
+    end
+    v = row(v, idx[k], 4)
+  end
+  return v
+end
+
 NdArray.__index = function(self, k)
-  if type(k) == 'number' then
-    local v, off = row(self, k)
+  local tk = type(k)
+  if tk == 'number' or tk == 'table' then
+    local v, off
+    if tk == 'number' then v, off = row(self, k) else v, off = multi(self, k) end
     if v then return v end
     return C.nl_array_host(self._a, READ)[off]
   end
@@ -346,8 +371,10 @@ NdArray.__index = function(self, k)
 end
 
 NdArray.__newindex = function(self, k, v)
-  if type(k) == 'number' then
-    local sub, off = row(self, k)
+  local tk = type(k)
+  if tk == 'number' or tk == 'table' then
+    local sub, off
+    if tk == 'number' then sub, off = row(self, k) else sub, off = multi(self, k) end
     if sub then sub:set(v) else C.nl_array_host(self._a, RW)[off] = v end
     return
   end
