@@ -390,6 +390,7 @@ nnlua REPL  (nn, F, PF and S are loaded)
   x = nn.Variable({2, 3})   statements run; `_` is the last result
   for i = 1, 3 do  incomplete input continues on a '..>' line (Ctrl-C drops it)
   ?name            help: ?F.affine  ?PF.convolution  ?nn.parameter_scope  ?x:forward  ?S.Sgd
+  help(F.affine)   the same for a function of F, PF, S or nn (or help 'x:forward')
   TAB              complete globals, fields and methods: nn.par<TAB>  x:for<TAB>
   Ctrl-C           stop a running computation and return to the prompt
   Ctrl-D, exit     leave
@@ -567,7 +568,39 @@ function M.compile(chunk, chunkname)
   fn, err = loadstring(chunk, chunkname)
   if fn then return fn, true end
   if err:match("'<eof>'$") or err:match('<eof>$') then return nil, 'incomplete' end
+  -- an expression cut short (`1 +`, `x *`) is no statement, but goes on on the next line
+  local _, experr = loadstring('return ' .. src, chunkname)
+  if experr and experr:match("near '<eof>'$") then return nil, 'incomplete' end
+  -- refused as a statement at its first word (`1 +* 2`): the expression's error says where
+  local first = chunk:match('^%s*([%w_]+)')
+  if experr and first and err:match("unexpected symbol near '" .. first .. "'$") then return nil, experr end
   return nil, err
+end
+
+--- M.help_of(x [, env]) -> what `help(x)` prints at the prompt: x a name ('F.affine'), or a
+-- function of F, PF, S or nn (help(F.affine)); nothing: the REPL's own help.
+function M.help_of(x, env)
+  env = env or _G
+  if x == nil then return M.help('', env) end
+  if type(x) == 'string' then return M.help(x, env) end
+  local spaces = { F = 'nnlua.functions', PF = 'nnlua.parametric_functions', S = 'nnlua.solvers', nn = 'nnlua' }
+  for _, ns in ipairs { 'F', 'PF', 'S', 'nn' } do
+    local t = rawget(env, ns) or package.loaded[spaces[ns]]
+    if type(t) == 'table' then
+      -- of the names it has (PF.linear is PF.affine), the documented one, else the first
+      local names, sigs = {}, rawget(t, '_signatures')
+      for k, v in pairs(t) do
+        if v == x and type(k) == 'string' then names[#names + 1] = k end
+      end
+      table.sort(names)
+      local pick = names[1]
+      for _, k in ipairs(names) do
+        if (sigs and sigs[k]) or (ns == 'F' and type(t.signature) == 'function' and t.signature(k)) then pick = k; break end
+      end
+      if pick then return M.help(ns .. '.' .. pick, env) end
+    end
+  end
+  return fmt("help: no help found for this %s; give a name: help 'F.affine', or ?F.affine", type(x))
 end
 
 -- Error handler: the message and the traceback, without the REPL's own frames.
@@ -671,6 +704,9 @@ end
 function M.start(opts)
   opts = opts or {}
   local env = opts.env or _G
+  if rawget(env, 'help') == nil then
+    rawset(env, 'help', function(x) io.stdout:write(M.help_of(x, env), '\n') end)
+  end
   local interactive = isatty(0)
   M.color = isatty(1) and os.getenv('NO_COLOR') == nil and os.getenv('TERM') ~= 'dumb'
   local rl, why = M.load_shim()
