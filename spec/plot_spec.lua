@@ -114,6 +114,38 @@ describe('nnlua.plot', function()
     assert.is_true(#data > 1024)
   end)
 
+  it('counts histograms as numpy does and draws bars that stand on 0', function()
+    plot.figure()
+    local n, edges = plot.hist({ 1, 2, 2, 3, 3, 3 }, 3)
+    assert.same({ 1, 2, 3 }, n)
+    assert.same({ 1, 1 + 2 / 3, 1 + 4 / 3, 3 }, edges)
+    -- outside range: not counted; the right edge is in the last bin; density integrates to 1
+    n, edges = plot.hist({ -5, 0, 0.5, 1, 1, 7 }, { bins = 2, range = { 0, 1 }, density = true })
+    assert.same({ 0, 0.5, 1 }, edges)
+    assert.same({ 1 / (4 * 0.5), 3 / (4 * 0.5) }, n)
+    n = plot.hist(fake({ 2, 2, 2, 2 }, { 4 }), 2)   -- one value: the range is 1.5..2.5
+    assert.same({ 0, 4 }, n)
+    plot.bar({ 1, 2, 3 }, { 3, -1, 2 }, { color = 'red', label = 'bars' })
+    local script = plot._build_script(plot.gcf(), 'set terminal pngcairo', nil)
+    assert.is_truthy(script:find("with boxes lc rgb '#ff0000'", 1, true))
+    assert.is_truthy(script:find('\n2 %-1 0%.8\n'))          -- x, height, width
+    -- the three histograms' bars and bar's: 0 inside, 5% beyond the extremes (4 and -1)
+    assert.is_truthy(script:find('set yrange [-1.25:4.25]', 1, true))
+    local path = OUT .. '/hist_bar.png'
+    plot.savefig(path)
+    assert.are.equal('\137PNG', read(path):sub(1, 4))
+    local function fails(f, msg)
+      local ok, err = pcall(f)
+      assert.is_false(ok)
+      assert.matches(msg, err, 1, true)
+    end
+    fails(function() plot.hist({ 1, 0 / 0 }) end, 'plot.hist: value 2 is nan; histograms take finite values')
+    fails(function() plot.hist({ 1 }, 0) end, 'plot.hist: bins must be a positive integer, got 0')
+    fails(function() plot.hist({ 1 }, { range = { 2, 1 } }) end, 'plot.hist: range must be {lo, hi} with lo <= hi')
+    fails(function() plot.bar({ 1, 2 }, { 1 }) end, 'plot.bar: x and y must have the same length, got 2 and 1')
+    fails(function() plot.bar({ 1 }, { 1 }, { width = -1 }) end, 'plot.bar: width must be positive, got -1')
+  end)
+
   it('draws scatter plots with per-point colours, sizes and labels', function()
     plot.figure()
     plot.scatter({1, 2, 3}, {3, 1, 2}, {c = {'red', 'green', 'blue'}, s = {20, 80, 200}, label = 'a'})

@@ -479,6 +479,7 @@ function M.cla()
   ax.series, ax.images, ax.labels, ax.color_index = {}, {}, {}, 0
   ax.title, ax.xlabel, ax.ylabel, ax.legend, ax.grid = nil, nil, nil, nil, nil
   ax.xlim, ax.ylim, ax.axis_mode, ax.xticks, ax.yticks, ax.colorbar = nil, nil, nil, nil, nil, nil
+  ax.bars = nil
 end
 
 ----------------------------------------------------------------------------------------------
@@ -685,6 +686,99 @@ function M.scatter(x, y, opts)
   return ax
 end
 
+local BAR_OPTS = set { 'width', 'color', 'label', 'alpha' }
+
+-- Bars centred at xf with heights yf and widths ws, filled with one colour.
+local function add_bars(who, ax, xf, yf, ws, opts)
+  local col = gpcolor(opts.color or next_color(ax), who, opts.alpha)
+  ax.bars = true
+  ax.series[#ax.series + 1] = {
+    x = xf, y = yf, extra = { ws }, using = '1:2:3', style = fmt("with boxes lc rgb '%s'", col),
+    label = check_text(who, opts.label),
+  }
+  return ax
+end
+
+--- plot.bar(x, height [, {width = 0.8, color =, label =, alpha =}]): a bar of each height
+-- centred at each x (x: numbers; width: one number, or one per bar).
+function M.bar(x, height, opts)
+  opts = check_opts('plot.bar', opts, BAR_OPTS)
+  local ax = M.gca()
+  local xf, cols = series_xy('plot.bar', x, height)
+  if #cols ~= 1 then error('plot.bar: height must be 1-D', 2) end
+  local w, ws = opts.width or 0.8, {}
+  if type(w) == 'number' then
+    if not (w > 0) then error('plot.bar: width must be positive, got ' .. tostring(w), 2) end
+    for i = 1, #xf do ws[i] = w end
+  else
+    ws = array_of(w, 'plot.bar')
+    if #ws ~= #xf then error(fmt('plot.bar: width has %d values for %d bars', #ws, #xf), 2) end
+  end
+  return add_bars('plot.bar', ax, xf, cols[1], ws, opts)
+end
+
+local HIST_OPTS = set { 'bins', 'range', 'density', 'color', 'label', 'alpha' }
+
+--- plot.hist(values [, bins = 10] [, {bins =, range = {lo, hi}, density = false, color =,
+-- label =, alpha =}]) -> counts, edges: bins equal bins over range (default the values'
+-- min..max), each including its left edge and the last its right one too, as numpy's
+-- histogram; values outside range are not counted; density divides by count * bin width.
+-- NaN and infinite values are an error (numpy's too, for the default range).
+function M.hist(values_, bins, opts)
+  if opts == nil and is_opts(bins) then bins, opts = nil, bins end
+  opts = check_opts('plot.hist', opts, HIST_OPTS)
+  bins = bins or opts.bins or 10
+  if type(bins) ~= 'number' or bins < 1 or bins ~= floor(bins) then
+    error('plot.hist: bins must be a positive integer, got ' .. tostring(bins), 2)
+  end
+  local vf = array_of(values_, 'plot.hist')
+  local lo, hi = huge, -huge
+  for i = 1, #vf do
+    local v = vf[i]
+    if v ~= v or v == huge or v == -huge then
+      error(fmt('plot.hist: value %d is %s; histograms take finite values', i, tostring(v)), 2)
+    end
+    if v < lo then lo = v end
+    if v > hi then hi = v end
+  end
+  if opts.range ~= nil then
+    local r = opts.range
+    if type(r) ~= 'table' or type(r[1]) ~= 'number' or type(r[2]) ~= 'number' or not (r[1] <= r[2]) then
+      error('plot.hist: range must be {lo, hi} with lo <= hi', 2)
+    end
+    lo, hi = r[1], r[2]
+  elseif #vf == 0 then
+    lo, hi = 0, 1
+  end
+  if lo == hi then lo, hi = lo - 0.5, hi + 0.5 end
+  local width = (hi - lo) / bins
+  local counts, edges, centres, ws = {}, {}, {}, {}
+  for b = 1, bins do
+    counts[b] = 0
+    edges[b] = lo + (b - 1) * width
+    centres[b] = lo + (b - 0.5) * width
+    ws[b] = width
+  end
+  edges[bins + 1] = hi
+  local inside = 0
+  for i = 1, #vf do
+    local v = vf[i]
+    if v >= lo and v <= hi then
+      local b = v == hi and bins or floor((v - lo) / width) + 1
+      if b > bins then b = bins end
+      counts[b] = counts[b] + 1
+      inside = inside + 1
+    end
+  end
+  local heights = counts
+  if opts.density then
+    heights = {}
+    for b = 1, bins do heights[b] = inside > 0 and counts[b] / (inside * width) or 0 end
+  end
+  add_bars('plot.hist', M.gca(), centres, heights, ws, opts)
+  return heights, edges
+end
+
 local IMSHOW_OPTS = set { 'cmap', 'vmin', 'vmax', 'interpolation', 'aspect', 'origin',
                           'colorbar', 'alpha' }
 
@@ -868,6 +962,25 @@ local function image_block(img)
   return rows
 end
 
+-- Axes with bars (bar, hist) and no ylim: the y range of all its series with 0 in it, as
+-- matplotlib's (bars stand on 0: no margin there, 5% at the other end); nil otherwise.
+local function bars_ylim(ax)
+  if not ax.bars or ax.ylog then return nil end
+  local lo, hi = 0, 0
+  for _, s in ipairs(ax.series) do
+    for i = 1, #s.y do
+      local v = s.y[i]
+      if v == v and v ~= huge and v ~= -huge then
+        if v < lo then lo = v end
+        if v > hi then hi = v end
+      end
+    end
+  end
+  local span = hi - lo
+  if span == 0 then span = 1 end
+  return { lo < 0 and lo - 0.05 * span or 0, (hi > 0 or lo == 0) and hi + 0.05 * span or 0 }
+end
+
 local function range_str(lim)
   local a = lim[1] ~= nil and num(lim[1]) or ''
   local b = lim[2] ~= nil and num(lim[2]) or ''
@@ -972,13 +1085,14 @@ local function build_script(fig, term, output)
       out[#out + 1] = 'set xrange ' .. xr
       out[#out + 1] = 'set yrange ' .. yr
     else
+      local ylim = ax.ylim or bars_ylim(ax)
       if ax.xlim then out[#out + 1] = 'set xrange ' .. range_str(ax.xlim) end
-      if ax.ylim then out[#out + 1] = 'set yrange ' .. range_str(ax.ylim) end
+      if ylim then out[#out + 1] = 'set yrange ' .. range_str(ylim) end
       -- matplotlib-like autoscaling: the data range plus 5% margins, not rounded to tics
-      if not ax.tight and (not ax.xlim or not ax.ylim) and #plan.series > 0 then
+      if not ax.tight and (not ax.xlim or not ylim) and #plan.series > 0 then
         out[#out + 1] = 'set autoscale fix'
         local mx = ax.xlim and '0' or 'graph 0.05'
-        local my = ax.ylim and '0' or 'graph 0.05'
+        local my = ylim and '0' or 'graph 0.05'
         if ax.xlog then mx = '0' end
         if ax.ylog then my = '0' end
         out[#out + 1] = fmt('set offsets %s, %s, %s, %s', mx, mx, my, my)
