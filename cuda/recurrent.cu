@@ -19,11 +19,13 @@
  *   - The bias gradient sums each entry's gate gradients in the CPU's order (a thread per
  *     entry), so with equal gate gradients the sums are the CPU's.
  *   - Dropout: the masks are drawn on the host from the engine's (sequential) generator
- *     through nl_rnn_mask_draw, in the CPU's order, uploaded as keep flags, and saved as
- *     the CPU saves them (0 or 1/(1-p)); one seed gives both backends the same masks.
+ *     through nl_rnn_mask_draw, in the CPU's order, uploaded as keep flags from the node's
+ *     pinned staging (pinned_stage.cuh, asynchronously), and saved as the CPU saves them
+ *     (0 or 1/(1-p)); one seed gives both backends the same masks.
  * accum[i] adds into input i's gradient, else it is overwritten.
  */
 #include "common.cuh"
+#include "pinned_stage.cuh"
 extern "C" {
 #include "recurrent_math.h"
 }
@@ -45,6 +47,7 @@ struct rnn_dev {
     nlc_buf tmp;          /* gru forward: W_h h_{t-1} (B, G*H) */
     nlc_buf work;         /* backward */
     nlc_buf flags;        /* dropout keep flags, one byte per masked output */
+    nlc_pinned_stage stage;   /* the flags drawn on the host, uploaded from here */
     bool forward_done = false;
 };
 
@@ -211,10 +214,10 @@ static int rnn_cuda_forward(nl_func *f) {
     const float keep = s->drop > 0 ? 1.0f / (1.0f - s->drop) : 1.0f;
     if (s->drop > 0) {
         const int64_t n = (L - 1) * n_out;
-        NLC_PTR(unsigned char *, hf, (unsigned char *)(void *)nl_func_scratch(f, 3, n / 4 + 1));
+        NLC_PTR(unsigned char *, hf, st->stage.get((size_t)n));
         for (int64_t k = 0; k < n; k++) hf[k] = nl_rnn_mask_draw(s->drop, keep) != 0.0f;
         NLC_PTR(unsigned char *, df, (unsigned char *)(void *)st->flags.get(n / 4 + 1, dev));
-        NLC_CUDA(cudaMemcpy(df, hf, (size_t)n, cudaMemcpyHostToDevice));
+        if (st->stage.upload(df, (size_t)n)) return -1;
         flags = df;
     }
 

@@ -29,61 +29,16 @@
  * (long done by then in a training loop). Device buffers come from the caching allocator.
  */
 #include "common.cuh"
+#include "pinned_stage.cuh"
 extern "C" {
 #include "stochastic_plan.h"
 }
 #include <string.h>
 
-/* ---- per-node state: pinned staging and the device copies of the draws ---- */
-
-struct sto_stage {
-    unsigned char *p = nullptr;
-    size_t bytes = 0;
-    cudaEvent_t done = nullptr;
-    bool pending = false;           /* an upload from p may still be in flight */
-
-    /* Waits for the last upload, then returns at least want bytes, the first keep of them
-     * kept when it grows. NULL with an error. */
-    unsigned char *get(size_t want, size_t keep = 0) {
-        if (pending) {
-            pending = false;
-            const cudaError_t e = cudaEventSynchronize(done);
-            if (e != cudaSuccess) { nlc_cuda_err(e, "cudaEventSynchronize(staging)"); return nullptr; }
-        }
-        if (p && bytes >= want) return p;
-        size_t nb = bytes + bytes / 2;
-        if (nb < want) nb = want;
-        if (nb < 4096) nb = 4096;
-        void *q = nullptr;
-        const cudaError_t e = cudaMallocHost(&q, nb);
-        if (e != cudaSuccess) { nlc_cuda_err(e, "cudaMallocHost(staging)"); return nullptr; }
-        if (keep) memcpy(q, p, keep);
-        if (p) cudaFreeHost(p);
-        p = (unsigned char *)q;
-        bytes = nb;
-        return p;
-    }
-    /* Copies the first n bytes to dst (device) asynchronously. 0 or -1. */
-    int upload(void *dst, size_t n) {
-        if (n == 0) return 0;
-        if (!done) NLC_CUDA(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
-        NLC_CUDA(cudaMemcpyAsync(dst, p, n, cudaMemcpyHostToDevice));
-        NLC_CUDA(cudaEventRecord(done));
-        pending = true;
-        return 0;
-    }
-    ~sto_stage() {
-        if (done) {
-            cudaEventSynchronize(done);
-            cudaEventDestroy(done);
-        }
-        if (p) cudaFreeHost(p);
-        cudaGetLastError();
-    }
-};
+/* ---- per-node state: pinned staging (pinned_stage.cuh) and the device copies of the draws ---- */
 
 struct sto_state {
-    sto_stage stage;
+    nlc_pinned_stage stage;
     nlc_buf draws;      /* what the last forward uploaded (backward reads it again) */
     nlc_buf picks;      /* random_choice: the chosen positions (int64) */
     nlc_buf work;       /* random_choice: cumulative weights / the weights left (double) */
