@@ -188,4 +188,106 @@ describe('nnlua.data', function()
     assert.are.same({1, 2, 2, 4, 3, 6, 4, 8}, x:flat())
     assert.are.same({-1, -2, -3, -4}, y:flat())
   end)
+
+  it('rejects bad arguments with the function, the argument and the value', function()
+    local function f(i) return i end
+    local function err_of(...)
+      local ok, e = pcall(...)
+      assert.is_false(ok)
+      return e
+    end
+    -- an infinite batch_size or size used to pass (next() then never returned) or report a
+    -- negative cache size
+    assert.are.equal('data_iterator_simple: batch_size must be a positive integer, got inf',
+                     err_of(data.data_iterator_simple, f, 4, math.huge))
+    assert.are.equal('data_iterator_simple: the number of examples must be a positive integer, got inf',
+                     err_of(data.data_iterator_simple, f, math.huge, 2))
+    assert.are.equal("data_iterator_simple: batch_size must be a positive integer, got '2' (a string)",
+                     err_of(data.data_iterator_simple, f, 4, '2'))
+    -- the seed is checked by data_iterator_simple, not reported from inside data.Rng
+    assert.are.equal('data_iterator_simple: seed must be a non-negative integer below 2^53, got 1.5',
+                     err_of(data.data_iterator_simple, f, 4, 2, {shuffle = true, seed = 1.5}))
+    -- flags must be booleans: shuffle = 0 is true in Lua, and used to shuffle
+    assert.are.equal('data_iterator_simple: shuffle must be true or false, got 0',
+                     err_of(data.data_iterator_simple, f, 4, 2, {shuffle = 0}))
+    assert.are.equal("data_iterator_simple: stop_exhausted must be true or false, got 'yes' (a string)",
+                     err_of(data.data_iterator_simple, f, 4, 2, {stop_exhausted = 'yes'}))
+    -- source.variables must name each variable
+    assert.are.equal("data_iterator: source.variables must be a list of names, got 'x' (a string)",
+                     err_of(data.data_iterator, {size = 3, get = f, variables = 'x'}, 2))
+    assert.are.equal('data_iterator: source.variables[1] must be a string, got 1',
+                     err_of(data.data_iterator, {size = 3, get = f, variables = {1}}, 2))
+  end)
+
+  it('takes NNabla positional arguments (shuffle, rng) and says so for the others', function()
+    local function f(i) return i end
+    local function epoch(it)
+      local out = {}
+      for _ = 1, 2 do
+        for _, v in ipairs(it:next():flat()) do out[#out + 1] = v end
+      end
+      return table.concat(out, ',')
+    end
+    local want = epoch(data.data_iterator_simple(f, 10, 5, {shuffle = true, seed = 7}))
+    -- the rng given positionally used to be dropped (the default seed 313 was used instead)
+    assert.are.equal(want, epoch(data.data_iterator_simple(f, 10, 5, true, data.Rng(7))))
+    assert.are_not.equal(want, epoch(data.data_iterator_simple(f, 10, 5, true, data.Rng(313))))
+    assert.are.equal(want, epoch(data.data_iterator_simple(f, 10, 5, true, {seed = 7})))
+    local it = data.data_iterator_simple(f, 10, 5, false, data.Rng(7), {stop_exhausted = true})
+    assert.are.same({false, true}, {it.shuffle, it.stop_exhausted})
+    local ok, err = pcall(data.data_iterator_simple, f, 10, 5, true, data.Rng(7), false)
+    assert.is_false(ok)
+    assert.are.equal('data_iterator_simple: after shuffle and rng, give the other options in a ' ..
+                     'table ({with_memory_cache = ..., ...}), got false', err)
+  end)
+
+  it('says to use a colon when next is called with a dot (Python style)', function()
+    local it = data.data_iterator_simple(function(i) return i end, 4, 2)
+    local ok, err = pcall(function() return it.next() end)
+    assert.is_false(ok)
+    assert.is_truthy(err:find('DataIterator:next: call it with a colon, it:next(...) (self was a nil)',
+                              1, true))
+  end)
+
+  it('leaves the iterator where it was when load_fn fails', function()
+    local fail = {}
+    for _, cache in ipairs({true, false}) do
+      local it = data.data_iterator_simple(function(i)
+        if fail[i] then error('cannot read sample ' .. i, 0) end
+        return i
+      end, 6, 4, {shuffle = true, seed = 5, with_memory_cache = cache})
+      local order = data.Rng(5):permutation(6)
+      fail[order[3]] = true
+      local ok, err = pcall(it.next, it)
+      assert.is_false(ok)
+      assert.are.equal('cannot read sample ' .. order[3], err)
+      assert.are.same({0, 0}, {it.position, it.epoch})
+      fail[order[3]] = nil
+      -- the retry returns the samples the failed call was building (none is skipped)
+      assert.are.same({order[1], order[2], order[3], order[4]}, it:next():flat())
+      local x = it:next():flat()       -- wraps: 2 from this epoch, 2 from the next
+      assert.are.same({order[5], order[6]}, {x[1], x[2]})
+      assert.are.same({1, 2}, {it.epoch, it.position})
+    end
+  end)
+
+  it('slices the data like NNabla (per rank, or a 1-based inclusive range)', function()
+    local it = data.data_iterator_simple(function(i) return i end, 10, 2)
+    -- 10 examples in 3 slices: NNabla's [0, 4), [4, 8), [6, 10) (the last one shifted back)
+    local got = {}
+    for pos = 1, 3 do
+      local s = it:slice(nil, 3, pos)
+      got[pos] = {s.size, s:next():flat()[1], s:next():flat()[2]}
+    end
+    assert.are.same({{4, 1, 4}, {4, 5, 8}, {4, 7, 10}}, got)
+    assert.are.equal(3, it:slice(nil, 3, 2, {drop_last = true}).size)
+    local r = it:slice(nil, {slice_start = 4, slice_end = 6})
+    assert.are.equal(3, r.size)
+    assert.are.same({4, 5}, r:next():flat())
+    assert.are.same({6, 4}, r:next():flat())      -- wraps within the slice
+    local ok, err = pcall(it.slice, it, nil, 3, 4)
+    assert.are.equal('DataIterator:slice: slice_pos must be an integer in 1..3, got 4', err)
+    ok, err = pcall(it.slice, it, nil, {slice_start = 0, slice_end = 3})
+    assert.are.equal('DataIterator:slice: slice 0..3 is not a range within 1..10', err)
+  end)
 end)

@@ -218,6 +218,54 @@ describe('monitor series', function()
     assert.are.equal('iter=1 {Training time}=1.5[sec/2iter] 1.5[sec]', logged[1])
   end)
 
+  it('rejects bad arguments with messages that name the monitor and the value', function()
+    local m = M.Monitor(OUT)
+    local function err_of(...)
+      local ok, e = pcall(...)
+      assert.is_false(ok)
+      return e
+    end
+    -- errors about options used to point inside monitor.lua and not list the known names
+    assert.are.equal("MonitorSeries: unknown option 'intervl' (known: interval, verbose)",
+                     err_of(M.MonitorSeries, 'x', m, {intervl = 3}))
+    -- a NaN interval used to flush on every add
+    assert.are.equal('MonitorSeries: interval must be a number >= 1, got nan',
+                     err_of(M.MonitorSeries, 'x', m, 0 / 0))
+    assert.are.equal("MonitorTimeElapsed: interval must be a number >= 1, got '10' (a string)",
+                     err_of(M.MonitorTimeElapsed, 'x', m, '10'))
+    local s = M.MonitorSeries('idx', m)
+    assert.are.equal('MonitorSeries.add: index must be a number, got nan', err_of(s.add, s, 0 / 0, 1))
+    -- mloss.add(i, v) with a dot, as in Python
+    assert.are.equal('MonitorSeries.add: call it with a colon, monitor:add(index, ...) (self was 3)',
+                     err_of(s.add, 3, 1.5))
+    s:close()
+    -- an options table after positional arguments used to be taken as verbose (truthy)
+    local q = M.MonitorSeries('quiet', m, 10, {verbose = false})
+    assert.are.same({10, false}, {q.interval, q.verbose})
+    q:close()
+    assert.are.equal("MonitorSeries: verbose must be true or false, got 'no' (a string)",
+                     err_of(M.MonitorSeries, 'x', m, 1, 'no'))
+  end)
+
+  it('raises when a series line cannot be written and appends after close', function()
+    local m = M.Monitor(OUT .. '/full')
+    -- the series file is a link to /dev/full: every write fails as on a full disk
+    os.execute("ln -sf /dev/full '" .. OUT .. "/full/lost.series.txt'")
+    local s = M.MonitorSeries('lost', m, {verbose = false})
+    local ok, err = pcall(s.add, s, 0, 1)
+    assert.is_false(ok)
+    assert.are.equal('MonitorSeries.add: cannot write ' .. OUT ..
+                     '/full/lost.series.txt: No space left on device', err)
+    s:close()
+    -- lines added after close used to be dropped without a word
+    local t = M.MonitorSeries('reopen', m, {verbose = false})
+    t:add(0, 1)
+    t:close()
+    t:add(1, 2)
+    t:close()
+    assert.are.same({'0 1', '1 2'}, lines_of(OUT .. '/full/reopen.series.txt'))
+  end)
+
   it('formats floats like Python', function()
     local f = M._py_float
     assert.are.equal('0.1', f(0.1))
@@ -320,6 +368,41 @@ describe('monitor images', function()
     assert.are.same({0, 0, 0, 0, 0, 0, 0, 0, 0}, rows[3])
   end)
 
+  it('takes normalize_method positionally, checks num_images and names write errors', function()
+    local m = M.Monitor(OUT)
+    local called = 0
+    local function norm(x)
+      called = called + 1
+      local out = {}
+      for i = 1, #x:flat() do out[i] = 0.5 end
+      return out
+    end
+    -- NNabla order: (name, monitor, interval, verbose, num_images, normalize_method); the
+    -- method used to be dropped
+    local mi = M.MonitorImage('pos', m, 1, false, 2, norm)
+    local files = mi:add(0, fake(flat, {3, 1, 4, 5}))
+    assert.are.equal(1, called)
+    assert.are.equal(2, #files)
+    local _, _, _, rows = decode_stored(files[1])
+    assert.are.same({128, 128, 128, 128, 128}, rows[1])
+    local ok, err = pcall(M.MonitorImage, 'x', m, {num_images = 2.5})
+    assert.are.equal('MonitorImage: num_images must be a positive integer, got 2.5', err)
+    -- a bad array is reported without a location inside monitor.lua
+    ok, err = pcall(mi.add, mi, 0, 'x')
+    assert.are.equal('MonitorImage.add: expected a number, an NdArray, a Variable or a Lua table, got string', err)
+    -- a file that cannot be written is reported by the monitor, not from inside png.lua
+    local mt = M.MonitorImageTile('gone', m, {interval = 1})
+    os.execute("rm -rf '" .. OUT .. "/gone' && touch '" .. OUT .. "/gone'")
+    ok, err = pcall(mt.add, mt, 0, fake(flat, {3, 1, 4, 5}))
+    assert.is_false(ok)
+    assert.is_truthy(err:find('^MonitorImageTile%.add: cannot open ' .. OUT .. '/gone/000000%.png'))
+    -- tile_images: padval must be a number (a string used to fail inside ndarray.lua)
+    ok, err = pcall(M.tile_images, fake({1, 2, 3, 4}, {1, 1, 2, 2}), 1, 'x')
+    assert.are.equal("tile_images: padval must be a number, got 'x' (a string)", err)
+    ok, err = pcall(M.tile_images, fake({}, {0, 1, 2, 2}))
+    assert.are.equal('tile_images: empty batch (shape {0,1,2,2})', err)
+  end)
+
   it('rejects arrays without (C, H, W)', function()
     local m = M.Monitor(OUT)
     local mi = M.MonitorImage('bad', m, {interval = 1})
@@ -364,6 +447,33 @@ describe('monitor.progress (progress bar)', function()
     assert.are.equal(3, redraws)          -- first update, the last one, finish
     assert.are.equal(1, select(2, s:gsub('\n', '')))
     assert.is_truthy(s:find('|' .. string.rep('#', 30) .. '| 1000/1000', 1, true))
+  end)
+
+  it('rejects bad totals, counts and options by name', function()
+    local out = sink()
+    local function err_of(f, ...)
+      local ok, e = pcall(f, ...)
+      assert.is_false(ok)
+      return e
+    end
+    -- an infinite total used to print "5/-9223372036854775808", a NaN one nothing at all
+    assert.are.equal('progress.new: total must be a non-negative number or nil, got inf',
+                     err_of(M.progress.new, math.huge, {stream = out, mode = 'plain'}))
+    assert.are.equal('progress.new: total must be a non-negative number or nil, got nan',
+                     err_of(M.progress.new, 0 / 0, {stream = out, mode = 'plain'}))
+    -- these used to fail inside progress.lua (arithmetic on a string, compare with nil)
+    assert.are.equal("progress.new: width must be a non-negative number, got 'x' (a string)",
+                     err_of(M.progress.new, 10, {stream = out, mode = 'tty', width = 'x'}))
+    assert.are.equal('progress.new: plain_step must be a positive number, got 0',
+                     err_of(M.progress.new, 10, {stream = out, plain_step = 0}))
+    assert.are.equal('progress.range: n must be a non-negative number, got nil',
+                     err_of(M.progress.range, nil, {stream = out}))
+    local bar = M.progress.new(10, {stream = out, mode = 'plain'})
+    assert.are.equal("bar:update: i must be a non-negative number or nil, got 'x' (a string)",
+                     err_of(bar.update, bar, 'x'))
+    assert.are.equal('bar:update: call it with a colon, bar:update(i) (self was 5)',
+                     err_of(bar.update, 5))
+    assert.are.same({}, out:lines())
   end)
 
   it('progress.range iterates 1..n', function()

@@ -21,6 +21,8 @@
 --     seeded by `seed` (default 313): the same seed gives the same order on every run.
 --   * with_memory_cache = true (default) keeps every loaded sample (as float32, like NNabla),
 --     so load_fn is called once per sample.
+--   * it:slice(rng, num_of_slices, slice_pos) (slice_pos 1-based) takes NNabla's share of the
+--     data for one rank; it:slice(rng, {slice_start =, slice_end =}) a 1-based inclusive range.
 -- Batches are built in a reused flat buffer per variable and handed to NdArray.from_flat
 -- (which copies). Without nnlua.ndarray, a minimal array object (shape, :flat(), :totable(),
 -- :get(...)) is returned instead.
@@ -163,9 +165,18 @@ local ITER_OPTS = {
   cache_dir = true,
 }
 
+-- A value as error messages show it: numbers as themselves, strings quoted, else the type.
+local function describe(v)
+  if type(v) == 'number' or type(v) == 'boolean' then return tostring(v) end
+  if type(v) == 'string' then return fmt("'%s' (a string)", v) end
+  return 'a ' .. type(v)
+end
+
+local BOOL_OPTS = { 'shuffle', 'with_memory_cache', 'stop_exhausted', 'use_thread' }
+
 local function check_opts(who, opts)
   if opts == nil then return {} end
-  if type(opts) ~= 'table' then error(who .. ': options must be a table', 3) end
+  if type(opts) ~= 'table' then error(who .. ': options must be a table, got ' .. describe(opts), 3) end
   for k in pairs(opts) do
     if not ITER_OPTS[k] then
       local names = {}
@@ -174,8 +185,21 @@ local function check_opts(who, opts)
       error(fmt("%s: unknown option '%s' (known: %s)", who, tostring(k), table.concat(names, ', ')), 3)
     end
   end
+  for _, k in ipairs(BOOL_OPTS) do
+    local v = opts[k]
+    if v ~= nil and type(v) ~= 'boolean' then
+      error(fmt('%s: %s must be true or false, got %s', who, k, describe(v)), 3)
+    end
+  end
   if opts.with_file_cache then error(who .. ': with_file_cache is not supported', 3) end
   return opts
+end
+
+-- A positive integer count (finite: a loop runs up to it).
+local function check_count(who, what, v)
+  if type(v) ~= 'number' or v < 1 or v ~= floor(v) or v >= 2 ^ 53 then
+    error(fmt('%s: %s must be a positive integer, got %s', who, what, describe(v)), 3)
+  end
 end
 
 local function callbacks(who, list, name)
@@ -190,22 +214,22 @@ local function callbacks(who, list, name)
   return out
 end
 
--- get(i) -> values...; returns the iterator.
+-- get(i) -> values...; returns the iterator. Always tail-called: its level-2 errors reach the
+-- user's line.
 local function make_iterator(who, get, size, batch_size, variables, opts)
-  if type(size) ~= 'number' or size < 1 or size ~= floor(size) then
-    error(who .. ': the number of examples must be a positive integer, got ' .. tostring(size), 3)
-  end
-  if type(batch_size) ~= 'number' or batch_size < 1 or batch_size ~= floor(batch_size) then
-    error(who .. ': batch_size must be a positive integer, got ' .. tostring(batch_size), 3)
-  end
+  check_count(who, 'the number of examples', size)
+  check_count(who, 'batch_size', batch_size)
   local shuffle = opts.shuffle and true or false
-  local rng = opts.rng
+  local rng, seed = opts.rng, opts.seed
   if rng ~= nil then
     if type(rng) ~= 'table' or type(rng.permutation) ~= 'function' then
-      error(who .. ': rng must be a data.Rng', 3)
+      error(who .. ': rng must be a data.Rng, got ' .. describe(rng), 2)
     end
   else
-    rng = M.Rng(opts.seed or 313)
+    if seed ~= nil and (type(seed) ~= 'number' or seed < 0 or seed ~= floor(seed) or seed >= 2 ^ 53) then
+      error(who .. ': seed must be a non-negative integer below 2^53, got ' .. describe(seed), 2)
+    end
+    rng = M.Rng(seed or 313)
   end
   local self = setmetatable({
     who = who, _get = get, size = size, batch_size = batch_size, epoch = 0, position = 0,
@@ -217,11 +241,19 @@ local function make_iterator(who, get, size, batch_size, variables, opts)
   -- the first sample fixes the variables and their shapes
   local first = self:_load(1, true)
   local nvar = #first
-  if nvar == 0 then error(who .. ': load_fn(1) returned no values', 3) end
+  if nvar == 0 then error(who .. ': load_fn(1) returned no values', 2) end
   if variables then
+    if type(variables) ~= 'table' then
+      error(who .. ': source.variables must be a list of names, got ' .. describe(variables), 2)
+    end
     if #variables ~= nvar then
       error(fmt('%s: source.variables names %d variables but get(1) returned %d values', who,
-                #variables, nvar), 3)
+                #variables, nvar), 2)
+    end
+    for v = 1, nvar do
+      if type(variables[v]) ~= 'string' then
+        error(fmt('%s: source.variables[%d] must be a string, got %s', who, v, describe(variables[v])), 2)
+      end
     end
   else
     variables = {}
@@ -328,9 +360,19 @@ function DataIterator:_fire(n_reset)
   end
 end
 
+-- Methods called with a dot (it.next() as in Python) get a clear error.
+local function check_self(self, method)
+  if type(self) ~= 'table' or self._get == nil then
+    error(fmt('DataIterator:%s: call it with a colon, it:%s(...) (self was %s)', method, method,
+              describe(self)), 3)
+  end
+end
+
 --- it:next() -> one array per variable, shaped {batch_size, sample_shape...}
--- (nil at the end of the data when stop_exhausted is set).
+-- (nil at the end of the data when stop_exhausted is set). When load_fn fails, the error is
+-- raised and the iterator is left where it was (no sample is skipped on a retry).
 function DataIterator:next()
+  check_self(self, 'next')
   local bs = self.batch_size
   if self.stop_exhausted and self.position + bs > self.size then
     -- end of data: start the next epoch for the following call
@@ -338,6 +380,21 @@ function DataIterator:next()
     self:_fire(1)
     return nil
   end
+  local position, order, state = self.position, self._order, self.rng.state
+  local seed_state = type(state) == 'cdata' and state[0] or nil
+  local ok, out, n_reset = pcall(self._batch, self)
+  if not ok then
+    self.position, self._order = position, order
+    if seed_state then state[0] = seed_state end
+    error(out, 0)
+  end
+  self:_fire(n_reset)
+  return unpack(out, 1, self._nvar)
+end
+
+-- Builds one batch, moving the position (and the order at epoch ends): out, n_reset.
+function DataIterator:_batch()
+  local bs = self.batch_size
   local n_reset = 0
   local order = self._order
   local direct = self:_direct_arrays()
@@ -363,8 +420,7 @@ function DataIterator:next()
       out[v] = build_array(self._buffers[v], bs * self._sizes[v], shape)
     end
   end
-  self:_fire(n_reset)
-  return unpack(out, 1, self._nvar)
+  return out, n_reset
 end
 
 -- With the memory cache outside the Lua heap and NdArray available, batches are copied
@@ -404,6 +460,7 @@ end
 
 --- for x, y in it:iter() do ... end (endless unless stop_exhausted; then one epoch).
 function DataIterator:iter()
+  check_self(self, 'iter')
   return function() return self:next() end
 end
 
@@ -437,14 +494,92 @@ end
 
 function DataIterator:close() end
 
+-- NNabla's slice bounds (0-based, half-open) of slice pos of n, returned 1-based inclusive.
+local function slice_bounds(size, n, pos, drop_last)
+  local start, stop
+  if drop_last then
+    local per = floor(size / n)
+    start = per * pos
+    stop = start + per
+  else
+    local per = floor((size + n - 1) / n)
+    start = (per * pos) % size
+    stop = start + per
+    if stop > size then start, stop = start - (stop - size), size end
+  end
+  return start + 1, stop
+end
+
+--- it:slice(rng, num_of_slices, slice_pos [, {drop_last = false}]) or
+-- it:slice(rng, {slice_start =, slice_end =}) (1-based, inclusive): a new iterator over part
+-- of the data (for one rank of distributed training), with the same batch size, variables,
+-- shuffling and cache setting; rng a data.Rng or nil (seed 313).
+function DataIterator:slice(rng, a, b, c)
+  check_self(self, 'slice')
+  local who = 'DataIterator:slice'
+  local first, last
+  if type(a) == 'table' then
+    if a.slice_start == nil or a.slice_end == nil then
+      error(who .. ': give num_of_slices and slice_pos, or {slice_start =, slice_end =}', 2)
+    end
+    first, last = a.slice_start, a.slice_end
+  else
+    check_count(who, 'num_of_slices', a)
+    if type(b) ~= 'number' or b < 1 or b > a or b ~= floor(b) then
+      error(fmt('%s: slice_pos must be an integer in 1..%d, got %s', who, a, describe(b)), 2)
+    end
+    if a > self.size then
+      error(fmt('%s: %d slices of %d examples', who, a, self.size), 2)
+    end
+    first, last = slice_bounds(self.size, a, b - 1, type(c) == 'table' and c.drop_last)
+  end
+  if type(first) ~= 'number' or type(last) ~= 'number' or first < 1 or last > self.size
+     or first > last or first ~= floor(first) or last ~= floor(last) then
+    error(fmt('%s: slice %s..%s is not a range within 1..%d', who, describe(first),
+              describe(last), self.size), 2)
+  end
+  local get = self._get
+  local opts = { shuffle = self.shuffle, rng = rng, with_memory_cache = self._cache,
+                 stop_exhausted = self.stop_exhausted }
+  return make_iterator(who, function(i) return get(first + i - 1) end, last - first + 1,
+                       self.batch_size, self.variables, opts)
+end
+
 --- data.data_iterator_simple(load_fn, num_examples, batch_size [, {shuffle = false, seed = 313,
 --    rng = data.Rng(..), with_memory_cache = true, epoch_begin_callbacks = {}, 
 --    epoch_end_callbacks = {}, stop_exhausted = false}])
--- Positional NNabla order is accepted too: (load_fn, n, batch_size, shuffle).
-function M.data_iterator_simple(load_fn, num_examples, batch_size, opts, ...)
-  if type(load_fn) ~= 'function' then error('data_iterator_simple: load_fn must be a function', 2) end
-  if type(opts) == 'boolean' then opts = { shuffle = opts } end
-  opts = check_opts('data_iterator_simple', opts)
+-- NNabla's positional order is accepted too: (load_fn, n, batch_size, shuffle [, rng]
+-- [, opts]); later NNabla arguments go in the options table.
+local function simple_opts(a, b, c, d)
+  local who = 'data_iterator_simple'
+  if type(a) == 'table' or a == nil then
+    if b ~= nil then error(who .. ': unexpected argument after the options table', 3) end
+    return a
+  end
+  local opts, extra = { shuffle = a }, c
+  if type(b) == 'table' and getmetatable(b) == nil and type(b.permutation) ~= 'function' then
+    extra, d = b, c              -- (.., shuffle, opts)
+  elseif b ~= nil then
+    opts.rng = b
+  end
+  if type(extra) == 'table' then
+    for k, v in pairs(extra) do
+      if opts[k] ~= nil then error(fmt("%s: option '%s' given twice", who, tostring(k)), 3) end
+      opts[k] = v
+    end
+  elseif extra ~= nil then
+    error(fmt('%s: after shuffle and rng, give the other options in a table ' ..
+              '({with_memory_cache = ..., ...}), got %s', who, describe(extra)), 3)
+  end
+  if d ~= nil then error(who .. ': unexpected argument after the options table', 3) end
+  return opts
+end
+
+function M.data_iterator_simple(load_fn, num_examples, batch_size, a, b, c, d)
+  if type(load_fn) ~= 'function' then
+    error('data_iterator_simple: load_fn must be a function, got ' .. describe(load_fn), 2)
+  end
+  local opts = check_opts('data_iterator_simple', simple_opts(a, b, c, d))
   return make_iterator('data_iterator_simple', load_fn, num_examples, batch_size, nil, opts)
 end
 

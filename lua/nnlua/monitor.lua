@@ -125,25 +125,49 @@ local function py_num(v)
   return tostring(v)
 end
 
-local function check_opts(who, opts, allowed)
+-- A value as error messages show it (strings quoted: '5' is not 5).
+local function show(v)
+  if type(v) == 'string' then return fmt("'%s' (a string)", v) end
+  return tostring(v)
+end
+
+-- level: as the caller would pass it to error() (default 2).
+local function check_opts(who, opts, allowed, level)
+  level = (level or 2) + 1
   if opts == nil then return {} end
-  if type(opts) ~= 'table' then error(who .. ': options must be a table', 3) end
+  if type(opts) ~= 'table' then error(who .. ': options must be a table', level) end
   for k in pairs(opts) do
-    if not allowed[k] then error(fmt("%s: unknown option '%s'", who, tostring(k)), 3) end
+    if not allowed[k] then
+      local names = {}
+      for a in pairs(allowed) do names[#names + 1] = a end
+      table.sort(names)
+      error(fmt("%s: unknown option '%s' (known: %s)", who, tostring(k), table.concat(names, ', ')),
+            level)
+    end
   end
   return opts
 end
 
--- Monitors take NNabla's positional arguments or a trailing options table.
-local function monitor_args(who, a, b, c, names, allowed)
-  local opts = {}
-  if type(a) == 'table' then
-    opts = check_opts(who, a, allowed)
-  else
-    local pos = { a, b, c }
-    for i, name in ipairs(names) do
-      if pos[i] ~= nil then opts[name] = pos[i] end
+-- Monitors take NNabla's positional arguments (names), an options table, or positional
+-- arguments followed by an options table; raises at the caller's caller.
+local function monitor_args(who, args, names, allowed)
+  local opts, n = {}, #names
+  for i = 1, n + 1 do
+    local v = args[i]
+    if type(v) == 'table' and getmetatable(v) == nil then
+      local o = check_opts(who, v, allowed, 3)
+      for k, x in pairs(o) do
+        if opts[k] ~= nil then error(fmt("%s: option '%s' given twice", who, k), 3) end
+        opts[k] = x
+      end
+      if args[i + 1] ~= nil then error(who .. ': unexpected argument after the options table', 3) end
+      break
     end
+    if i > n and v ~= nil then error(fmt('%s: too many arguments (got %s)', who, show(v)), 3) end
+    if v ~= nil then opts[names[i]] = v end
+  end
+  if opts.verbose ~= nil and type(opts.verbose) ~= 'boolean' then
+    error(fmt('%s: verbose must be true or false, got %s', who, show(opts.verbose)), 3)
   end
   return opts
 end
@@ -173,8 +197,45 @@ local function check_name(who, name)
 end
 
 local function check_interval(who, v)
-  if type(v) ~= 'number' or v < 1 then error(who .. ': interval must be a number >= 1', 3) end
+  if type(v) ~= 'number' or not (v >= 1) then
+    error(fmt('%s: interval must be a number >= 1, got %s', who, show(v)), 3)
+  end
   return v
+end
+
+-- self and index of an add() call (it.add(...) with a dot gets a clear error).
+local function check_add(who, cls, self, index)
+  if getmetatable(self) ~= cls then
+    error(fmt('%s: call it with a colon, monitor:add(index, ...) (self was %s)', who,
+              tostring(self)), 3)
+  end
+  if type(index) ~= 'number' or index ~= index then
+    error(fmt('%s: index must be a number, got %s', who, show(index)), 3)
+  end
+end
+
+-- Opens the log file of a series or timer monitor (mode 'w' at creation, 'a' after close).
+local function open_log(self, who, mode, level)
+  local f, err = io.open(self.path, mode)
+  if not f then error(fmt('%s: cannot open %s', who, tostring(err)), level + 1) end
+  self.fd = f
+end
+
+-- Appends a line to the log file; a failed write (a full disk) is an error, not a lost line.
+local function write_log(self, who, line)
+  if self.closed then open_log(self, who, 'a', 3); self.closed = false end
+  local fd = self.fd
+  local ok, err = fd:write(line)
+  if ok then ok, err = fd:flush() end
+  if not ok then error(fmt('%s: cannot write %s: %s', who, self.path, tostring(err)), 3) end
+end
+
+-- Closes the log file; a later add() appends to it again.
+local function close_log(self)
+  if self.fd then
+    self.fd:close()
+    self.fd, self.closed = nil, true
+  end
 end
 
 ----------------------------------------------------------------------------------------------
@@ -190,7 +251,7 @@ local function tile_flat(flat, shape, padsize, padval, who)
     error(fmt('%s: expected a (B, C, H, W) or (B, H, W) array, got shape {%s}', who,
               table.concat(shape, ',')), 3)
   end
-  if B < 1 then error(who .. ': empty batch', 3) end
+  if B < 1 then error(fmt('%s: empty batch (shape {%s})', who, table.concat(shape, ',')), 3) end
   local n = ceil(sqrt(B))
   while n * n < B do n = n + 1 end
   while n > 1 and (n - 1) * (n - 1) >= B do n = n - 1 end
@@ -228,8 +289,11 @@ function M.tile_images(data, padsize, padval)
   end
   padsize = padsize or 1
   padval = padval or 0
-  if type(padsize) ~= 'number' or padsize < 0 or padsize % 1 ~= 0 then
-    error('tile_images: padsize must be a non-negative integer', 2)
+  if type(padsize) ~= 'number' or not (padsize >= 0) or padsize % 1 ~= 0 then
+    error('tile_images: padsize must be a non-negative integer, got ' .. show(padsize), 2)
+  end
+  if type(padval) ~= 'number' then
+    error('tile_images: padval must be a number, got ' .. show(padval), 2)
   end
   local flat, shape = array_of(data, 'tile_images')
   local out, oshape = tile_flat(flat, shape, padsize, padval, 'tile_images')
@@ -264,7 +328,7 @@ M.MonitorSeries = MonitorSeries
 function MonitorSeries.new(name, monitor, a, b)
   check_name('MonitorSeries', name)
   check_monitor('MonitorSeries', monitor, false)
-  local opts = monitor_args('MonitorSeries', a, b, nil, { 'interval', 'verbose' },
+  local opts = monitor_args('MonitorSeries', { a, b }, { 'interval', 'verbose' },
                             { interval = true, verbose = true })
   local self = setmetatable({
     name = name, interval = check_interval('MonitorSeries', opts.interval or 1),
@@ -272,16 +336,14 @@ function MonitorSeries.new(name, monitor, a, b)
   }, MonitorSeries)
   if monitor then
     self.path = join(monitor.save_path, name:gsub(' ', '-') .. '.series.txt')
-    local f, err = io.open(self.path, 'w')
-    if not f then error('MonitorSeries: cannot open ' .. tostring(err), 2) end
-    self.fd = f
+    open_log(self, 'MonitorSeries', 'w', 2)
   end
   return self
 end
 
 --- series:add(index, value): value a number, an NdArray or a Variable (all elements averaged).
 function MonitorSeries:add(index, value)
-  if type(index) ~= 'number' then error('MonitorSeries.add: index must be a number', 2) end
+  check_add('MonitorSeries.add', MonitorSeries, self, index)
   if type(value) == 'number' then
     self.buf_sum = self.buf_sum + value
     self.buf_n = self.buf_n + 1
@@ -295,17 +357,12 @@ function MonitorSeries:add(index, value)
   if self.verbose then
     log(fmt('iter=%s {%s}=%s', py_num(index), self.name, py_float(mean)))
   end
-  if self.fd then
-    self.fd:write(py_num(index), ' ', py_g(mean), '\n')
-    self.fd:flush()
-  end
+  if self.path then write_log(self, 'MonitorSeries.add', py_num(index) .. ' ' .. py_g(mean) .. '\n') end
   self.flush_at = index
   self.buf_sum, self.buf_n = 0, 0
 end
 
-function MonitorSeries:close()
-  if self.fd then self.fd:close(); self.fd = nil end
-end
+function MonitorSeries:close() close_log(self) end
 
 ----------------------------------------------------------------------------------------------
 -- MonitorTimeElapsed
@@ -322,7 +379,7 @@ end
 function MonitorTimeElapsed.new(name, monitor, a, b)
   check_name('MonitorTimeElapsed', name)
   check_monitor('MonitorTimeElapsed', monitor, false)
-  local opts = monitor_args('MonitorTimeElapsed', a, b, nil, { 'interval', 'verbose' },
+  local opts = monitor_args('MonitorTimeElapsed', { a, b }, { 'interval', 'verbose' },
                             { interval = true, verbose = true, clock = true })
   local clock = opts.clock or now
   local t = clock()
@@ -332,16 +389,14 @@ function MonitorTimeElapsed.new(name, monitor, a, b)
   }, MonitorTimeElapsed)
   if monitor then
     self.path = join(monitor.save_path, name:gsub(' ', '-') .. '.timer.txt')
-    local f, err = io.open(self.path, 'w')
-    if not f then error('MonitorTimeElapsed: cannot open ' .. tostring(err), 2) end
-    self.fd = f
+    open_log(self, 'MonitorTimeElapsed', 'w', 2)
   end
   return self
 end
 
 --- timer:add(index)
 function MonitorTimeElapsed:add(index)
-  if type(index) ~= 'number' then error('MonitorTimeElapsed.add: index must be a number', 2) end
+  check_add('MonitorTimeElapsed.add', MonitorTimeElapsed, self, index)
   if index - self.flush_at < self.interval then return end
   local t = self.clock()
   local elapsed = t - self.lap
@@ -352,16 +407,14 @@ function MonitorTimeElapsed:add(index)
     log(fmt('iter=%s {%s}=%s[sec/%siter] %s[sec]', py_num(index), self.name, py_float(elapsed),
             py_num(it), py_float(total)))
   end
-  if self.fd then
-    self.fd:write(fmt('%s %s %s %s\n', py_num(index), py_float(elapsed), py_num(it), py_float(total)))
-    self.fd:flush()
+  if self.path then
+    write_log(self, 'MonitorTimeElapsed.add',
+              fmt('%s %s %s %s\n', py_num(index), py_float(elapsed), py_num(it), py_float(total)))
   end
   self.flush_at = index
 end
 
-function MonitorTimeElapsed:close()
-  if self.fd then self.fd:close(); self.fd = nil end
-end
+function MonitorTimeElapsed:close() close_log(self) end
 
 ----------------------------------------------------------------------------------------------
 -- MonitorImage / MonitorImageTile
@@ -387,26 +440,28 @@ local function default_normalize(flat)
   return out
 end
 
-local function image_new(cls, who, name, monitor, a, b, c)
+local IMAGE_ARGS = { 'interval', 'verbose', 'num_images', 'normalize_method' }
+
+-- Called as a tail call: its level-2 errors reach the user's line.
+local function image_new(cls, who, name, monitor, a, b, c, d, e)
   check_name(who, name)
   check_monitor(who, monitor, true)
-  local opts
-  if type(a) == 'table' then opts = check_opts(who, a, IMAGE_OPTS)
-  else opts = { interval = a, verbose = b, num_images = c } end
+  local opts = monitor_args(who, { a, b, c, d, e }, IMAGE_ARGS, IMAGE_OPTS)
   local self = setmetatable({
     name = name, interval = check_interval(who, opts.interval or 1000),
     verbose = opts.verbose ~= false, num_images = opts.num_images or 16,
     normalize_method = opts.normalize_method, scale = opts.scale or 1,
     save_dir = join(monitor.save_path, (name:gsub(' ', '-'))),
   }, cls)
-  if type(self.num_images) ~= 'number' or self.num_images < 1 then
-    error(who .. ': num_images must be a positive number', 3)
+  local k = self.num_images
+  if type(k) ~= 'number' or not (k >= 1) or k % 1 ~= 0 then
+    error(fmt('%s: num_images must be a positive integer, got %s', who, show(k)), 2)
   end
   if self.normalize_method ~= nil and type(self.normalize_method) ~= 'function' then
-    error(who .. ': normalize_method must be a function', 3)
+    error(who .. ': normalize_method must be a function', 2)
   end
   if type(self.scale) ~= 'number' or self.scale < 1 or self.scale % 1 ~= 0 then
-    error(who .. ': scale must be a positive integer', 3)
+    error(who .. ': scale must be a positive integer', 2)
   end
   mkdir_p(self.save_dir, who)
   return self
@@ -414,9 +469,8 @@ end
 
 -- Selected, normalized, channel-fixed images: flat (n, C, H, W), n, C, H, W; nil if skipped.
 local function image_batch(self, who, index, var)
-  if type(index) ~= 'number' then error(who .. ': index must be a number', 3) end
   if index ~= 0 and (index + 1) % self.interval ~= 0 then return nil end
-  local flat, shape = array_of(var, who)
+  local flat, shape = array_of(var, who, 3)
   if #shape < 3 then
     error(fmt('%s: expected an array shaped (N, ..., C, H, W), got shape {%s}', who,
               table.concat(shape, ',')), 3)
@@ -430,7 +484,7 @@ local function image_batch(self, who, index, var)
   for i = 1, n * per do sel[i] = flat[i] end
   if self.normalize_method then
     local r = self.normalize_method(make_array(sel, { n, C, H, W }))
-    local rf = array_of(r, who .. ' (normalize_method result)')
+    local rf = array_of(r, who .. ' (normalize_method result)', 3)
     if #rf ~= n * per then
       error(fmt('%s: normalize_method returned %d values, expected %d', who, #rf, n * per), 3)
     end
@@ -457,8 +511,14 @@ local function image_batch(self, who, index, var)
 end
 
 -- Writes one (C, H, W) image (or an already HWC one when hwc) with values in [0, 1].
-local function write_png(path, flat, offset, C, H, W, scale, hwc)
-  png.write_values(path, flat, H, W, C, { offset = offset, planar = not hwc, scale = scale })
+-- Errors (a file that cannot be written) are raised as "<who>: ..." at the caller's caller.
+local function write_png(who, path, flat, offset, C, H, W, scale, hwc)
+  local ok, err = pcall(png.write_values, path, flat, H, W, C,
+                        { offset = offset, planar = not hwc, scale = scale })
+  if not ok then
+    err = tostring(err):gsub('^[^:]*:%d+: ', ''):gsub('^png%.write: ', '')
+    error(fmt('%s: %s', who, err), 3)
+  end
 end
 
 local MonitorImage = class('MonitorImage')
@@ -469,18 +529,19 @@ M.MonitorImage = MonitorImage
 -- normalize_method(x) receives the (n, C, H, W) images (an NdArray, or an array object with
 -- shape and :flat()) and returns values in [0, 1] (an array, Variable, nested table or flat
 -- list). scale is an nnlua extension: integer upscaling of the written PNGs.
-function MonitorImage.new(name, monitor, a, b, c)
-  return image_new(MonitorImage, 'MonitorImage', name, monitor, a, b, c)
+function MonitorImage.new(name, monitor, a, b, c, d, e)
+  return image_new(MonitorImage, 'MonitorImage', name, monitor, a, b, c, d, e)   -- tail call (error levels)
 end
 
 --- img:add(index, x): x shaped (N, ..., C, H, W). Returns the list of files written.
 function MonitorImage:add(index, var)
+  check_add('MonitorImage.add', MonitorImage, self, index)
   local sel, n, C, H, W = image_batch(self, 'MonitorImage.add', index, var)
   if not sel then return nil end
   local files = {}
   for j = 0, n - 1 do
     local path = join(self.save_dir, fmt('%06d-%03d.png', index, j))
-    write_png(path, sel, j * C * H * W, C, H, W, self.scale, false)
+    write_png('MonitorImage.add', path, sel, j * C * H * W, C, H, W, self.scale, false)
     files[#files + 1] = path
   end
   if self.verbose then
@@ -494,17 +555,18 @@ local MonitorImageTile = class('MonitorImageTile')
 M.MonitorImageTile = MonitorImageTile
 
 --- MonitorImageTile(name, monitor [, opts as MonitorImage]): one tiled PNG per flush.
-function MonitorImageTile.new(name, monitor, a, b, c)
-  return image_new(MonitorImageTile, 'MonitorImageTile', name, monitor, a, b, c)
+function MonitorImageTile.new(name, monitor, a, b, c, d, e)
+  return image_new(MonitorImageTile, 'MonitorImageTile', name, monitor, a, b, c, d, e)   -- tail call (error levels)
 end
 
 --- tile:add(index, x): writes <save_dir>/<index %06d>.png; returns its path.
 function MonitorImageTile:add(index, var)
+  check_add('MonitorImageTile.add', MonitorImageTile, self, index)
   local sel, n, C, H, W = image_batch(self, 'MonitorImageTile.add', index, var)
   if not sel then return nil end
   local tile, tshape = tile_flat(sel, { n, C, H, W }, 1, 0, 'MonitorImageTile.add')
   local path = join(self.save_dir, fmt('%06d.png', index))
-  write_png(path, tile, 0, C, tshape[1], tshape[2], self.scale, true)
+  write_png('MonitorImageTile.add', path, tile, 0, C, tshape[1], tshape[2], self.scale, true)
   if self.verbose then
     log(fmt('iter=%s {%s} is written to %s.', py_num(index), self.name, path))
   end

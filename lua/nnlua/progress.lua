@@ -124,6 +124,33 @@ Bar.__index = Bar
 local OPTS = { label = true, width = true, stream = true, interval = true, mode = true,
                plain_interval = true, plain_step = true }
 
+-- A value as error messages show it (strings quoted: '5' is not 5).
+local function show(v)
+  if type(v) == 'string' then return fmt("'%s' (a string)", v) end
+  return tostring(v)
+end
+
+-- Checks a count (total, n, i): a finite number >= 0 (nil allowed when nil_ok).
+local function check_count(who, name, v, nil_ok, level)
+  if v == nil and nil_ok then return end
+  if type(v) ~= 'number' or not (v >= 0) or v == math.huge then
+    error(fmt('%s: %s must be a non-negative number%s, got %s', who, name,
+              nil_ok and ' or nil' or '', show(v)), level + 1)
+  end
+end
+
+-- Numeric options: width (an integer >= 0), interval and plain_interval (>= 0), plain_step (> 0).
+local function check_numeric_opts(opts)
+  for _, k in ipairs({ 'width', 'interval', 'plain_interval', 'plain_step' }) do
+    local v = opts[k]
+    if v ~= nil and (type(v) ~= 'number' or not (v >= 0) or (k == 'plain_step' and v == 0)
+                     or (k == 'width' and v % 1 ~= 0)) then
+      error(fmt('progress.new: %s must be a %s number, got %s', k,
+                k == 'plain_step' and 'positive' or 'non-negative', show(v)), 3)
+    end
+  end
+end
+
 --- progress.new(total [, {label =, width = 30, stream = io.stdout, interval = 0.1,
 --                         mode = 'auto'|'tty'|'plain'|'off', plain_step = 10 (%),
 --                         plain_interval = 10 (s, when total is unknown)}])
@@ -134,9 +161,8 @@ function M.new(total, opts)
   for k in pairs(opts) do
     if not OPTS[k] then error("progress.new: unknown option '" .. tostring(k) .. "'", 2) end
   end
-  if total ~= nil and (type(total) ~= 'number' or total < 0) then
-    error('progress.new: total must be a non-negative number or nil', 2)
-  end
+  check_count('progress.new', 'total', total, true, 2)
+  check_numeric_opts(opts)
   local mode = opts.mode or os.getenv('NNLUA_PROGRESS') or 'auto'
   if mode == '0' or mode == 'false' or mode == 'none' then mode = 'off' end
   local stream = opts.stream or io.stdout
@@ -203,8 +229,12 @@ end
 --- bar:update(i [, metrics]): i items done (default: one more); metrics a table of values
 -- shown after the bar ({loss = 0.5}; numbers, strings, or one-element arrays/Variables).
 function Bar:update(i, metrics)
+  if getmetatable(self) ~= Bar then
+    error('bar:update: call it with a colon, bar:update(i) (self was ' .. show(self) .. ')', 2)
+  end
   if self.finished then return self end
   if type(i) == 'table' and metrics == nil then i, metrics = nil, i end
+  check_count('bar:update', 'i', i, true, 2)
   self.n = i or (self.n + 1)
   if metrics then self.metrics = metrics end
   if self.mode == 'off' then return self end
@@ -263,6 +293,7 @@ end
 
 --- for i in progress.range(n [, opts]) do ... end: 1..n with a bar (finished at the end).
 function M.range(n, opts)
+  check_count('progress.range', 'n', n, false, 2)
   local bar = M.new(n, opts)
   local i = 0
   return function()

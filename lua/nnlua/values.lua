@@ -11,8 +11,9 @@
 --     non-numeric element in a table) or { kind = 'ragged', dim = <dimension> }.
 --   values.message(err, texts) -> string.format(texts[err.kind], <err.type or err.dim>): each
 --     module words its own messages (texts = { type = ..., element = ..., ragged = ... }).
---   values.reader(texts [, scalars]) -> function(x [, who]) returning flat, shape, or raising
---     "<who>: <message>" (just the message without who) at the level of its caller's caller.
+--   values.reader(texts [, scalars]) -> function(x [, who [, level]]) returning flat, shape, or
+--     raising "<who>: <message>" (just the message without who) at `level` as its caller would
+--     pass it to error() (default 2: the caller's caller).
 --   values.nest(flat, shape) -> nested Lua tables (flat[1] for shape {}).
 --   values.same_shape(a, b) -> whether the shape lists a and b are equal.
 --   values.ndarray() -> the nnlua.ndarray module, or nil where it cannot be loaded.
@@ -72,11 +73,11 @@ function M.message(err, texts)
 end
 
 function M.reader(texts, scalars)
-  return function(x, who)
+  return function(x, who, level)
     local flat, shape = M.flatten(x, scalars)
     if not flat then
       local msg = M.message(shape, texts)
-      error(who and (who .. ': ' .. msg) or msg, 3)
+      error(who and (who .. ': ' .. msg) or msg, (level or 2) + 1)
     end
     return flat, shape
   end
