@@ -35,7 +35,7 @@ local function check_shape(shape, where)
   end
   for i = 1, #shape do
     local d = shape[i]
-    if type(d) ~= 'number' or d < 0 or d ~= math.floor(d) then
+    if type(d) ~= 'number' or d < 0 or d ~= math.floor(d) or d == math.huge then
       error(where .. ': shape entry ' .. i .. ' is ' .. tostring(d) .. '; sizes are non-negative integers', 3)
     end
   end
@@ -52,9 +52,11 @@ local function release_box(box) C.nl_array_release(box[0]) end
 local function wrap(arr, off, shape, owned)
   if not owned then C.nl_array_retain(arr) end
   local ref = ffi.gc(ref_box(arr), release_box)
-  if getmetatable(shape) == nil then setmetatable(shape, lib.Shape) end   -- prints as {2, 3}
-  return setmetatable({ _a = arr, _ref = ref, _off = off or 0, shape = shape, ndim = #shape,
-                        size = shape_size(shape) }, NdArray)
+  -- shape, ndim and size live in private fields (read through __index; a.shape hands out
+  -- a copy): writing them, or the shape list a caller got, cannot make a view reach past
+  -- its storage.
+  return setmetatable({ _a = arr, _ref = ref, _off = off or 0, _shape = shape, _ndim = #shape,
+                        _size = shape_size(shape) }, NdArray)
 end
 NdArray.wrap = wrap
 
@@ -75,7 +77,7 @@ function methods:ptr(mode)
 end
 
 local function whole(self)
-  return self._off == 0 and self.size == tonumber(C.nl_array_size(self._a))
+  return self._off == 0 and self._size == tonumber(C.nl_array_size(self._a))
 end
 
 -- ---- constructors ---------------------------------------------------------------------
@@ -88,7 +90,12 @@ function NdArray.zeros(shape)
   return a
 end
 
+local function check_value(v, where)
+  if type(v) ~= 'number' then error(where .. ': the value must be a number, got ' .. type(v), 3) end
+end
+
 function NdArray.full(shape, v)
+  check_value(v, 'NdArray.full')
   local a = alloc(shape, 'NdArray.full')
   C.nl_array_fill(a._a, v)
   return a
@@ -112,6 +119,9 @@ end
 function NdArray.arange(a, b, step)
   if b == nil then a, b = 1, a end
   step = step or 1
+  if type(a) ~= 'number' or type(b) ~= 'number' or type(step) ~= 'number' then
+    error(('NdArray.arange: start, stop and step must be numbers, got %s, %s, %s'):format(type(a), type(b), type(step)), 2)
+  end
   if step == 0 then error('NdArray.arange: step must not be 0', 2) end
   local n = math.max(0, math.floor((b - a) / step + 1e-9) + 1)
   local r = alloc({ n }, 'NdArray.arange')
@@ -122,11 +132,11 @@ end
 
 function NdArray.from_flat(flat, shape)
   local r = alloc(shape, 'NdArray.from_flat')
-  if #flat ~= r.size then
-    error(('NdArray.from_flat: %d values for shape %s (%d elements)'):format(#flat, lib.shape_str(shape), r.size), 2)
+  if #flat ~= r._size then
+    error(('NdArray.from_flat: %d values for shape %s (%d elements)'):format(#flat, lib.shape_str(shape), r._size), 2)
   end
   local p = r:ptr(WRITE)
-  for i = 1, r.size do p[i - 1] = flat[i] end
+  for i = 1, r._size do p[i - 1] = flat[i] end
   return r
 end
 
@@ -171,6 +181,9 @@ end
 -- ---- shape ------------------------------------------------------------------------------
 
 local function resolve_shape(shape, size, where)
+  if type(shape) ~= 'table' then
+    error(where .. ': shape must be a list of sizes such as {2, -1}, got ' .. type(shape), 3)
+  end
   local s, unknown, known = {}, nil, 1
   for i = 1, #shape do
     local d = shape[i]
@@ -197,23 +210,24 @@ NdArray.resolve_shape = resolve_shape
 
 function methods:reshape(shape, ...)
   if type(shape) == 'number' then shape = { shape, ... } end
-  local s = resolve_shape(shape, self.size, 'NdArray:reshape')
+  local s = resolve_shape(shape, self._size, 'NdArray:reshape')
   return wrap(self._a, self._off, s)
 end
 methods.view = methods.reshape
 
 function methods:copy()
-  local r = alloc(copy_list(self.shape), 'NdArray:copy')
-  lib.check(C.nl_array_copy(r._a, 0, self._a, self._off, self.size), 'NdArray:copy')
+  local r = alloc(copy_list(self._shape), 'NdArray:copy')
+  lib.check(C.nl_array_copy(r._a, 0, self._a, self._off, self._size), 'NdArray:copy')
   return r
 end
 methods.clone = methods.copy
 
 function methods:fill(v)
+  check_value(v, 'NdArray:fill')
   if whole(self) then C.nl_array_fill(self._a, v)
   else
     local p = self:ptr(RW)
-    for i = 0, self.size - 1 do p[i] = v end
+    for i = 0, self._size - 1 do p[i] = v end
   end
   return self
 end
@@ -227,10 +241,10 @@ end
 function methods:set(src)
   if type(src) == 'number' then return self:fill(src) end
   if is_nd(src) then
-    if src.size ~= self.size then
-      error(('NdArray:set: shape %s does not match %s'):format(lib.shape_str(src.shape), lib.shape_str(self.shape)), 2)
+    if src._size ~= self._size then
+      error(('NdArray:set: shape %s does not match %s'):format(lib.shape_str(src._shape), lib.shape_str(self._shape)), 2)
     end
-    lib.check(C.nl_array_copy(self._a, self._off, src._a, src._off, self.size), 'NdArray:set')
+    lib.check(C.nl_array_copy(self._a, self._off, src._a, src._off, self._size), 'NdArray:set')
     return self
   end
   if type(src) == 'table' then
@@ -238,13 +252,13 @@ function methods:set(src)
     if type(src[1]) == 'table' then
       local s
       s, flat = nested_shape(src, 'NdArray:set')
-      if shape_size(s) ~= self.size then
-        error(('NdArray:set: a table of shape %s does not fit %s'):format(lib.shape_str(s), lib.shape_str(self.shape)), 2)
+      if shape_size(s) ~= self._size then
+        error(('NdArray:set: a table of shape %s does not fit %s'):format(lib.shape_str(s), lib.shape_str(self._shape)), 2)
       end
     else
       flat = src
-      if #flat ~= self.size then
-        error(('NdArray:set: %d values for shape %s'):format(#flat, lib.shape_str(self.shape)), 2)
+      if #flat ~= self._size then
+        error(('NdArray:set: %d values for shape %s'):format(#flat, lib.shape_str(self._shape)), 2)
       end
     end
     local p = self:ptr(whole(self) and WRITE or RW)
@@ -256,13 +270,13 @@ end
 
 function methods:flat()
   local p, t = self:ptr(READ), {}
-  for i = 0, self.size - 1 do t[i + 1] = p[i] end
+  for i = 0, self._size - 1 do t[i + 1] = p[i] end
   return t
 end
 
 function methods:totable()
   local p = self:ptr(READ)
-  local shape = self.shape
+  local shape = self._shape
   if #shape == 0 then return p[0] end
   local function build(depth, off)
     local t, n = {}, shape[depth]
@@ -280,12 +294,12 @@ end
 
 local function offset_of(self, idx, where, level)
   level = level or 3
-  if #idx ~= self.ndim then
-    error(('%s: %d indices for a %d-d array'):format(where, #idx, self.ndim), level)
+  if #idx ~= self._ndim then
+    error(('%s: %d indices for a %d-d array'):format(where, #idx, self._ndim), level)
   end
   local off, stride = 0, 1
-  for k = self.ndim, 1, -1 do
-    local i, n = idx[k], self.shape[k]
+  for k = self._ndim, 1, -1 do
+    local i, n = idx[k], self._shape[k]
     if type(i) ~= 'number' then
       error(('%s: index %d is a %s; indices are numbers'):format(where, k, type(i)), level)
     end
@@ -301,33 +315,34 @@ end
 
 function methods:get(...) return self:ptr(READ)[offset_of(self, { ... }, 'NdArray:get')] end
 function methods:setat(v, ...)
+  check_value(v, 'NdArray:setat')
   self:ptr(RW)[offset_of(self, { ... }, 'NdArray:setat')] = v
   return self
 end
 function methods:item()
-  if self.size ~= 1 then error('NdArray:item: array of shape ' .. lib.shape_str(self.shape) .. ' has ' .. self.size .. ' elements', 2) end
+  if self._size ~= 1 then error('NdArray:item: array of shape ' .. lib.shape_str(self._shape) .. ' has ' .. self._size .. ' elements', 2) end
   return self:ptr(READ)[0]
 end
 
 -- Row i of the first axis (a view), or a number on 1-D arrays.
 local function row(self, i, level)
   level = level or 3
-  local n = self.shape[1]
+  local n = self._shape[1]
   if n == nil then error('NdArray: cannot index a 0-d array', level) end
   if i < 0 then i = n + i + 1 end
   if i < 1 or i > n or i ~= math.floor(i) then
     error(('NdArray: index %s out of range 1..%d'):format(tostring(i), n), level)
   end
-  if self.ndim == 1 then return nil, self._off + i - 1 end
+  if self._ndim == 1 then return nil, self._off + i - 1 end
   local sub = {}
-  for k = 2, self.ndim do sub[k - 1] = self.shape[k] end
+  for k = 2, self._ndim do sub[k - 1] = self._shape[k] end
   local stride = shape_size(sub)
   return wrap(self._a, self._off + (i - 1) * stride, sub)
 end
 
 -- Rows i..j (inclusive, 1-based, negatives from the end) of the first axis, as a view.
 function methods:rows(i, j)
-  local n = self.shape[1]
+  local n = self._shape[1]
   if n == nil then error('NdArray:rows: cannot take rows of a 0-d array', 2) end
   j = j or n
   if i < 0 then i = n + i + 1 end
@@ -335,20 +350,20 @@ function methods:rows(i, j)
   if i < 1 or j > n or i > j + 1 then
     error(('NdArray:rows: rows %d..%d out of range 1..%d'):format(i, j, n), 2)
   end
-  local s = copy_list(self.shape)
+  local s = copy_list(self._shape)
   s[1] = j - i + 1
-  local stride = self.size / n
+  local stride = self._size / n
   return wrap(self._a, self._off + (i - 1) * stride, s)
 end
 
 -- a[{i, j, ...}]: one index per axis -> (nil, the element's offset); fewer -> the view of
 -- those leading rows. Called from the metamethods (errors point at the indexing code).
 local function multi(self, idx)
-  if getmetatable(idx) ~= nil or #idx == 0 or #idx > self.ndim then
+  if getmetatable(idx) ~= nil or #idx == 0 or #idx > self._ndim then
     error(('NdArray: a table index is a list of 1 to %d numbers for this %d-d array, as in a[{1, 2}]; '
-           .. 'ranges: a:rows(i, j), or slice a Variable'):format(self.ndim, self.ndim), 3)
+           .. 'ranges: a:rows(i, j), or slice a Variable'):format(self._ndim, self._ndim), 3)
   end
-  if #idx == self.ndim then return nil, self._off + offset_of(self, idx, 'NdArray', 4) end
+  if #idx == self._ndim then return nil, self._off + offset_of(self, idx, 'NdArray', 4) end
   local v = self
   for k = 1, #idx do
     if type(idx[k]) ~= 'number' then
@@ -367,6 +382,9 @@ NdArray.__index = function(self, k)
     if v then return v end
     return C.nl_array_host(self._a, READ)[off]
   end
+  if k == 'size' then return self._size end
+  if k == 'ndim' then return self._ndim end
+  if k == 'shape' then return setmetatable(copy_list(self._shape), lib.Shape) end   -- prints as {2, 3}
   return methods[k]
 end
 
@@ -375,8 +393,23 @@ NdArray.__newindex = function(self, k, v)
   if tk == 'number' or tk == 'table' then
     local sub, off
     if tk == 'number' then sub, off = row(self, k) else sub, off = multi(self, k) end
-    if sub then sub:set(v) else C.nl_array_host(self._a, RW)[off] = v end
+    if sub then sub:set(v)
+    else
+      if type(v) ~= 'number' then
+        error(('NdArray: cannot store a %s in an element (numbers only)'):format(type(v)), 2)
+      end
+      C.nl_array_host(self._a, RW)[off] = v
+    end
     return
+  end
+  if k == 'shape' then   -- numpy's a.shape = (...): reshape in place, same number of elements
+    local s = resolve_shape(v, self._size, 'NdArray.shape')
+    rawset(self, '_shape', s)
+    rawset(self, '_ndim', #s)
+    return
+  end
+  if k == 'size' or k == 'ndim' then
+    error("NdArray: field '" .. k .. "' is read-only (reshape to change it)", 2)
   end
   rawset(self, k, v)
 end
@@ -415,32 +448,39 @@ local function binary(op, name)
     if type(a) == 'number' then
       local r = b:copy()
       local p = r:ptr(RW)
-      for i = 0, r.size - 1 do p[i] = op(a, p[i]) end
+      for i = 0, r._size - 1 do p[i] = op(a, p[i]) end
       return r
     elseif type(b) == 'number' then
       local r = a:copy()
       local p = r:ptr(RW)
-      for i = 0, r.size - 1 do p[i] = op(p[i], b) end
+      for i = 0, r._size - 1 do p[i] = op(p[i], b) end
       return r
+    end
+    for k = 1, 2 do
+      local x = k == 1 and a or b
+      if not is_nd(x) and type(x) ~= 'table' then
+        error(('%s: cannot combine an NdArray with a %s%s'):format(where, type(x),
+              type(x) == 'cdata' and ' (a Variable? use nn.Variable.from(array) to build a graph)' or ''), 2)
+      end
     end
     if not is_nd(b) then b = NdArray.from(b) end
     if not is_nd(a) then a = NdArray.from(a) end
     local pa, pb = a:ptr(READ), b:ptr(READ)
-    if a.size == b.size and a.ndim == b.ndim then
-      local r = alloc(copy_list(a.shape), where)
+    if a._size == b._size and a._ndim == b._ndim then
+      local r = alloc(copy_list(a._shape), where)
       local pr = r:ptr(WRITE)
-      for i = 0, r.size - 1 do pr[i] = op(pa[i], pb[i]) end
+      for i = 0, r._size - 1 do pr[i] = op(pa[i], pb[i]) end
       return r
     end
-    local s = broadcast_shape(a.shape, b.shape, where)
+    local s = broadcast_shape(a._shape, b._shape, where)
     local r = alloc(s, where)
     local pr = r:ptr(WRITE)
     local n = #s
-    local sa, sb = bstrides(a.shape, n), bstrides(b.shape, n)
+    local sa, sb = bstrides(a._shape, n), bstrides(b._shape, n)
     local idx = {}
     for k = 1, n do idx[k] = 0 end
     local ia, ib = 0, 0
-    for i = 0, r.size - 1 do
+    for i = 0, r._size - 1 do
       pr[i] = op(pa[ia], pb[ib])
       for k = n, 1, -1 do
         ia, ib = ia + sa[k], ib + sb[k]
@@ -482,7 +522,7 @@ local function unary(fn)
   return function(self)
     local r = self:copy()
     local p = r:ptr(RW)
-    for i = 0, r.size - 1 do p[i] = fn(p[i]) end
+    for i = 0, r._size - 1 do p[i] = fn(p[i]) end
     return r
   end
 end
@@ -498,10 +538,11 @@ function methods:apply(fn) return unary(fn)(self) end
 -- ---- reductions ------------------------------------------------------------------------
 
 local function norm_axis(self, axis, where)
-  local n = self.ndim
+  local n = self._ndim
   local a = axis < 0 and n + axis + 1 or axis
+  if n == 0 then error(('%s: axis %s given for a 0-d array (it has no axes)'):format(where, tostring(axis)), 3) end
   if axis == 0 or a < 1 or a > n or a ~= math.floor(a) then
-    error(('%s: axis %s is out of range for a %d-d array (axes are 1..%d or -%d..-1)'):format(where, tostring(axis), n, n, n), 4)
+    error(('%s: axis %s is out of range for a %d-d array (axes are 1..%d or -%d..-1)'):format(where, tostring(axis), n, n, n), 3)
   end
   return a
 end
@@ -511,23 +552,39 @@ local function reducer(name, init, step, finish, index_result)
   return function(self, opts)
     local axis, keepdims
     if type(opts) == 'number' then axis = opts
-    elseif type(opts) == 'table' then axis, keepdims = opts.axis, opts.keepdims end
+    elseif type(opts) == 'table' then
+      for k in pairs(opts) do
+        if k ~= 'axis' and k ~= 'keepdims' then
+          error(("NdArray:%s: unknown option '%s' (options: axis, keepdims)"):format(name, tostring(k)), 2)
+        end
+      end
+      axis, keepdims = opts.axis, opts.keepdims
+      if axis ~= nil and type(axis) ~= 'number' then
+        error(('NdArray:%s: axis must be a number, got %s'):format(name, type(axis)), 2)
+      end
+    elseif opts ~= nil then
+      error(('NdArray:%s: expected an axis or {axis =, keepdims =}, got %s'):format(name, type(opts)), 2)
+    end
     local p = self:ptr(READ)
+    local needs_one = name == 'max' or name == 'min' or name == 'argmax' or name == 'argmin'
     if axis == nil then
-      if self.size == 0 and (name == 'max' or name == 'min' or name == 'argmax' or name == 'argmin') then
+      if self._size == 0 and needs_one then
         error('NdArray:' .. name .. ': empty array', 2)
       end
       local acc, ai = init, 0
-      for i = 0, self.size - 1 do acc, ai = step(acc, p[i], i, ai) end
-      return finish(acc, self.size, ai)
+      for i = 0, self._size - 1 do acc, ai = step(acc, p[i], i, ai) end
+      return finish(acc, self._size, ai)
     end
     local a = norm_axis(self, axis, 'NdArray:' .. name)
-    local outer, inner, n = 1, 1, self.shape[a]
-    for k = 1, a - 1 do outer = outer * self.shape[k] end
-    for k = a + 1, self.ndim do inner = inner * self.shape[k] end
+    local outer, inner, n = 1, 1, self._shape[a]
+    if n == 0 and needs_one then
+      error(('NdArray:%s: axis %d of shape %s is empty'):format(name, axis, lib.shape_str(self._shape)), 2)
+    end
+    for k = 1, a - 1 do outer = outer * self._shape[k] end
+    for k = a + 1, self._ndim do inner = inner * self._shape[k] end
     local s = {}
-    for k = 1, self.ndim do
-      if k ~= a then s[#s + 1] = self.shape[k] elseif keepdims then s[#s + 1] = 1 end
+    for k = 1, self._ndim do
+      if k ~= a then s[#s + 1] = self._shape[k] elseif keepdims then s[#s + 1] = 1 end
     end
     local r = alloc(s, 'NdArray:' .. name)
     local pr = r:ptr(WRITE)
@@ -545,15 +602,20 @@ end
 
 methods.sum = reducer('sum', 0, function(acc, v) return acc + v, 0 end, function(acc) return acc end)
 methods.mean = reducer('mean', 0, function(acc, v) return acc + v, 0 end, function(acc, n) return acc / n end)
-methods.max = reducer('max', -math.huge, function(acc, v, j, ai) if v > acc then return v, j end return acc, ai end,
-                      function(acc) return acc end)
-methods.min = reducer('min', math.huge, function(acc, v, j, ai) if v < acc then return v, j end return acc, ai end,
-                      function(acc) return acc end)
+-- As numpy: a NaN wins (max and min are NaN, argmax/argmin point at the first NaN).
+local function more(acc, v, j, ai)
+  if v > acc or (v ~= v and acc == acc) then return v, j end
+  return acc, ai
+end
+local function less(acc, v, j, ai)
+  if v < acc or (v ~= v and acc == acc) then return v, j end
+  return acc, ai
+end
+methods.max = reducer('max', -math.huge, more, function(acc) return acc end)
+methods.min = reducer('min', math.huge, less, function(acc) return acc end)
 -- argmax/argmin give 1-based positions, like every index in nnlua.
-methods.argmax = reducer('argmax', -math.huge, function(acc, v, j, ai) if v > acc then return v, j end return acc, ai end,
-                         function(_, _, ai) return ai + 1 end)
-methods.argmin = reducer('argmin', math.huge, function(acc, v, j, ai) if v < acc then return v, j end return acc, ai end,
-                         function(_, _, ai) return ai + 1 end)
+methods.argmax = reducer('argmax', -math.huge, more, function(_, _, ai) return ai + 1 end)
+methods.argmin = reducer('argmin', math.huge, less, function(_, _, ai) return ai + 1 end)
 
 -- ---- printing like numpy --------------------------------------------------------------
 
@@ -592,9 +654,9 @@ end
 local EDGE = 3
 function NdArray.format(self, prefix, suffix, threshold)
   prefix = prefix or 'array('
-  local summarize = self.size > (threshold or 1000)   -- threshold: the REPL's shorter previews
+  local summarize = self._size > (threshold or 1000)   -- threshold: the REPL's shorter previews
   local p = self:ptr(READ)
-  local shape = self.shape
+  local shape = self._shape
   -- Collect the printed values (with '...' gaps) to find a common width.
   local function keep(n)
     if summarize and n > 2 * EDGE then

@@ -48,11 +48,14 @@ local function new(shape, opts)
     end
   elseif type(opts) == 'boolean' then
     need_grad = opts
+  elseif opts ~= nil then
+    error('nn.Variable: options must be a table such as {need_grad = true}, got ' .. type(opts), 2)
   end
   for i = 1, #shape do
     local d = shape[i]
-    if type(d) ~= 'number' or d < 0 or d ~= math.floor(d) then
-      error('nn.Variable: shape ' .. tostring(d) .. ' at position ' .. i .. ' is not a size', 2)
+    if type(d) ~= 'number' or d < 0 or d ~= math.floor(d) or d == math.huge then
+      error('nn.Variable: shape entry ' .. tostring(d) .. ' at position ' .. i .. ' of ' ..
+            lib.shape_str(shape) .. ' is not a size (sizes are non-negative integers)', 2)
     end
   end
   local buf, n = lib.to_c_shape(shape)
@@ -86,7 +89,8 @@ function getters.parent(v)
   return ffi.gc(f, C.nl_func_release)
 end
 
-local function assign(arr, shape, value, where)
+local function assign(arr, shape, value, where, level)
+  level = level or 4
   if type(value) == 'number' then
     if value == 0 then C.nl_array_zero(arr) else C.nl_array_fill(arr, value) end
     return
@@ -95,14 +99,14 @@ local function assign(arr, shape, value, where)
   if NdArray.is(value) then
     if value.size ~= view.size then
       error(('%s: cannot assign an array of shape %s to a variable of shape %s'):format(
-        where, lib.shape_str(value.shape), lib.shape_str(shape)), 4)
+        where, lib.shape_str(value.shape), lib.shape_str(shape)), level)
     end
     view:set(value)
   elseif type(value) == 'table' then
     local ok, err = pcall(view.set, view, value)
-    if not ok then error(where .. ': ' .. tostring(err):gsub('^.-NdArray:set: ', ''), 4) end
+    if not ok then error(where .. ': ' .. tostring(err):gsub('^.-NdArray:set: ', ''), level) end
   else
-    error(where .. ': cannot assign a ' .. type(value) .. ' (use a number, a table or an NdArray)', 4)
+    error(where .. ': cannot assign a ' .. type(value) .. ' (use a number, a table or an NdArray)', level)
   end
 end
 
@@ -111,16 +115,16 @@ end
 local is_nd = NdArray.is
 function setters.d(v, value)
   local arr = C.nl_var_data(v)
-  if is_nd(value) and value.size == tonumber(C.nl_var_size(v)) then
-    lib.check(C.nl_array_copy(arr, 0, value._a, value._off, value.size), 'Variable.d', 3)
+  if is_nd(value) and value._size == tonumber(C.nl_var_size(v)) then
+    lib.check(C.nl_array_copy(arr, 0, value._a, value._off, value._size), 'Variable.d', 3)
     return
   end
   assign(arr, shape_of(v), value, 'Variable.d')
 end
 function setters.g(v, value)
   local arr = C.nl_var_grad(v)
-  if is_nd(value) and value.size == tonumber(C.nl_var_size(v)) then
-    lib.check(C.nl_array_copy(arr, 0, value._a, value._off, value.size), 'Variable.g', 3)
+  if is_nd(value) and value._size == tonumber(C.nl_var_size(v)) then
+    lib.check(C.nl_array_copy(arr, 0, value._a, value._off, value._size), 'Variable.g', 3)
     return
   end
   assign(arr, shape_of(v), value, 'Variable.g')
@@ -129,7 +133,12 @@ setters.data = setters.d
 setters.grad = setters.g
 function setters.need_grad(v, b) C.nl_var_set_need_grad(v, b and 1 or 0) end
 function setters.persistent(v, b) C.nl_var_set_persistent(v, b and 1 or 0) end
-function setters.name(v, s) lib.check(C.nl_var_set_name(v, tostring(s or '')), 'Variable.name') end
+function setters.name(v, s)
+  if s ~= nil and type(s) ~= 'string' and type(s) ~= 'number' then
+    error('Variable.name: a name is a string, got ' .. type(s), 3)
+  end
+  lib.check(C.nl_var_set_name(v, tostring(s or '')), 'Variable.name', 3)
+end
 
 -- ---- methods ------------------------------------------------------------------------
 
@@ -157,6 +166,16 @@ local backward_opts = { grad = true, clear_buffer = true }
 function methods.backward(v, opts)
   opts = check_opts(opts, backward_opts, 'Variable:backward')
   local grad = opts.grad
+  if C.nl_array_has_storage(C.nl_var_data(v)) == 0 and C.nl_var_size(v) > 0 then
+    -- its data was never computed: back-propagating would use zeros for it and for every
+    -- intermediate under it (NNabla computes silently wrong gradients there)
+    local f = C.nl_var_parent(v)
+    if f ~= nil then
+      C.nl_func_release(f)
+      error('Variable:backward: the variable of shape ' .. lib.shape_str(shape_of(v)) .. ' has no data; ' ..
+            'run forward first (forward was never run on this graph, or a forward with clear_buffer freed it)', 2)
+    end
+  end
   local gradarr = C.nl_var_grad(v)
   if grad == nil then
     if C.nl_var_size(v) ~= 1 then
@@ -167,15 +186,19 @@ function methods.backward(v, opts)
   elseif grad == false then
     -- use the values already in .g
   else
-    assign(gradarr, shape_of(v), grad, 'Variable:backward')
+    assign(gradarr, shape_of(v), grad, 'Variable:backward', 3)
   end
   lib.check(C.nl_var_backward(v, opts.clear_buffer and 1 or 0), '', 2)
 end
 
+local unlinked_opts = { need_grad = true }
 function methods.get_unlinked_variable(v, opts)
   local ng = -1
-  if type(opts) == 'table' and opts.need_grad ~= nil then ng = opts.need_grad and 1 or 0
-  elseif type(opts) == 'boolean' then ng = opts and 1 or 0 end
+  if type(opts) == 'boolean' then ng = opts and 1 or 0
+  else
+    opts = check_opts(opts, unlinked_opts, 'Variable:get_unlinked_variable')
+    if opts.need_grad ~= nil then ng = opts.need_grad and 1 or 0 end
+  end
   return own(C.nl_var_unlinked(v, ng), 'Variable:get_unlinked_variable')
 end
 
@@ -193,6 +216,9 @@ end
 local funcbuf_n = 0
 local funcbuf
 function methods.visit(v, fn)
+  if type(fn) ~= 'function' and not (type(fn) == 'table' and getmetatable(fn) and getmetatable(fn).__call) then
+    error('Variable:visit: expected a function to call with each function node, got ' .. type(fn), 2)
+  end
   local n = C.nl_var_functions(v, nil, 0)
   if n < 0 then lib.raise('Variable:visit', 2) end
   if n > funcbuf_n then funcbuf = ffi.new('nl_func *[?]', n); funcbuf_n = n end
@@ -236,6 +262,10 @@ end
 mt.__newindex = function(v, k, value)
   local s = setters[k]
   if s then return s(v, value) end
+  if type(k) == 'table' then
+    error('Variable: assigning to a slice (x[{...}] = value) is not supported; build the new value with ' ..
+          'functions (F.concatenate, F.where, ...) or write into x.d[...] for data', 2)
+  end
   error("Variable field '" .. tostring(k) .. "' cannot be set", 2)
 end
 mt.__tostring = describe
