@@ -253,6 +253,99 @@ describe('graph misuse', function()
     assert.has_error(function() nn.Variable(3) end)
     assert.has_error(function() nn.Variable({ 1, 1, 1, 1, 1, 1, 1, 1, 1 }) end)
   end)
+  it('backward on a graph whose forward never ran is an error, not gradients from zeros', function()
+    local x = nn.Variable.from({ 1, 2 }, { need_grad = true })
+    local y = F.sum(F.tanh(x))
+    x.g = 0
+    local ok, err = pcall(function() y:backward() end)
+    assert.is_false(ok)
+    assert.matches('Variable:backward: the variable of shape {} has no data; run forward first', err, 1, true)
+    close(x.g:flat(), { 0, 0 })           -- nothing was written
+    y:forward()
+    y:backward()
+    local d = function(v) local t = math.tanh(v) return 1 - t * t end
+    close(x.g:flat(), { d(1), d(2) }, 1e-6)
+    -- a leaf still says it is a leaf
+    ok, err = pcall(function() nn.Variable({ 2 }):backward { grad = 1 } end)
+    assert.is_false(ok)
+    assert.matches('leaf', err, 1, true)
+  end)
+  it('need_grad of intermediates follows the inputs at each run, unless set on them', function()
+    local dtanh = function(v) local t = math.tanh(v) return 1 - t * t end
+    local x = nn.Variable.from({ 1, 2 })             -- built without need_grad
+    local h = F.tanh(x)
+    local y = F.sum(h * 3)
+    assert.is_false(h.need_grad)
+    x.need_grad = true
+    y:forward()
+    assert.is_true(h.need_grad)
+    y:backward()
+    close(x.g:flat(), { 3 * dtanh(1), 3 * dtanh(2) }, 1e-6)
+    -- set on an intermediate: kept (no gradient through h)
+    local w = nn.Variable.from({ 0.5, -1 }, { need_grad = true })
+    local q = F.sum(h * w)
+    h.need_grad = false
+    x.g, w.g = 0, 0
+    q:forward()
+    q:backward()
+    close(x.g:flat(), { 0, 0 })
+    close(w.g:flat(), { math.tanh(1), math.tanh(2) }, 1e-6)
+    -- made under nn.no_grad: stays without gradients
+    local u = nn.no_grad(function() return F.sum(F.tanh(x)) end)
+    x.g = 0
+    u:forward()
+    u:backward()
+    close(x.g:flat(), { 0, 0 })
+    -- and switched off again on the leaf: nothing flows
+    local x2 = nn.Variable.from({ 1 }, { need_grad = true })
+    local y2 = F.sum(F.tanh(x2) * 2)
+    x2.need_grad = false
+    x2.g = 0
+    y2:forward()
+    y2:backward()
+    close(x2.g:flat(), { 0 })
+  end)
+  it('backward refuses data that forward{clear_buffer} freed instead of reading zeros', function()
+    local x = nn.Variable.from({ 1, 2 }, { need_grad = true })
+    local h = F.tanh(x)
+    local y = F.sum(h * h)
+    y:forward { clear_buffer = true }
+    local ok, err = pcall(function() y:backward() end)
+    assert.is_false(ok)
+    assert.matches('backward: mul2: the data of input 1 (made by tanh) is gone', err, 1, true)
+    y:forward()
+    x.g = 0
+    y:backward { clear_buffer = true }
+    local g = function(v) local t = math.tanh(v) return 2 * t * (1 - t * t) end
+    close(x.g:flat(), { g(1), g(2) }, 1e-6)
+    -- backward{clear_buffer} freed them too: a second backward needs a forward first
+    ok, err = pcall(function() y:backward() end)
+    assert.is_false(ok)
+    assert.matches('is gone', err, 1, true)
+    -- clear_no_need_grad keeps what backward reads
+    y:forward { clear_no_need_grad = true }
+    x.g = 0
+    y:backward()
+    close(x.g:flat(), { g(1), g(2) }, 1e-6)
+  end)
+  it('bad options and field values are errors naming the method', function()
+    local x = nn.Variable.from({ 1, 2 }, { need_grad = true })
+    local function fails(fn, msg)
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      assert.matches(msg, err, 1, true)
+    end
+    fails(function() x:get_unlinked_variable { neeed_grad = false } end,
+          "Variable:get_unlinked_variable: unknown option 'neeed_grad'")
+    assert.is_false(x:get_unlinked_variable { need_grad = false }.need_grad)
+    assert.is_true(x.need_grad)
+    fails(function() nn.Variable({ 2 }, 'need_grad') end, 'nn.Variable: options must be a table')
+    fails(function() nn.Variable({ math.huge }) end, 'nn.Variable: shape entry inf at position 1 of {inf}')
+    fails(function() x.name = {} end, 'Variable.name: a name is a string, got table')
+    fails(function() (x * 2):visit(3) end, 'Variable:visit: expected a function')
+    fails(function() x[{ { 1 } }] = 5 end, 'Variable: assigning to a slice')
+    fails(function() x:backward { grad = { 1, 2, 3 } } end, 'graph_spec')   -- points at the caller
+  end)
   it('unknown fields are errors', function()
     local ok, err = pcall(function() return nn.Variable({ 1 }).shpe end)
     assert.is_false(ok)

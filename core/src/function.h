@@ -55,6 +55,8 @@ struct nl_var {
     struct nl_array *data;
     struct nl_array *grad;
     bool need_grad;
+    bool need_grad_set;      /* need_grad was set on this intermediate by the user: kept as
+                              * is; otherwise each run derives it from the inputs (graph.c) */
     bool persistent;
     nl_func *parent;         /* strong reference */
     char *name;

@@ -6,6 +6,12 @@
  *     back-propagates into it in this pass and accumulated by the later ones (fan-out);
  *   - a leaf's gradient (a parameter or input) is always accumulated, unless it is in
  *     the lazily-zeroed state, where the first write overwrites.
+ * need_grad of an intermediate follows its inputs at every run (as NNabla's forward
+ * recomputes it): a leaf switched to need_grad after the graph was built gets gradients,
+ * unless the user set the intermediate's own need_grad or the node was made without grad.
+ * Backward refuses to run a function whose saved data is gone (cleared by
+ * forward{clear_buffer} or an earlier backward{clear_buffer}, or never computed) rather
+ * than read it as zeros.
  * The traversal buffers are kept between calls: a step on an existing graph allocates
  * nothing here.
  */
@@ -70,11 +76,49 @@ static int revive_outputs(nl_func *f) {
     return 0;
 }
 
+/* need_grad of the outputs of g_order[0..n) from their inputs, in topological order. */
+static void refresh_need_grad(int n) {
+    for (int k = 0; k < n; k++) {
+        nl_func *f = g_order[k];
+        bool ng = false;
+        if (f->training)
+            for (int i = 0; i < f->n_in && !ng; i++) ng = f->in[i] && f->in[i]->need_grad;
+        for (int o = 0; o < f->n_out; o++)
+            if (f->out[o] && !f->out[o]->need_grad_set) f->out[o]->need_grad = ng;
+    }
+}
+
+/* The data f's backward reads (def->grad_in_data / grad_out_data) must still be there:
+ * intermediates and outputs whose arrays were cleared (or never computed) would read as
+ * zeros. Leaves that were never set do read as zeros, as in forward. */
+static int check_saved_data(const nl_func *f) {
+    const uint32_t in_bits = f->def->grad_in_data, out_bits = f->def->grad_out_data;
+    for (int i = 0; i < f->n_in; i++) {
+        const nl_var *x = f->in[i];
+        if (!x || !x->parent || !(in_bits & (1u << (i < 31 ? i : 31)))) continue;
+        if (!nl_array_has_storage(x->data))
+            return nl_error("backward: %s: the data of input %d (made by %s) is gone: it was cleared "
+                            "(forward{clear_buffer = true} or backward{clear_buffer = true} before) or "
+                            "never computed; run forward (without clear_buffer) before backward",
+                            f->def->name, i + 1, x->parent->def->name);
+    }
+    for (int o = 0; o < f->n_out; o++) {
+        const nl_var *y = f->out[o];
+        if (!y || !(out_bits & (1u << (o < 31 ? o : 31)))) continue;
+        if (!nl_array_has_storage(y->data))
+            return nl_error("backward: %s: the data of output %d is gone: it was cleared "
+                            "(backward{clear_buffer = true} before) or never computed; run forward "
+                            "before backward", f->def->name, o + 1);
+    }
+    return 0;
+}
+
 int nl_var_forward(nl_var *root, int clear_buffer, int clear_no_need_grad) {
     if (!root->parent)
         return nl_error("forward: the variable has no parent function (it is a leaf: set its .d instead)");
     int n = topo_order(root);
     if (n < 0) return -1;
+    refresh_need_grad(n);
     bool clearing = clear_buffer || clear_no_need_grad;
     if (clearing) {
         /* Count consumers of each intermediate input and whether backward needs its data. */
@@ -125,6 +169,7 @@ int nl_var_backward(nl_var *root, int clear_buffer) {
         return nl_error("backward: the variable has no parent function (it is a leaf)");
     int n = topo_order(root);
     if (n < 0) return -1;
+    refresh_need_grad(n);
     uint64_t pass = g_pass;
     root->grad_stamp = pass;   /* the root's gradient is given */
     bool prop[NL_MAX_INPUTS], accum[NL_MAX_INPUTS];
@@ -148,6 +193,7 @@ int nl_var_backward(nl_var *root, int clear_buffer) {
                 x->grad_stamp = pass;
             }
             if (nl_interrupted_take()) return nl_error("backward: interrupted");
+            if (check_saved_data(f)) return -1;
             if (f->bwd(f, prop, accum)) return nl_error_prefix("backward: %s", f->def->name);
         }
         if (clear_buffer) {

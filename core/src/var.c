@@ -69,7 +69,10 @@ int64_t nl_var_size(const nl_var *v) { return v->size; }
 nl_array *nl_var_data(nl_var *v) { return v->data; }
 nl_array *nl_var_grad(nl_var *v) { return v->grad; }
 int nl_var_need_grad(const nl_var *v) { return v->need_grad; }
-void nl_var_set_need_grad(nl_var *v, int need_grad) { v->need_grad = need_grad != 0; }
+void nl_var_set_need_grad(nl_var *v, int need_grad) {
+    v->need_grad = need_grad != 0;
+    if (v->parent) v->need_grad_set = true;
+}
 int nl_var_persistent(const nl_var *v) { return v->persistent; }
 void nl_var_set_persistent(nl_var *v, int persistent) { v->persistent = persistent != 0; }
 const char *nl_var_name(const nl_var *v) { return v->name ? v->name : ""; }
