@@ -130,6 +130,48 @@ describe('HDF5 parameter files', function()
     assert.matches('not an HDF5 file', err, 1, true)
   end)
 
+  it('errors name nn.save_parameters / nn.load_parameters', function()
+    make_params()
+    local ok, err = pcall(nn.save_parameters, dir .. '/no-such-dir/p.h5')
+    assert.is_false(ok)
+    assert.matches("^nn%.save_parameters: cannot write '" .. dir .. "/no%-such%-dir/p%.h5'", err)
+    ok, err = pcall(nn.load_parameters, dir .. '/does-not-exist.h5')
+    assert.is_false(ok)
+    assert.matches('^nn%.load_parameters: .*does not exist', err)
+  end)
+
+  it('a solver state file is not loaded as parameters (W/mean, W/t, ...)', function()
+    local S = require 'nnlua.solvers'
+    nn.clear_parameters()
+    local w = nn.get_parameter_or_create('fc/W', { 3 }, I.ConstantInitializer(1))
+    local s = S.Adam(0.1)
+    s:set_parameters(nn.get_parameters())
+    w.g = 1
+    s:update()
+    local path = dir .. '/states-not-params.h5'
+    s:save_states(path)
+    nn.clear_parameters()
+    local ok, err = pcall(nn.load_parameters, path)
+    assert.is_false(ok)
+    assert.matches("holds solver states ('fc/W/t' is a step count), not parameters", err, 1, true)
+    assert.matches('load_states', err, 1, true)
+    assert.equal(0, #nn.get_parameters { grad_only = false })
+  end)
+
+  it('a file whose names clash with the registry (a parameter used as a scope) loads nothing', function()
+    make_params()
+    local path = dir .. '/clash.h5'
+    nn.save_parameters(path)
+    nn.clear_parameters()
+    local z = nn.get_parameter_or_create('zlast', { 2 }, I.ConstantInitializer(7))
+    local ok, err = pcall(nn.load_parameters, path)
+    assert.is_false(ok)
+    assert.matches("cannot create 'zlast/affine/W': 'zlast' is a parameter, not a scope", err, 1, true)
+    assert.matches('nothing was loaded', err, 1, true)
+    assert.same({ 'zlast' }, nn.get_parameters({ grad_only = false }):keys())
+    assert.same({ 7, 7 }, z.d:flat())
+  end)
+
   it('a failed save leaves the previous file intact', function()
     make_params()
     local path = dir .. '/keep.h5'

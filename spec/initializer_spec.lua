@@ -205,4 +205,35 @@ describe('Glorot and He helpers (NNabla formulas)', function()
     assert.is_false(ok)
     assert.matches('I.calc_uniform_lim_glorot: expected (inmaps, outmaps', err, 1, true)
   end)
+
+  it('helpers reject zero or negative maps and bad kernels (they gave inf or nan)', function()
+    local cases = {
+      { I.calc_uniform_lim_glorot, 'I.calc_uniform_lim_glorot', { 0, 0 }, 'inmaps must be a positive number, got 0' },
+      { I.calc_normal_std_glorot, 'I.calc_normal_std_glorot', { -5, 2 }, 'inmaps must be a positive number, got -5' },
+      { I.calc_normal_std_he_forward, 'I.calc_normal_std_he_forward', { 0, 2 }, 'inmaps must be a positive number, got 0' },
+      { I.calc_normal_std_he_backward, 'I.calc_normal_std_he_backward', { 2, 0 }, 'outmaps must be a positive number, got 0' },
+      { I.calc_uniform_lim_he_backward, 'I.calc_uniform_lim_he_backward', { 2, 0 / 0 }, 'outmaps must be a positive number, got nan' },
+      { I.calc_uniform_lim_glorot, 'I.calc_uniform_lim_glorot', { 2, 2, { 3, 'a' } }, 'kernel entry 2 must be a positive number, got a' },
+      { I.calc_normal_std_glorot, 'I.calc_normal_std_glorot', { 2, 2, { 3, 0 } }, 'kernel entry 2 must be a positive number, got 0' },
+    }
+    for _, c in ipairs(cases) do
+      local ok, err = pcall(c[1], unpack(c[3]))
+      assert.is_false(ok, c[2] .. ' accepted ' .. c[4])
+      assert.matches(c[2] .. ': ' .. c[4], err, 1, true)
+    end
+    near(math.sqrt(6 / (9 * 30)), select(2, I.calc_uniform_lim_glorot(10, 20, { 3, 3 })), 1e-12)
+  end)
+
+  it('a NaN limit is refused; a bad shape names the initializer', function()
+    local ok, err = pcall(I.UniformInitializer, 0 / 0)
+    assert.is_false(ok)
+    assert.matches('I.UniformInitializer: lim must be a number, got nan', err, 1, true)
+    ok, err = pcall(I.UniformInitializer, 0 / 0, 1)
+    assert.is_false(ok)
+    assert.matches('lim[1] must be a number, got nan', err, 1, true)
+    ok, err = pcall(I.UniformInitializer(), { -1 })
+    assert.is_false(ok)
+    assert.matches('^I%.UniformInitializer: ', err)
+    assert.matches('-1', err, 1, true)
+  end)
 end)

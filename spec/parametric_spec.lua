@@ -621,6 +621,18 @@ describe('parametric functions: bad arguments', function()
     { 'PF.gru', function() return PF.gru(xs, nn.Variable({ 1, 1, 3, 5 })) end, 'h has batch size 3 but x has 2' },
     { 'PF.lstm_cell', function() return PF.lstm_cell(nn.Variable({ 2, 3 }), nn.Variable({ 2, 4 }), nn.Variable({ 2, 4 }), 5) end,
       'expects x (B, I), h and c (B, state_size = 5)' },
+    -- flags are booleans (a string or a number was taken as true: with_bias = 'no' made a bias)
+    { 'PF.affine', function() return PF.affine(x4, 3, { with_bias = 'no' }) end, "'with_bias' must be a boolean (true or false), got 'no'" },
+    { 'PF.convolution', function() return PF.convolution(x4, 3, { 3, 3 }, { fix_parameters = 1 }) end,
+      "'fix_parameters' must be a boolean (true or false), got number" },
+    { 'PF.batch_normalization', function() return PF.batch_normalization(x4, { batch_stat = 'false' }) end,
+      "'batch_stat' must be a boolean" },
+    { 'PF.affine', function() return PF.affine(x4, 3, { apply_w = 5 }) end, "'apply_w' must be a function of the parameter Variable, got number" },
+    { 'PF.affine', function() return PF.affine(x4, 3, { apply_b = function() end }) end, 'apply_b returned nil, not a Variable' },
+    -- an initial value must have the parameter's shape, not only its size
+    { 'PF.affine', function() return PF.affine(x4, 3, { w_init = NdArray.ones({ 3, 144 }) }) end,
+      'the initializer gave shape {3, 144} for a parameter of shape {144, 3}' },
+    { 'PF.affine', function() return PF.affine(x4, 3, { w_init = 'glorot' }) end, 'the initializer is a string' },
   }
 
   it('are errors that name PF.<name> and say what is wrong', function()
@@ -630,6 +642,20 @@ describe('parametric functions: bad arguments', function()
       assert.matches(case[1] .. ': ', err, 1, true)
       assert.matches(case[3], err, 1, true)
     end
+  end)
+
+  it('a w_init of the right size but the wrong shape creates nothing; the right shape is used as given', function()
+    local x = nn.Variable({ 2, 3 })
+    local wt = NdArray.from({ { 1, 2, 3 }, { 4, 5, 6 } })      -- {2, 3}: W is {3, 2}
+    local ok = pcall(PF.affine, x, 2, { w_init = wt })
+    assert.is_false(ok)
+    assert.equal(0, #nn.get_parameters())
+    PF.affine(x, 2, { w_init = NdArray.from({ { 1, 4 }, { 2, 5 }, { 3, 6 } }), b_init = 0.5 })
+    assert.same({ 1, 4, 2, 5, 3, 6 }, nn.get_parameters()['affine/W'].d:flat())
+    assert.same({ 0.5, 0.5 }, nn.get_parameters()['affine/b'].d:flat())
+    -- with_bias = false (a real boolean) still omits the bias
+    PF.affine(x, 2, { name = 'nb', with_bias = false })
+    assert.is_nil(nn.get_parameters()['nb/affine/b'])
   end)
 
   it('point at the line that called the PF', function()

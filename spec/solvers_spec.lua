@@ -484,6 +484,7 @@ describe('fused weight decay', function()
   it('SgdW, Lars and Lamb store the rate; Lars and Lamb default to 0; weight_decay(0) means none', function()
     for _, name in ipairs({ 'SgdW', 'Lars', 'Lamb' }) do
       local s = S[name]()
+      s:set_parameters { w = nn.Variable { 2 } }   -- no gradient: update skips it
       assert.equal(name == 'SgdW' and 1e-4 or 0, s.wd_rate)
       s:weight_decay(0.3)
       assert.equal(0.3, s.wd_rate)
@@ -511,6 +512,121 @@ describe('fused weight decay', function()
     for i, v in ipairs(INIT[1]) do want[i] = 1 + 0.5 * v end
     assert_near(ps[1].g:flat(), want, 1e-7, 0, 'Adam weight_decay')
     assert.equal(1, C.nl_array_zeroing(C.nl_var_grad(ps[2])))
+  end)
+end)
+
+describe('argument checks', function()
+  it('hyperparameters must be finite and in range (NNabla takes them and trains to NaN)', function()
+    local function fails(fn, msg)
+      local ok, err = pcall(fn)
+      assert.is_false(ok, msg)
+      assert.matches(msg, err, 1, true)
+    end
+    fails(function() return S.Sgd(-0.1) end, "S.Sgd: 'lr' must be >= 0, got -0.1")
+    fails(function() return S.Sgd(0 / 0) end, "S.Sgd: 'lr' must be a finite number, got nan")
+    fails(function() return S.Adam(1e-3, 1.0) end, "S.Adam: 'beta1' must be in [0, 1), got 1")
+    fails(function() return S.Adam { beta2 = -0.5 } end, "S.Adam: 'beta2' must be in [0, 1), got -0.5")
+    fails(function() return S.Adam { eps = -1e-8 } end, "S.Adam: 'eps' must be >= 0")
+    fails(function() return S.Momentum(0.1, -0.9) end, "S.Momentum: 'momentum' must be >= 0")
+    fails(function() return S.RMSprop(0.1, 1.5) end, "S.RMSprop: 'decay' must be in [0, 1], got 1.5")
+    fails(function() return S.Lamb { gamma_l = 2, gamma_u = 1 } end, "S.Lamb: 'gamma_u' (1) must be >= 'gamma_l' (2)")
+    fails(function() return S.Adam(1 / 0) end, "S.Adam: 'alpha' must be a finite number, got inf")
+    -- zero learning rates are fine, and step nothing
+    local w = nn.Variable({ 2 }); w.d = 1
+    local s = S.Adam(0)
+    s:set_parameters { w = w }
+    w.g = 1
+    s:update()
+    assert.same({ 1, 1 }, w.d:flat())
+  end)
+
+  it('AdamW, SgdW and AdaBound refuse an initial learning rate of 0 (their update divides by it: NaN weights)', function()
+    for _, name in ipairs({ 'AdamW', 'SgdW', 'AdaBound' }) do
+      local ok, err = pcall(S[name], 0)
+      assert.is_false(ok, name)
+      assert.matches("S." .. name .. ": '" .. (name == 'SgdW' and 'lr' or 'alpha') .. "' must be > 0 at construction, got 0", err, 1, true)
+    end
+    -- set to 0 later: the step and the decoupled decay (scaled by alpha / initial alpha) stop
+    local w = nn.Variable({ 2 }); w.d = { 1, -2 }
+    local s = S.AdamW(0.1, { wd = 0.5 })
+    s:set_parameters { w = w }
+    s:set_learning_rate(0)
+    w.g = { 1, 1 }
+    s:update()
+    assert.same({ 1, -2 }, w.d:flat())
+  end)
+
+  it('set_learning_rate, weight_decay, clip_grad_by_norm and scale_grad refuse bad numbers and change nothing', function()
+    local w = nn.Variable({ 2 }); w.d = { 1, 1 }
+    local s = S.Sgd(0.1)
+    s:set_parameters { w = w }
+    w.g = { 3, 4 }
+    local function fails(fn, msg)
+      local ok, err = pcall(fn)
+      assert.is_false(ok, msg)
+      assert.matches(msg, err, 1, true)
+      assert.equal(0.1, s:learning_rate())
+      assert.same({ 3, 4 }, w.g:flat())
+    end
+    fails(function() s:set_learning_rate(-0.5) end, "Sgd:set_learning_rate: 'lr' must be >= 0, got -0.5")
+    fails(function() s:set_learning_rate(0 / 0) end, "Sgd:set_learning_rate: 'lr' must be a finite number")
+    fails(function() s:set_learning_rate('0.1') end, 'Sgd:set_learning_rate: expected a number, got string')
+    -- a negative norm flipped the gradient (g * -1 / ||g||)
+    fails(function() s:clip_grad_by_norm(-1) end, "Sgd:clip_grad_by_norm: 'clip_norm' must be >= 0, got -1")
+    fails(function() s:clip_grad_by_norm(0 / 0) end, "Sgd:clip_grad_by_norm: 'clip_norm' must be a finite number")
+    fails(function() s:weight_decay(-0.1) end, "Sgd:weight_decay: 'decay_rate' must be >= 0, got -0.1")
+    fails(function() s:weight_decay(0 / 0) end, "Sgd:weight_decay: 'decay_rate' must be a finite number")
+    fails(function() s:scale_grad(0 / 0) end, "Sgd:scale_grad: 'scale' must be a finite number")
+    s:set_learning_rate(0)
+    s:update()
+    assert.same({ 1, 1 }, w.d:flat())
+  end)
+
+  it('update with no parameters is an error (set_parameters forgotten, or called before the graph existed)', function()
+    local s = S.Sgd(0.1)
+    local ok, err = pcall(s.update, s)
+    assert.is_false(ok)
+    assert.matches('Sgd:update: the solver has no parameters; call set_parameters', err, 1, true)
+    nn.clear_parameters()
+    s:set_parameters(nn.get_parameters())             -- before any PF call: empty
+    ok, err = pcall(s.update, s)
+    assert.is_false(ok)
+    assert.matches('has no parameters', err, 1, true)
+  end)
+
+  it('one parameter under two names is refused (it was updated twice per step)', function()
+    local w = nn.Variable({ 2 }); w.d = 1
+    local s = S.Sgd(1)
+    local ok, err = pcall(s.set_parameters, s, { w, w })
+    assert.is_false(ok)
+    assert.matches("Sgd:set_parameters: 'param1' and 'param2' are the same parameter", err, 1, true)
+    ok, err = pcall(s.set_parameters, s, { a = w, b = w:get_unlinked_variable() })
+    assert.is_false(ok)
+    assert.matches("'a' and 'b' are the same parameter", err, 1, true)
+    s:set_parameters { a = w }
+    ok = pcall(s.set_parameters, s, { b = w }, false)
+    assert.is_false(ok)
+    s:set_parameters({ a = w }, false)                  -- replacing it under its own name is fine
+    w.g = 1
+    s:update()
+    assert.same({ 0, 0 }, w.d:flat())                   -- one step of 1 * 1, not two
+  end)
+
+  it('remove_parameters takes a name or a list of names', function()
+    local a, b = nn.Variable({ 1 }), nn.Variable({ 1 })
+    local s = S.Sgd(1)
+    s:set_parameters { a = a, b = b }
+    for _, bad in ipairs({ 5, true }) do
+      local ok, err = pcall(s.remove_parameters, s, bad)
+      assert.is_false(ok)
+      assert.matches('Sgd:remove_parameters: expected a name or a list of names, got ' .. type(bad), err, 1, true)
+    end
+    local ok, err = pcall(s.remove_parameters, s, { 'a', 3 })
+    assert.is_false(ok)
+    assert.matches('name 2 is a number', err, 1, true)
+    assert.same({ 'a', 'b' }, s:get_parameters():keys())
+    s:remove_parameters { 'a' }
+    assert.same({ 'b' }, s:get_parameters():keys())
   end)
 end)
 
@@ -603,6 +719,69 @@ describe('solver state files', function()
       end
     end)
   end
+
+  for _, c in ipairs(CASES) do
+    local name, args = c[1], c[2]
+    it(case_label(c) .. ': get_states after 2 steps, set_states into a fresh solver, same steps 3-4', function()
+      local ps = make_params()
+      local a = S[name](unpack(args))
+      a:set_parameters(nn.get_parameters())
+      run_steps(name, a, ps, nil, 1, 2)
+      local snap = {}                                 -- get_states gives live views: copy them
+      for pname, st in pairs(a:get_states()) do
+        local pstate = {}
+        for sname, arr in pairs(st.pstate) do pstate[sname] = arr:copy() end
+        snap[pname] = { t = st.t, pstate = pstate }
+      end
+      local mid = {}
+      for k, p in ipairs(ps) do mid[k] = p.d:flat() end
+      run_steps(name, a, ps, nil, 3, 4)
+      local qs = make_params()
+      for k, q in ipairs(qs) do q.d = nn.NdArray.from_flat(mid[k], q.shape) end
+      local b = S[name](unpack(args))
+      b:set_parameters(nn.get_parameters())
+      b:set_states(snap)
+      assert.equal(2, b:get_states()['net/affine/W'].t)
+      assert.equal(1, b:get_states()['other/u'].t)
+      run_steps(name, b, qs, nil, 3, 4)
+      for k, q in ipairs(qs) do assert.same(ps[k].d:flat(), q.d:flat(), name .. ' ' .. SHAPES[k][1]) end
+    end)
+  end
+
+  it('set_states checks names, states, shapes and t before changing anything', function()
+    local ps = make_params()
+    local s = S.Adam(0.1)
+    s:set_parameters(nn.get_parameters())
+    for _, p in ipairs(ps) do p.g:fill(1) end
+    s:update()
+    local before = s:get_states()['other/u'].pstate.mean:flat()
+    local function fails(states, msg)
+      local ok, err = pcall(s.set_states, s, states)
+      assert.is_false(ok)
+      assert.matches(msg, err, 1, true)
+      assert.same(before, s:get_states()['other/u'].pstate.mean:flat())
+      assert.equal(1, s:get_states()['other/u'].t)
+    end
+    local good = { t = 5, pstate = { mean = { 1, 2 }, var = { 3, 4 } } }
+    fails({ ['other/u'] = good, nope = good }, 'Adam:set_states: Set weight parameter for nope first')
+    fails({ ['other/u'] = { t = 5, pstate = { mean = { 1, 2 } } } }, "parameter 'other/u' has no state 'var'")
+    fails({ ['other/u'] = { t = 5, pstate = { mean = { 1, 2 }, var = { 3, 4 }, m = { 0, 0 } } } },
+      "'m' of parameter 'other/u' is not a state of Adam (its states: mean, var)")
+    fails({ ['other/u'] = { t = 5, pstate = { mean = { 1, 2, 3 }, var = { 3, 4 } } } },
+      "state 'mean' of parameter 'other/u' has shape {3} but the parameter has shape {2}")
+    fails({ ['other/u'] = { t = -1, pstate = good.pstate } }, "'t' of 'other/u' must be a non-negative integer")
+    fails({ ['other/u'] = { t = 5, pstate = { mean = 'x', var = { 3, 4 } } } }, "state 'mean' of 'other/u' must be an NdArray")
+    fails(7, 'Adam:set_states: expected a table')
+    s:set_states({ ['other/u'] = good })
+    assert.equal(5, s:get_states()['other/u'].t)
+    assert.same({ 1, 2 }, s:get_states()['other/u'].pstate.mean:flat())
+    assert.same({ 3, 4 }, s:get_states()['other/u'].pstate.var:flat())
+    -- the values were copied: changing the source later changes nothing
+    local src = nn.NdArray.from({ 7, 8 })
+    s:set_states({ ['other/u'] = { t = 1, pstate = { mean = src, var = src } } })
+    src:fill(0)
+    assert.same({ 7, 8 }, s:get_states()['other/u'].pstate.mean:flat())
+  end)
 
   it("writes NNabla's layout: a group per parameter with index, t and the states", function()
     local ps = make_params()

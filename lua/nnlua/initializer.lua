@@ -51,7 +51,13 @@ local function class(name, fields, defaults, fn, fixup)
       if type(shape) ~= 'table' then
         error(('%s: expected a shape such as {2, 3}, got %s'):format(where, type(shape)), 2)
       end
-      return fn(self, shape)
+      local ok, res = pcall(fn, self, shape)
+      if not ok then   -- e.g. NdArray's shape check: say which initializer failed
+        local msg = tostring(res):gsub('^[^\n:]+:%d+: ', '')
+        if msg:sub(1, #where + 1) ~= where .. ':' then msg = where .. ': ' .. msg end
+        error(msg, 2)
+      end
+      return res
     end,
     __tostring = function(self)
       local parts = {}
@@ -90,9 +96,9 @@ local function class(name, fields, defaults, fn, fixup)
   end
 end
 
-local function check_number(where, what, v)
+local function check_number(where, what, v, level)
   if type(v) ~= 'number' or v ~= v then
-    error(('%s: %s must be a number, got %s'):format(where, what, tostring(v)), 3)
+    error(('%s: %s must be a number, got %s'):format(where, what, tostring(v)), level or 3)
   end
 end
 
@@ -100,15 +106,18 @@ end
 local function range_fixup(args, where)
   local lim, second = args[1], args[2]
   if type(lim) == 'number' and type(second) == 'number' then
+    check_number(where, 'lim[1]', lim, 4)
+    check_number(where, 'lim[2]', second, 4)
     args[1], args[2] = { lim, second }, nil
   elseif type(lim) == 'number' then
+    check_number(where, 'lim', lim, 4)
     args[1] = { -lim, lim }
   elseif lim ~= nil then
     if type(lim) ~= 'table' or #lim ~= 2 then
       error(('%s: lim must be {low, high} or a number, got %s'):format(where, fmt(lim)), 3)
     end
-    check_number(where, 'lim[1]', lim[1])
-    check_number(where, 'lim[2]', lim[2])
+    check_number(where, 'lim[1]', lim[1], 4)
+    check_number(where, 'lim[2]', lim[2], 4)
   end
 end
 
@@ -230,14 +239,27 @@ local function kprod(kernel, where)
   if type(kernel) == 'number' then kernel = { kernel } end
   if type(kernel) ~= 'table' then error(where .. ': kernel must be a list such as {3, 3}', 3) end
   local p = 1
-  for _, v in ipairs(kernel) do p = p * v end
+  for i, v in ipairs(kernel) do
+    if type(v) ~= 'number' or not (v > 0) or v == math.huge then
+      error(('%s: kernel entry %d must be a positive number, got %s (kernel %s)'):format(where, i, tostring(v), fmt(kernel)), 3)
+    end
+    p = p * v
+  end
   return p
 end
 
+-- inmaps and outmaps must be positive (NNabla divides by them: 0 is a ZeroDivisionError
+-- there, and would be an infinite limit or a NaN here).
 local function maps(where, inmaps, outmaps)
   if type(inmaps) ~= 'number' or type(outmaps) ~= 'number' then
     error(('%s: expected (inmaps, outmaps [, kernel]) as numbers, got (%s, %s)'):format(
       where, type(inmaps), type(outmaps)), 3)
+  end
+  for _, m in ipairs({ { 'inmaps', inmaps }, { 'outmaps', outmaps } }) do
+    if not (m[2] > 0) or m[2] == math.huge then
+      error(('%s: %s must be a positive number, got %s (inmaps %s, outmaps %s)'):format(
+        where, m[1], tostring(m[2]), tostring(inmaps), tostring(outmaps)), 3)
+    end
   end
 end
 

@@ -5,6 +5,7 @@ local lib = require 'nnlua.lib'
 local NdArray = require 'nnlua.ndarray'
 local Variable = require 'nnlua.variable'
 local shape_equal = require('nnlua.values').same_shape
+local state = require 'nnlua.state'
 local C = lib.C
 
 local M = { api = {} }
@@ -104,40 +105,80 @@ function api.parameter_scope(name, fn, ...)
   return unpack(res, 2, table.maxn(res))
 end
 
+-- The initial values of a new parameter: a number, an NdArray or nested table of its exact
+-- shape (as NNabla asserts for a numpy array), or an initializer / function of the shape
+-- that returns one of those.
 local function initialize(v, shape, init, where)
   if init == nil then return end
-  local arr
-  if type(init) == 'number' then v.d = init return
-  elseif type(init) == 'function' then arr = init(shape)
-  elseif type(init) == 'table' and getmetatable(init) and getmetatable(init).__call then arr = init(shape)
-  else arr = init end
+  local arr, called = init, false
+  if type(init) == 'function' or (type(init) == 'table' and getmetatable(init) and getmetatable(init).__call) then
+    arr, called = init(shape), true
+  end
   if type(arr) == 'number' then v.d = arr return end
+  local what = not called and 'the initializer is'
+    or ('the initializer ' .. (type(init) == 'function' and 'function' or tostring(init)) .. ' returned')
+  if not (NdArray.is(arr) or (type(arr) == 'table' and getmetatable(arr) == nil)) then
+    error(('%s: %s %s; expected an initializer (such as I.UniformInitializer(-0.1, 0.1)), a function of the shape, an NdArray, a nested table or a number'):format(
+      where, what, arr == nil and 'nil' or (type(arr) == 'table' and 'a ' .. tostring(arr) or 'a ' .. type(arr))), 4)
+  end
   arr = NdArray.as(arr, where)
-  if arr.size ~= v.size then
+  if not shape_equal(arr.shape, shape) then
     error(('%s: the initializer gave shape %s for a parameter of shape %s'):format(
       where, lib.shape_str(arr.shape), lib.shape_str(shape)), 4)
   end
   v.d = arr
 end
 
+-- Why a new parameter cannot be named full, or nil: a name is a parameter or a scope,
+-- never both (NNabla's scopes are dicts holding either; a file cannot hold both either).
+local function name_clash(full)
+  local at = full:find('/[^/]*$')
+  while at do
+    local up = full:sub(1, at - 1)
+    if registry:has(up) then return ("cannot create '%s': '%s' is a parameter, not a scope"):format(full, up) end
+    at = up:find('/[^/]*$')
+  end
+  for other in registry:items() do
+    if other:sub(1, #full + 1) == full .. '/' then
+      return ("cannot create '%s': it is the scope of parameter '%s'"):format(full, other)
+    end
+  end
+end
+
 -- nn.get_parameter_or_create(name, shape, initializer, need_grad)
+-- need_grad (default true) is the flag of a new parameter; given for an existing one, it
+-- overwrites the registered flag (as NNabla does). as_need_grad: the flag of the returned
+-- Variable, an unlinked view when it differs from the registered one; inside nn.no_grad
+-- it is false, as in NNabla.
 function api.get_parameter_or_create(name, shape, initializer, need_grad, as_need_grad)
   check_name(name, 'nn.get_parameter_or_create')
+  for _, f in ipairs({ { 'need_grad', need_grad }, { 'as_need_grad', as_need_grad } }) do
+    if f[2] ~= nil and type(f[2]) ~= 'boolean' then
+      error(("nn.get_parameter_or_create: '%s' must be a boolean, got %s"):format(f[1], type(f[2])), 2)
+    end
+  end
+  if not state.grad_enabled() then as_need_grad = false end
   local full = join(scope, name)
   local p = registry:get(full)
   if p then
     if shape and not shape_equal(p.shape, shape) then
       error(("nn.get_parameter_or_create: parameter '%s' exists with shape %s, asked for %s"):format(
-        full, lib.shape_str(p.shape), lib.shape_str(shape)), 2)
+        full, lib.shape_str(p.shape), type(shape) == 'table' and lib.shape_str(shape) or tostring(shape)), 2)
     end
+    if need_grad ~= nil and need_grad ~= p.need_grad then p.need_grad = need_grad end
     if as_need_grad ~= nil and as_need_grad ~= p.need_grad then
       return p:get_unlinked_variable { need_grad = as_need_grad }
     end
     return p
   end
   if not shape then error("nn.get_parameter_or_create: parameter '" .. full .. "' does not exist and no shape was given", 2) end
+  local clash = name_clash(full)
+  if clash then error('nn.get_parameter_or_create: ' .. clash, 2) end
   if need_grad == nil then need_grad = true end
-  local v = Variable(shape, { need_grad = need_grad })
+  local ok, v = pcall(Variable, shape, { need_grad = need_grad })
+  if not ok then
+    error(("nn.get_parameter_or_create: cannot create '%s': %s"):format(full, tostring(v):gsub('^[^\n:]+:%d+: ', '')), 2)
+  end
   v.persistent = true
   v.name = full
   initialize(v, shape, initializer, 'nn.get_parameter_or_create')
@@ -152,11 +193,13 @@ end
 -- relative to it, in creation order.
 function api.get_parameters(opts)
   local grad_only = true
-  if type(opts) == 'table' then
-    for k, v in pairs(opts) do
-      if k == 'grad_only' then grad_only = v
-      elseif k ~= 'path' and k ~= 'params' then error("nn.get_parameters: unknown option '" .. tostring(k) .. "' (options: grad_only)", 2) end
-    end
+  if opts ~= nil and type(opts) ~= 'table' then
+    error('nn.get_parameters: expected an options table such as {grad_only = false}, got ' .. type(opts), 2)
+  end
+  for k, v in pairs(opts or {}) do
+    if k ~= 'grad_only' then error("nn.get_parameters: unknown option '" .. tostring(k) .. "' (options: grad_only)", 2) end
+    if type(v) ~= 'boolean' then error("nn.get_parameters: 'grad_only' must be a boolean, got " .. type(v), 2) end
+    grad_only = v
   end
   local out = M.OrderedDict()
   local prefix = scope == '' and '' or scope .. '/'
@@ -234,10 +277,19 @@ end
 
 function api.set_parameter(name, v)
   check_name(name, 'nn.set_parameter')
+  if not Variable.is(v) then error('nn.set_parameter: expected a Variable, got ' .. type(v), 2) end
   registry[join(scope, name)] = v
 end
 
 -- ---- HDF5 files --------------------------------------------------------------------------------
+
+-- The engine's last error as nn.<function>'s: its messages start 'save_parameters: ...'.
+local function raise_file_error(level)
+  local msg = lib.last_error()
+  C.nl_clear_error()
+  if msg:match('^[%w_]+_parameters: ') then msg = 'nn.' .. msg end
+  error(msg, level + 1)
+end
 
 -- nn.save_parameters(path [, params]): every parameter under the current scope (need_grad
 -- or not), or the given dictionary, in NNabla's HDF5 layout. Written to a temporary file
@@ -269,7 +321,7 @@ function api.save_parameters(path, params)
     keep[#keep + 1] = v
     i = i + 1
   end
-  lib.check(C.nl_h5_save(path, n, names, ndims, shapes, datas, ng), '', 2)
+  if C.nl_h5_save(path, n, names, ndims, shapes, datas, ng) ~= 0 then raise_file_error(2) end
 end
 
 -- nn.load_parameters(path): creates or overwrites parameters under the current scope.
@@ -277,9 +329,27 @@ end
 function api.load_parameters(path)
   if type(path) ~= 'string' or path == '' then error('nn.load_parameters: expected a file path', 2) end
   local h = C.nl_h5_open(path)
-  if h == nil then lib.raise('', 2) end
+  if h == nil then raise_file_error(2) end
   h = ffi.gc(h, C.nl_h5_close)
   local n = C.nl_h5_count(h)
+  -- A solver state file (save_states): every dataset sits beside a scalar '<parameter>/t',
+  -- the parameter's step count. NNabla's loader fails on it (no need_grad); loading it
+  -- would make parameters named 'W/mean', 'W/t', ...
+  local names, steps = {}, {}
+  for i = 0, n - 1 do
+    names[i] = ffi.string(C.nl_h5_name(h, i))
+    if C.nl_h5_ndim(h, i) == 0 and names[i]:match('/t$') then steps[names[i]] = true end
+  end
+  local step = n > 0 and next(steps)
+  for i = 0, n - 1 do
+    local parent = names[i]:match('^(.*)/[^/]*$')
+    if not (parent and steps[parent .. '/t']) then step = nil break end
+  end
+  if step then
+    C.nl_h5_close(ffi.gc(h, nil))
+    error(("nn.load_parameters: '%s' holds solver states ('%s' is a step count), not parameters; "
+      .. "load it with solver:load_states after solver:set_parameters"):format(path, step), 2)
+  end
   local entries = {}
   for i = 0, n - 1 do
     local name = ffi.string(C.nl_h5_name(h, i))
@@ -290,6 +360,11 @@ function api.load_parameters(path)
       C.nl_h5_close(ffi.gc(h, nil))
       error(("nn.load_parameters: parameter '%s' has shape %s in '%s' but %s here; nothing was loaded"):format(
         full, lib.shape_str(shape), path, lib.shape_str(existing.shape)), 2)
+    end
+    local clash = not existing and name_clash(full)
+    if clash then
+      C.nl_h5_close(ffi.gc(h, nil))
+      error(("nn.load_parameters: %s (loading '%s'); nothing was loaded"):format(clash, path), 2)
     end
     entries[#entries + 1] = { i = i, name = name, shape = shape, need_grad = C.nl_h5_need_grad(h, i) ~= 0 }
   end
@@ -306,13 +381,15 @@ function api.load_parameters(path)
     if C.nl_h5_read(h, e.i, ptr, arr.size) ~= 0 then
       local msg = lib.last_error()
       C.nl_h5_close(ffi.gc(h, nil))
-      error('nn.load_parameters: ' .. msg, 2)
+      C.nl_clear_error()
+      error('nn.load_parameters: ' .. msg:gsub('^load_parameters: ', ''), 2)
     end
     loaded[k] = arr
   end
   C.nl_h5_close(ffi.gc(h, nil))
   for k, e in ipairs(entries) do
-    local v = api.get_parameter_or_create(e.name, e.shape, nil, e.need_grad)
+    api.get_parameter_or_create(e.name, e.shape, nil, e.need_grad)
+    local v = registry:get(join(scope, e.name))   -- the registered one (not a no_grad view)
     v.need_grad = e.need_grad
     v.d = loaded[k]
   end

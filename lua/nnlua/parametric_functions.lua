@@ -64,7 +64,16 @@ local function bind(where, spec, ...)
     out[k] = v
   end
   for _, s in ipairs(spec) do
-    if s.required and out[s[1]] == nil then error(("%s: missing argument '%s'"):format(where, s[1]), 0) end
+    local v = out[s[1]]
+    if s.required and v == nil then error(("%s: missing argument '%s'"):format(where, s[1]), 0) end
+    -- flags are booleans: with_bias = 'no' or fix_parameters = 1 would be taken as true
+    if type(s[2]) == 'boolean' and type(v) ~= 'boolean' then
+      error(("%s: '%s' must be a boolean (true or false), got %s"):format(where, s[1], type(v) == 'string' and "'" .. v .. "'" or type(v)), 0)
+    end
+    if (s[1] == 'apply_w' or s[1] == 'apply_b') and v ~= nil and type(v) ~= 'function'
+       and not (type(v) == 'table' and getmetatable(v) and getmetatable(v).__call) then
+      error(("%s: '%s' must be a function of the parameter Variable, got %s"):format(where, s[1], type(v)), 0)
+    end
   end
   return out
 end
@@ -242,13 +251,22 @@ end
 
 -- W (init: the resolved initializer) and, with a.with_bias, b (bshape, a.b_init or 0) under
 -- the current scope, passed through a.apply_w / a.apply_b when given.
+local function applied(fn, v, what)
+  local r = fn(v)
+  if not nn.Variable.is(r) then
+    error(("%s returned %s, not a Variable (it gets the parameter %s and returns what is used instead)"):format(
+      what, type(r), v.name or ''), 0)
+  end
+  return r
+end
+
 local function weight_bias(a, wshape, init, bshape)
   local W = param('W', wshape, init, a.fix_parameters)
-  if a.apply_w then W = a.apply_w(W) end
+  if a.apply_w then W = applied(a.apply_w, W, 'apply_w') end
   local b
   if a.with_bias then
     b = param('b', bshape, a.b_init or I.ConstantInitializer(0), a.fix_parameters)
-    if a.apply_b then b = a.apply_b(b) end
+    if a.apply_b then b = applied(a.apply_b, b, 'apply_b') end
   end
   return W, b
 end
@@ -520,7 +538,7 @@ define('embed', embed_spec, nil, function(where, a, inp)
   return scoped(a.name, 'embed', function()
     local init = a.initializer or I.UniformInitializer(-math.sqrt(3), math.sqrt(3))
     local W = param('W', { a.n_inputs, a.n_features }, init, a.fix_parameters)
-    if a.apply_w then W = a.apply_w(W) end
+    if a.apply_w then W = applied(a.apply_w, W, 'apply_w') end
     return F.embed(inp, W)
   end)
 end)

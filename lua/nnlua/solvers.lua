@@ -17,7 +17,13 @@
 --
 -- save_states(path)/load_states(path) use NNabla's HDF5 layout: per parameter a group at
 -- its name with an int64 attribute `index`, a scalar dataset `t` and one float32 dataset
--- per state (m; v; mean, var; ...). load_states needs set_parameters first.
+-- per state (m; v; mean, var; ...). load_states and set_states (the inverse of get_states)
+-- need set_parameters first.
+--
+-- Checked beyond NNabla (which takes these and trains to NaN): hyperparameters are finite
+-- and in range (learning rates, eps, momentum, wd >= 0; betas in [0, 1); decay in [0, 1]),
+-- AdamW, SgdW and AdaBound start from a learning rate > 0 (their update divides by it),
+-- one parameter may not be registered under two names, and update() needs parameters.
 local ffi = require 'ffi'
 local lib = require 'nnlua.lib'
 local parameter = require 'nnlua.parameter'
@@ -48,6 +54,28 @@ S.Solver = Solver
 local function fmt_default(v)
   if type(v) == 'boolean' then return tostring(v) end
   return ('%g'):format(v)
+end
+
+-- The ranges of the hyperparameters, by name (NNabla does not check them; values outside
+-- give NaN weights or a diverging update without a word): 'unit' is [0, 1), 'closed' [0, 1],
+-- 'nonneg' >= 0. Every number must be finite.
+local RANGES = {
+  lr = 'nonneg', alpha = 'nonneg', eta = 'nonneg', eps = 'nonneg', wd = 'nonneg',
+  momentum = 'nonneg', coefficient = 'nonneg', final_lr = 'nonneg', gamma = 'nonneg',
+  gamma_l = 'nonneg', gamma_u = 'nonneg',
+  beta1 = 'unit', beta2 = 'unit', decay = 'closed',
+}
+local RANGE_TEXT = { nonneg = 'must be >= 0', unit = 'must be in [0, 1)', closed = 'must be in [0, 1]' }
+
+-- who: 'S.Adam' or 'Adam:set_learning_rate'; level: for error().
+local function check_range(who, name, v, level)
+  if v ~= v or v == math.huge or v == -math.huge then
+    error(("%s: '%s' must be a finite number, got %s"):format(who, name, tostring(v)), level)
+  end
+  local r = RANGES[name]
+  local bad = (r == 'nonneg' and v < 0) or (r == 'unit' and (v < 0 or v >= 1))
+    or (r == 'closed' and (v < 0 or v > 1))
+  if bad then error(("%s: '%s' %s, got %s"):format(who, name, RANGE_TEXT[r], tostring(v)), level) end
 end
 
 -- Reads NNabla-ordered positional arguments and a trailing options table into a table of
@@ -87,7 +115,15 @@ local function parse_args(class, ...)
     if type(v) ~= type(default) then
       error(("%s: '%s' must be a %s, got %s"):format(who, name, type(default), type(v)), 3)
     end
+    if type(v) == 'number' then check_range(who, name, v, 4) end
     out[name] = v
+  end
+  if class._positive_lr and out[class._lr] <= 0 then
+    error(("%s: '%s' must be > 0 at construction, got %s (the update divides by the initial %s; "
+      .. "start a warm-up at a small %s)"):format(who, class._lr, tostring(out[class._lr]), class._lr, class._lr), 3)
+  end
+  if out.gamma_l and out.gamma_u and out.gamma_u < out.gamma_l then
+    error(("%s: 'gamma_u' (%s) must be >= 'gamma_l' (%s)"):format(who, tostring(out.gamma_u), tostring(out.gamma_l)), 3)
   end
   return out
 end
@@ -102,7 +138,8 @@ end
 
 -- spec: args = {{name, default}, ...} in NNabla's order; lr = the learning-rate field;
 -- states = NNabla's state names; fused = weight decay fused into the update (its default
--- rate: the 'wd' argument when there is one, else 0); update(self, w, g, s, t) calls the
+-- rate: the 'wd' argument when there is one, else 0); positive_lr = the update divides by
+-- the initial learning rate, which must then be > 0; update(self, w, g, s, t) calls the
 -- kernel (s: the state arrays in `states` order) and returns its status.
 local function define(name, spec)
   local class = setmetatable({}, { __index = Solver })
@@ -121,6 +158,7 @@ local function define(name, spec)
   class._state_index = {}
   for k, sname in ipairs(class._state_names) do class._state_index[sname] = k end
   class._fused = spec.fused or false
+  class._positive_lr = spec.positive_lr or false
   class.update_one = spec.update
   S._signatures[name] = 'S.' .. name .. '(' .. table.concat(parts, ', ') .. ')'
   S[name] = function(...)
@@ -139,6 +177,8 @@ end
 
 -- ---- parameters ---------------------------------------------------------------------------
 
+local function data_key(v) return tostring(ffi.cast('uintptr_t', C.nl_var_data(v))) end
+
 local function new_slot(self, v)
   local size = tonumber(C.nl_var_size(v))
   local s = {}
@@ -153,6 +193,22 @@ end
 function Solver:set_parameters(params, reset, retain_state)
   if reset == nil then reset = true end
   local list = parameter.entries(params, self.name .. ':set_parameters', true)
+  -- One parameter (one data array) under two names would be updated twice per step.
+  local owner, given = {}, {}
+  for _, e in ipairs(list) do given[e[1]] = true end
+  if not reset then
+    for i, name in ipairs(self.names) do
+      if not given[name] then owner[data_key(self.params[i])] = name end
+    end
+  end
+  for _, e in ipairs(list) do
+    local k = data_key(e[2])
+    if owner[k] then
+      error(("%s:set_parameters: '%s' and '%s' are the same parameter (one data array); it would be updated twice per step"):format(
+        self.name, owner[k], e[1]), 2)
+    end
+    owner[k] = e[1]
+  end
   if reset then self:clear_parameters() end
   for _, e in ipairs(list) do
     local name, v = e[1], e[2]
@@ -197,6 +253,14 @@ end
 -- Removes the named parameters (a name or a list of names) and their states.
 function Solver:remove_parameters(keys)
   if type(keys) == 'string' then keys = { keys } end
+  if type(keys) ~= 'table' then
+    error(('%s:remove_parameters: expected a name or a list of names, got %s'):format(self.name, type(keys)), 2)
+  end
+  for i, k in ipairs(keys) do
+    if type(k) ~= 'string' then
+      error(('%s:remove_parameters: name %d is a %s, not a string'):format(self.name, i, type(k)), 2)
+    end
+  end
   local drop = {}
   for _, k in ipairs(keys) do drop[k] = true end
   local params, names, slots = {}, {}, {}
@@ -223,6 +287,76 @@ function Solver:get_states()
   return out
 end
 
+-- set_states(states): the inverse of get_states, as NNabla's set_states: for each name a
+-- registered parameter (set_parameters first), {t = n, pstate = {state_name = values}} with
+-- every state of this solver, each an NdArray, a Variable or a nested table of the
+-- parameter's shape. The values are copied. Everything is checked before anything changes.
+function Solver:set_states(states)
+  local who = self.name .. ':set_states'
+  if type(states) ~= 'table' then
+    error(('%s: expected a table of name = {t = n, pstate = {...}} (as get_states returns), got %s'):format(who, type(states)), 2)
+  end
+  local position = {}
+  for i, name in ipairs(self.names) do position[name] = i end
+  local names = {}
+  for name in pairs(states) do
+    if type(name) ~= 'string' then error(('%s: keys are parameter names, got %s'):format(who, tostring(name)), 2) end
+    names[#names + 1] = name
+  end
+  table.sort(names)
+  local expected = #self._state_names == 0 and 'only t' or table.concat(self._state_names, ', ')
+  local todo = {}
+  for _, name in ipairs(names) do
+    local st, i = states[name], position[name]
+    if not i then
+      error(("%s: Set weight parameter for %s first (the solver has no parameter '%s'; call set_parameters before set_states)"):format(
+        who, name, name), 2)
+    end
+    if type(st) ~= 'table' then error(("%s: the state of '%s' must be a table {t = n, pstate = {...}}, got %s"):format(who, name, type(st)), 2) end
+    local t, pstate = st.t, st.pstate or {}
+    if type(t) ~= 'number' or t < 0 or t ~= math.floor(t) then
+      error(("%s: 't' of '%s' must be a non-negative integer, got %s"):format(who, name, tostring(t)), 2)
+    end
+    if type(pstate) ~= 'table' then error(("%s: 'pstate' of '%s' must be a table, got %s"):format(who, name, type(pstate)), 2) end
+    for sname in pairs(pstate) do
+      if not self._state_index[sname] then
+        error(("%s: '%s' of parameter '%s' is not a state of %s (its states: %s)"):format(who, tostring(sname), name, self.name, expected), 2)
+      end
+    end
+    local shape, arrays = self.params[i].shape, {}
+    for k, sname in ipairs(self._state_names) do
+      local v = pstate[sname]
+      if v == nil then error(("%s: parameter '%s' has no state '%s' (its states: %s)"):format(who, name, sname, expected), 2) end
+      if Variable.is(v) then v = v.d end
+      if not (NdArray.is(v) or (type(v) == 'table' and getmetatable(v) == nil)) then
+        error(("%s: state '%s' of '%s' must be an NdArray, a Variable or a nested table, got %s"):format(
+          who, sname, name, type(v)), 2)
+      end
+      local arr = NdArray.as(v, who)
+      if not shape_equal(arr.shape, shape) then
+        error(("%s: state '%s' of parameter '%s' has shape %s but the parameter has shape %s; nothing was set"):format(
+          who, sname, name, lib.shape_str(arr.shape), lib.shape_str(shape)), 2)
+      end
+      arrays[k] = arr
+    end
+    todo[#todo + 1] = { slot = self.slots[i], t = math.min(t, T_MAX), arrays = arrays }
+  end
+  for _, d in ipairs(todo) do
+    local s = {}
+    for k, arr in ipairs(d.arrays) do
+      local a = new_state_array(arr.size, who)
+      if arr.size > 0 then
+        local dst = C.nl_array_host(a, C.NL_WRITE)
+        if dst == nil then lib.raise(who, 2) end
+        ffi.copy(dst, arr:ptr(C.NL_READ), arr.size * ffi.sizeof('float'))
+      end
+      s[k] = a
+    end
+    for k = 1, #s do d.slot.s[k] = s[k] end
+    d.slot.t = d.t
+  end
+end
+
 -- ---- gradient utilities -------------------------------------------------------------------
 
 function Solver:zero_grad()
@@ -234,7 +368,9 @@ local function has_grad(p) return C.nl_array_zeroing(C.nl_var_grad(p)) == 0 end
 -- g <- g + decay * w for parameters that received a gradient; fused solvers store the
 -- rate for the next update instead.
 function Solver:weight_decay(decay)
-  if type(decay) ~= 'number' then error(self.name .. ':weight_decay: expected a number', 2) end
+  if type(decay) ~= 'number' then error(self.name .. ':weight_decay: expected a number, got ' .. type(decay), 2) end
+  check_range(self.name .. ':weight_decay', 'decay_rate', decay, 3)
+  if decay < 0 then error(("%s:weight_decay: 'decay_rate' must be >= 0, got %s"):format(self.name, tostring(decay)), 2) end
   if self._fused then
     self.wd_rate = decay
     return
@@ -250,7 +386,11 @@ end
 
 -- Per parameter tensor: g <- clip_norm * g / ||g|| where ||g|| > clip_norm (0: no-op).
 function Solver:clip_grad_by_norm(clip_norm)
-  if type(clip_norm) ~= 'number' then error(self.name .. ':clip_grad_by_norm: expected a number', 2) end
+  if type(clip_norm) ~= 'number' then error(self.name .. ':clip_grad_by_norm: expected a number, got ' .. type(clip_norm), 2) end
+  check_range(self.name .. ':clip_grad_by_norm', 'clip_norm', clip_norm, 3)
+  if clip_norm < 0 then
+    error(("%s:clip_grad_by_norm: 'clip_norm' must be >= 0, got %s"):format(self.name, tostring(clip_norm)), 2)
+  end
   if clip_norm == 0 then return end
   for _, p in ipairs(self.params) do
     if has_grad(p) then
@@ -264,7 +404,8 @@ function Solver:clip_grad_by_norm(clip_norm)
 end
 
 function Solver:scale_grad(scale)
-  if type(scale) ~= 'number' then error(self.name .. ':scale_grad: expected a number', 2) end
+  if type(scale) ~= 'number' then error(self.name .. ':scale_grad: expected a number, got ' .. type(scale), 2) end
+  check_range(self.name .. ':scale_grad', 'scale', scale, 3)
   for _, p in ipairs(self.params) do
     if has_grad(p) then
       local g = C.nl_var_grad(p)
@@ -282,7 +423,8 @@ end
 
 function Solver:learning_rate() return self[self._lr] end
 function Solver:set_learning_rate(lr)
-  if type(lr) ~= 'number' then error(self.name .. ':set_learning_rate: expected a number', 2) end
+  if type(lr) ~= 'number' then error(self.name .. ':set_learning_rate: expected a number, got ' .. type(lr), 2) end
+  check_range(self.name .. ':set_learning_rate', self._lr, lr, 3)
   self[self._lr] = lr
 end
 
@@ -292,6 +434,10 @@ end
 -- here (the state arrays get their memory on their first update).
 function Solver:update()
   local params, slots = self.params, self.slots
+  if #params == 0 then
+    error(self.name .. ':update: the solver has no parameters; call set_parameters(nn.get_parameters()) '
+      .. 'after the graph (and its parameters) is built', 2)
+  end
   for i = 1, #params do
     local p = params[i]
     local g = C.nl_var_grad(p)
@@ -471,7 +617,7 @@ define('Sgd', {
 
 define('SgdW', {
   args = { { 'lr', 1e-3 }, { 'momentum', 0.9 }, { 'wd', 1e-4 } },
-  states = { 'm' }, fused = true,
+  states = { 'm' }, fused = true, positive_lr = true,
   update = function(self, w, g, s)
     return K(g).nl_sgdw_update(w, g, s[1], self.lr, self.momentum, (self.lr / self.init_lr) * self.wd_rate)
   end,
@@ -527,7 +673,7 @@ define('Adam', {
 
 define('AdamW', {
   args = with(ADAM_ARGS, { 'wd', 1e-4 }), lr = 'alpha',
-  states = { 'mean', 'var' }, fused = true,
+  states = { 'mean', 'var' }, fused = true, positive_lr = true,
   update = function(self, w, g, s, t)
     return K(g).nl_adam_update(w, g, s[1], s[2], self.alpha, self.beta1, self.beta2, self.eps, t,
                             (self.alpha / self.init_alpha) * self.wd_rate)
@@ -545,7 +691,7 @@ define('AMSGRAD', {
 
 define('AdaBound', {
   args = with(ADAM_ARGS, { 'final_lr', 0.1 }, { 'gamma', 0.001 }), lr = 'alpha',
-  states = { 'mean', 'var' },
+  states = { 'mean', 'var' }, positive_lr = true,
   update = function(self, w, g, s, t)
     return K(g).nl_adabound_update(w, g, s[1], s[2], self.alpha, self.init_alpha, self.beta1, self.beta2,
                                 self.eps, self.final_lr, self.gamma, t)
