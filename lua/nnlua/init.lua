@@ -33,10 +33,14 @@ nn._with_mode = with_mode
 
 function nn.auto_forward(fn, ...)
   if type(fn) == 'boolean' then return nn.set_auto_forward(fn) end
+  if type(fn) ~= 'function' then
+    error('nn.auto_forward: expected a function to run with auto-forward on, or true/false, got ' .. type(fn), 2)
+  end
   return with_mode(nn.set_auto_forward, nn.get_auto_forward, true, fn, ...)
 end
 
 function nn.no_grad(fn, ...)
+  if type(fn) ~= 'function' then error('nn.no_grad: expected a function to run without gradients, got ' .. type(fn), 2) end
   return with_mode(state.set_grad_enabled, state.grad_enabled, false, fn, ...)
 end
 

@@ -381,7 +381,7 @@ M.doc = {
   ['Variable:reshape'] = 'x:reshape(shape [, unlink])\n  F.reshape(x, shape), or with unlink a parentless view.',
   ['Variable:visit'] = 'x:visit(fn)\n  Calls fn(f) for every function under x, in forward order.',
   ['Variable:zero_grad'] = 'x:zero_grad()\n  Sets x.g to zero.',
-  ['Solver'] = 'methods: set_parameters(params), zero_grad(), weight_decay(decay), update(), learning_rate(), set_learning_rate(lr), clip_grad_by_norm(norm), scale_grad(scale), check_inf_or_nan_grad(), save_states(path), load_states(path)',
+  ['Solver'] = 'methods: set_parameters(params), zero_grad(), weight_decay(decay), update(), learning_rate(), set_learning_rate(lr), clip_grad_by_norm(norm), scale_grad(scale), check_inf_or_nan_grad(), get_states(), set_states(states), save_states(path), load_states(path), remove_parameters(names)',
 }
 
 local HELP = [[
