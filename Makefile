@@ -48,8 +48,10 @@ $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# Libraries are linked to a temporary name and renamed: a process that has the old one
+# loaded (a spec running meanwhile) keeps its mapping instead of reading a half-written file.
 $(LIB): $(OBJS)
-	$(CC) -shared -Wl,-z,nodelete -o $@ $(OBJS) $(LDLIBS)
+	$(CC) -shared -Wl,-z,nodelete -o $@.tmp $(OBJS) $(LDLIBS) && mv -f $@.tmp $@
 
 # The FFI declarations are the marked region of a public header, copied verbatim
 # (core/include/nnlua.h -> cdef.lua; cuda/nnlua_cuda.h -> cuda_cdef.lua).
@@ -184,9 +186,9 @@ $(BUILD)/obj/cuda/%.c.o: cuda/%.c $(CUDA_HDRS)
 	$(NVCC) $(NVCC_ALL) -x cu -c $< -o $@
 
 $(CUDA_LIB): $(CUDA_OBJS) $(LIB)
-	$(NVCC) -shared $(CUDA_ARCH) -o $@ $(CUDA_OBJS) -L$(BUILD) -lnnlua -L$(CUDA_HOME)/lib64 \
+	$(NVCC) -shared $(CUDA_ARCH) -o $@.tmp $(CUDA_OBJS) -L$(BUILD) -lnnlua -L$(CUDA_HOME)/lib64 \
 	  -lcudart -lcublas -lcudnn -Xlinker -rpath,'$$ORIGIN' -Xlinker -rpath,$(CUDA_HOME)/lib64 \
-	  -Xlinker -z,nodelete -Xlinker --no-undefined
+	  -Xlinker -z,nodelete -Xlinker --no-undefined && mv -f $@.tmp $@
 
 .PHONY: cuda cuda-check
 
@@ -217,7 +219,8 @@ $(patsubst %,$(BUILD)/obj/cuda-emu/%.o,$(CUDA_EMU_MAINS)): $(BUILD)/obj/cuda-emu
 	$(CXX) $(CUDA_EMU_FLAGS) -c $< -o $@
 
 $(CUDA_EMU_LIB): $(CUDA_EMU_OBJS) $(LIB)
-	$(CXX) -shared -o $@ $(CUDA_EMU_OBJS) -L$(BUILD) -lnnlua -Wl,-rpath,'$$ORIGIN' -Wl,-Bsymbolic -Wl,--no-undefined
+	$(CXX) -shared -o $@.tmp $(CUDA_EMU_OBJS) -L$(BUILD) -lnnlua -Wl,-rpath,'$$ORIGIN' -Wl,-Bsymbolic -Wl,--no-undefined \
+	  && mv -f $@.tmp $@
 
 .PRECIOUS: $(BUILD)/obj/cuda-emu/%.cpp
 .PHONY: cuda-emu
