@@ -318,10 +318,15 @@ static int broadcast_setup(nl_func *f) {
     const int lead = nd - x->ndim;
     for (int k = 0; k < nd; k++) {
         int64_t xs = k >= lead ? x->shape[k - lead] : 1;
-        if (xs != shape[k] && xs != 1)
+        if (xs != shape[k] && xs != 1) {
+            if (shape[k] == 1)
+                return nl_error("cannot broadcast shape %s to %s: axis %d has size %lld (must be 1)",
+                                nl_shape_str(s1, x->ndim, x->shape), nl_shape_str(s2, nd, shape), k - lead + 1,
+                                (long long)xs);
             return nl_error("cannot broadcast shape %s to %s: axis %d has size %lld (must be %lld or 1)",
                             nl_shape_str(s1, x->ndim, x->shape), nl_shape_str(s2, nd, shape), k - lead + 1,
                             (long long)xs, (long long)shape[k]);
+        }
         p->view.shape[k] = shape[k];
         p->view.stride[k] = (k >= lead && xs != 1) ? xst[k - lead] : 0;
     }

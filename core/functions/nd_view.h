@@ -212,6 +212,9 @@ static inline int nl_read_index(float v, int64_t n, const char *input, int64_t p
     if (!isfinite(d) || d != floor(d) || fabs(d) > 9e15)
         return nl_error("'%s' entry %lld is %g, not an integer position", input, (long long)(pos + 1), d);
     int64_t i = (int64_t)d;
+    if (n == 0)
+        return nl_error("'%s' entry %lld is %lld, but axis %d has size 0 (no position is valid)",
+                        input, (long long)(pos + 1), (long long)i, axis + 1);
     if (i == 0 || i > n || i < -n)
         return nl_error("'%s' entry %lld is %lld, out of range for axis %d of size %lld (positions are 1..%lld or -%lld..-1)",
                         input, (long long)(pos + 1), (long long)i, axis + 1, (long long)n, (long long)n, (long long)n);

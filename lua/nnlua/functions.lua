@@ -92,34 +92,34 @@ local function put_arg(d, a, v)
   if v == nil then slot.n = -2 return end
   local t = a.type
   if t == 'int' or t == 'axis' then
-    if not is_int(v) then fail(d, ("argument '%s' must be an integer, got %s"):format(a.name, show(v)), 4) end
+    if not is_int(v) then fail(d, ("argument '%s' must be an integer, got %s"):format(a.name, show(v)), 3) end
     slot.n = 1; slot.v[0] = v
   elseif t == 'float' then
-    if type(v) ~= 'number' then fail(d, ("argument '%s' must be a number, got %s"):format(a.name, type(v)), 4) end
+    if type(v) ~= 'number' then fail(d, ("argument '%s' must be a number, got %s"):format(a.name, type(v)), 3) end
     slot.n = 1; slot.v[0] = v
   elseif t == 'bool' then
-    if type(v) ~= 'boolean' then fail(d, ("argument '%s' must be true or false, got %s"):format(a.name, show(v)), 4) end
+    if type(v) ~= 'boolean' then fail(d, ("argument '%s' must be true or false, got %s"):format(a.name, show(v)), 3) end
     slot.n = 1; slot.v[0] = v and 1 or 0
   elseif t == 'choice' then
     for i, c in ipairs(a.choices) do
       if c == v then slot.n = 1; slot.v[0] = i - 1 return end
     end
-    fail(d, ("argument '%s' must be one of '%s', got %s"):format(a.name, table.concat(a.choices, "', '"), show(v)), 4)
+    fail(d, ("argument '%s' must be one of '%s', got %s"):format(a.name, table.concat(a.choices, "', '"), show(v)), 3)
   else -- lists: ints, axes, floats, index
     if type(v) == 'number' then v = { v } end
-    if type(v) ~= 'table' then fail(d, ("argument '%s' must be a list, got %s"):format(a.name, type(v)), 4) end
-    if #v > C.NL_MAX_ARG_LEN then fail(d, ("argument '%s' has %d entries (at most %d)"):format(a.name, #v, C.NL_MAX_ARG_LEN), 4) end
+    if type(v) ~= 'table' then fail(d, ("argument '%s' must be a list, got %s"):format(a.name, type(v)), 3) end
+    if #v > C.NL_MAX_ARG_LEN then fail(d, ("argument '%s' has %d entries (at most %d)"):format(a.name, #v, C.NL_MAX_ARG_LEN), 3) end
     for i = 1, #v do
       local x = v[i]
       if t == 'floats' then
-        if type(x) ~= 'number' then fail(d, ("argument '%s' entry %d must be a number"):format(a.name, i), 4) end
+        if type(x) ~= 'number' then fail(d, ("argument '%s' entry %d must be a number"):format(a.name, i), 3) end
       elseif not is_int(x) then
-        fail(d, ("argument '%s' entry %d must be an integer, got %s"):format(a.name, i, show(x)), 4)
+        fail(d, ("argument '%s' entry %d must be an integer, got %s"):format(a.name, i, show(x)), 3)
       end
       slot.v[i - 1] = x
     end
     for k in pairs(v) do
-      if type(k) ~= 'number' then fail(d, ("argument '%s' must be a plain list"):format(a.name), 4) end
+      if type(k) ~= 'number' then fail(d, ("argument '%s' must be a plain list"):format(a.name), 3) end
     end
     slot.n = #v
   end
@@ -148,11 +148,11 @@ end
 
 local function as_input(d, v, i)
   if is_var(v) then return v end
-  local nm = d.inputs[i] or ('input ' .. i)
+  local nm = d.inputs[i] or ('x' .. (i - 1))   -- variadic inputs: x, x1, x2, ... (as input_shapes)
   if NdArray.is(v) or type(v) == 'table' or type(v) == 'number' then
-    fail(d, ("input '%s' must be a Variable, got %s (wrap data with nn.Variable.from)"):format(nm, NdArray.is(v) and 'an NdArray' or type(v)), 4)
+    fail(d, ("input '%s' must be a Variable, got %s (wrap data with nn.Variable.from)"):format(nm, NdArray.is(v) and 'an NdArray' or type(v)), 3)
   end
-  fail(d, ("input '%s' must be a Variable, got %s"):format(nm, type(v)), 4)
+  fail(d, ("input '%s' must be a Variable, got %s"):format(nm, type(v)), 3)
 end
 
 local function make_wrapper(d)

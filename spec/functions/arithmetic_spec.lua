@@ -118,4 +118,23 @@ describe('operators on variables', function()
     assert.is_false(ok)
     assert.matches("input 'x1' must be a Variable", err, 1, true)
   end)
+  it('argument and input errors point at the calling line, not its caller', function()
+    local x = nn.Variable({ 2 })
+    local here = debug.getinfo(1, 'S').short_src
+    local function line_of(fn)
+      local ok, err = pcall(fn)
+      assert.is_false(ok)
+      return err
+    end
+    local l1, e1 = debug.getinfo(1, 'l').currentline + 1, line_of(function()
+      local y = F.add_scalar(x, 'two'); return y end)
+    assert.matches(here .. ':' .. l1 .. ": F.add_scalar: argument 'val' must be a number", e1, 1, true)
+    local l2, e2 = debug.getinfo(1, 'l').currentline + 1, line_of(function()
+      local y = F.sum(x, 1.5); return y end)
+    assert.matches(here .. ':' .. l2 .. ": F.sum: argument 'axis' entry 1 must be an integer", e2, 1, true)
+    local l3, e3 = debug.getinfo(1, 'l').currentline + 1, line_of(function()
+      local y = F.concatenate({ x, 3 }, 1); return y end)
+    -- variadic inputs are named as in the shape list: x, x1, x2, ...
+    assert.matches(here .. ':' .. l3 .. ": F.concatenate: input 'x1' must be a Variable", e3, 1, true)
+  end)
 end)

@@ -245,6 +245,7 @@ describe('transpose, broadcast, broadcast_to, tile and flip', function()
   it('broadcast names both shapes when they do not fit', function()
     fails('F.broadcast: cannot broadcast shape {2, 3} to {4, 3}: axis 1 has size 2 (must be 4 or 1)', F.broadcast, nn.Variable { 2, 3 }, { 4, 3 })
     fails('F.broadcast: cannot broadcast shape {2, 3} to {3} (fewer axes)', F.broadcast, nn.Variable { 2, 3 }, { 3 })
+    fails('F.broadcast: cannot broadcast shape {0, 1} to {1, 3}: axis 1 has size 0 (must be 1)', F.broadcast, nn.Variable { 0, 1 }, { 1, 3 })
   end)
 
   for _, c in ipairs { { { 2, 3, 4 }, { 3, 4 }, nil }, { { 2, 3, 4 }, { 3 }, 2 }, { { 2, 3, 4 }, { 2, 3 }, 1 }, { { 2, 3, 4, 5 }, { 3, 4 }, -3 }, { { 2, 3 }, { 2, 3 }, nil } } do

@@ -156,6 +156,8 @@ describe('gather', function()
                   F.gather(x, nn.Variable.from { 1, 4 }))
     forward_fails("gather: 'indices' entry 1 is 0, out of range", F.gather(x, nn.Variable.from { 0 }))
     forward_fails("'indices' entry 1 is 1.5, not an integer position", F.gather(x, nn.Variable.from { 1.5 }))
+    forward_fails("gather: 'indices' entry 1 is 1, but axis 1 has size 0 (no position is valid)",
+                  F.gather(nn.Variable { 0, 2 }, nn.Variable.from { 1 }))
     fails('F.gather: the first 1 axes of x {3, 2} and indices {2, 2} must agree (batch_dims)',
           F.gather, x, nn.Variable { 2, 2 }, 2, 1)
     fails('F.gather: batch_dims 1 must be in 0..0', F.gather, x, nn.Variable { 3 }, 1, 1)
