@@ -19,6 +19,7 @@ w('## Functions (`F`)')
 w()
 local names = {}
 for name in pairs(F._descriptors) do names[#names + 1] = name end
+for name in pairs(F._composites or {}) do names[#names + 1] = name end   -- built from the others
 table.sort(names)
 w('| function | signature | |')
 w('|---|---|---|')

@@ -246,10 +246,17 @@ local function usage_of(d)
   return #parts > 0 and table.concat(parts, ', ') or 'none'
 end
 
+local composites = {}   -- name -> {sig =, doc =}: functions built from registered ones (below)
+F._composites = composites
+
 -- Signature text for help: F.convolution(x, weight[, bias], base_axis=2, pad=nil, ...)
 function F.signature(name)
   local d = descriptors[name]
-  if not d then return nil end
+  if not d then
+    local c = composites[name]
+    if c then return c.sig, c.doc end
+    return nil
+  end
   local ins = {}
   for i = 1, d.n_in do ins[#ins + 1] = d.inputs[i] end
   for i = d.n_in + 1, d.n_in + d.n_opt do ins[#ins + 1] = '[' .. d.inputs[i] .. ']' end
@@ -392,6 +399,51 @@ function F.slice_lua(x, spec)
     start[i], stop[i], step[i] = a, b, st
   end
   return F.slice(x, start, stop, step)
+end
+
+-- ---- composites -----------------------------------------------------------------------
+-- NNabla's functions that are Python code over registered ones (clip_by_value,
+-- clip_by_norm) are Lua code over the same ones here: their gradients are those of the
+-- parts, on every backend.
+
+local function clip_bound(where, what, v)
+  if type(v) == 'number' then
+    if v ~= v then error(('%s: %s is NaN'):format(where, what), 3) end
+    return v
+  end
+  if is_var(v) then return v end
+  if NdArray.is(v) then return Variable.from(v) end
+  error(('%s: %s must be a number, a Variable or an NdArray, got %s'):format(where, what, type(v)), 3)
+end
+
+composites.clip_by_value = {
+  sig = 'F.clip_by_value(x, min, max)',
+  doc = 'y = minimum(maximum(x, min), max); min and max numbers, or Variables/NdArrays broadcast against x',
+}
+function F.clip_by_value(x, min, max)
+  local where = 'F.clip_by_value'
+  if not is_var(x) then error(where .. ': x must be a Variable, got ' .. type(x), 2) end
+  local lo, hi = clip_bound(where, 'min', min), clip_bound(where, 'max', max)
+  local y = type(lo) == 'number' and F.maximum_scalar(x, lo) or F.maximum2(x, lo)
+  return type(hi) == 'number' and F.minimum_scalar(y, hi) or F.minimum2(y, hi)
+end
+
+composites.clip_by_norm = {
+  sig = 'F.clip_by_norm(x, clip_norm, axis=nil)',
+  doc = 'y = x * clip_norm / max(||x||_2 over axis (nil = all; 1-based), clip_norm): x scaled down to norm clip_norm where larger; clip_norm > 0, a number or a Variable',
+}
+function F.clip_by_norm(x, clip_norm, axis)
+  local where = 'F.clip_by_norm'
+  if not is_var(x) then error(where .. ': x must be a Variable, got ' .. type(x), 2) end
+  local c = clip_bound(where, 'clip_norm', clip_norm)
+  if type(c) == 'number' and not (c > 0) then
+    error(('%s: clip_norm must be positive, got %s'):format(where, tostring(c)), 2)
+  end
+  if type(axis) == 'table' and getmetatable(axis) == nil and axis.axis ~= nil then axis = axis.axis end
+  local ok, norm = pcall(F.norm, x, 2, axis, true)
+  if not ok then error((tostring(norm):gsub('^[^\n:]+:%d+: ', ''):gsub('^F%.norm', where)), 2) end
+  if type(c) == 'number' then return x * c / F.maximum_scalar(norm, c) end
+  return x * c / F.maximum2(norm, c)
 end
 
 return F
