@@ -248,6 +248,81 @@ describe('nnlua.plot', function()
     assert.is_truthy(err:find('plot.savefig: cannot write', 1, true))
   end)
 
+  it('Ctrl-C while gnuplot draws stops it and says so, instead of waiting for it', function()
+    -- a gnuplot that shrugs off SIGINT and takes 4 s (as gnuplot 5.4 hangs when SIGINT catches
+    -- it drawing); the user's Ctrl-C goes to the whole foreground process group
+    local fake_gp = OUT .. '/gnuplot_slow'
+    local f = assert(io.open(fake_gp, 'w'))
+    f:write("#!/bin/sh\n[ \"$1\" = -e ] && exit 0\ntrap '' INT\nsleep 4\n")
+    f:close()
+    os.execute("chmod +x '" .. fake_gp .. "'")
+    local child = OUT .. '/interrupt_child.lua'
+    f = assert(io.open(child, 'w'))
+    f:write([[
+      package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path
+      local ffi = require 'ffi'
+      ffi.cdef 'typedef void (*sighandler_t)(int); sighandler_t signal(int, sighandler_t);'
+      ffi.C.signal(2, ffi.cast('sighandler_t', 0))   -- SIG_DFL (started in the background)
+      local plot = require 'nnlua.plot'
+      plot.set_gnuplot_path(arg[1])
+      plot.plot({1, 2, 3})
+      local t0 = os.time()
+      local ok, err = pcall(plot.savefig, arg[2])
+      print(ok, err, os.time() - t0)
+    ]])
+    f:close()
+    local out = OUT .. '/interrupt_child.out'
+    os.execute('setsid luajit ' .. child .. ' ' .. fake_gp .. ' ' .. OUT .. '/interrupted.png >' .. out ..
+               ' 2>&1 & pid=$!; sleep 1; kill -INT -$pid; wait $pid')
+    local text = read(out) or ''
+    local ok, err, secs = text:match('^(%a+)\t(.-)\t(%d+)')
+    assert.are.equal('false', ok, text)
+    assert.are.equal('plot.savefig: interrupted (Ctrl-C stopped gnuplot)', err)
+    assert.is_true(tonumber(secs) < 3, text)
+  end)
+
+  it('checks limits, scales, text positions and dpi where they are given', function()
+    plot.figure()
+    plot.plot({1, 2, 3})
+    local ok, err = pcall(plot.xlim, 'a', 'b')
+    assert.is_false(ok)
+    assert.is_truthy(err:find('plot.xlim: the lower limit must be a finite number, got a', 1, true))
+    ok, err = pcall(plot.ylim, 0, 0 / 0)
+    assert.is_truthy(err:find('plot.ylim: the upper limit must be a finite number', 1, true))
+    ok, err = pcall(plot.xlim, 1, 1)
+    assert.is_truthy(err:find('plot.xlim: the limits are equal', 1, true))
+    ok, err = pcall(plot.axis, {0, 1, 'a', 2})
+    assert.is_truthy(err:find('plot.axis: the lower limit must be a finite number', 1, true))
+    ok, err = pcall(plot.yscale, 'logg')
+    assert.is_false(ok)
+    assert.is_truthy(err:find("plot.yscale: expected 'linear' or 'log', got 'logg'", 1, true))
+    ok, err = pcall(plot.text, 'a', 1, 'hi')
+    assert.is_truthy(err:find('plot.text: x must be a finite number', 1, true))
+    ok, err = pcall(plot.savefig, OUT .. '/dpi.png', {dpi = 'x'})
+    assert.is_truthy(err:find('plot.savefig: dpi must be a positive number', 1, true))
+    ok, err = pcall(plot.savefig, OUT .. '/dpi.png', {dpi = 0})
+    assert.is_truthy(err:find('plot.savefig: dpi must be a positive number', 1, true))
+    plot.xlim(2, nil)          -- one end given, the other automatic
+    plot.yscale('linear')
+    assert.are.equal(OUT .. '/lim.png', plot.savefig(OUT .. '/lim.png'))
+  end)
+
+  it('draws empty axes for empty data, as matplotlib does', function()
+    plot.figure()
+    plot.plot({})
+    plot.subplot(1, 2, 2)
+    plot.plot({}, {})
+    plot.plot({1, 2, 3}, {label = 'c'})
+    plot.legend()
+    local path = OUT .. '/empty_data.png'
+    os.remove(path)
+    assert.are.equal(path, plot.savefig(path))
+    assert.are.equal('\137PNG', read(path):sub(1, 4))
+    local ok, err = pcall(plot.plot, {label = 'x'})
+    assert.is_false(ok)
+    assert.is_truthy(err:find('plot.plot: expected (y), (x, y)', 1, true))
+  end)
+
   it('show() without a display writes numbered PNG files and says so', function()
     local dir = OUT .. '/shown'
     os.execute("rm -rf '" .. dir .. "'")

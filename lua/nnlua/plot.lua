@@ -593,7 +593,8 @@ function M.plot(...)
   local args = { ... }
   local nargs = select('#', ...)
   local opts = {}
-  if nargs > 0 and is_opts(args[nargs]) then
+  -- plot({}) is an empty series (nothing to draw), not options
+  if nargs > 0 and is_opts(args[nargs]) and (nargs > 1 or next(args[nargs]) ~= nil) then
     opts = args[nargs]
     nargs = nargs - 1
   end
@@ -861,12 +862,23 @@ function M.legend(labels, opts)
                 frameon = opts.frameon ~= false, title = opts.title }
 end
 
+-- {lo, hi} checked: finite numbers (or nil: that end autoscales), and not equal.
+local function limits(who, a, b)
+  for _, v in ipairs { { a, 'lower' }, { b, 'upper' } } do
+    if v[1] ~= nil and (type(v[1]) ~= 'number' or v[1] ~= v[1] or v[1] == huge or v[1] == -huge) then
+      error(fmt('%s: the %s limit must be a finite number, got %s', who, v[2], tostring(v[1])), 3)
+    end
+  end
+  if a ~= nil and a == b then error(fmt('%s: the limits are equal (%s)', who, num(a)), 3) end
+  return { a, b }
+end
+
 --- plot.axis('off'|'on'|'equal'|'scaled'|'image'|'tight'|'auto'|{xmin, xmax, ymin, ymax})
 function M.axis(arg)
   local ax = M.gca()
   if type(arg) == 'table' then
     if #arg ~= 4 then error('plot.axis: expected {xmin, xmax, ymin, ymax}', 2) end
-    ax.xlim, ax.ylim = { arg[1], arg[2] }, { arg[3], arg[4] }
+    ax.xlim, ax.ylim = limits('plot.axis', arg[1], arg[2]), limits('plot.axis', arg[3], arg[4])
   elseif arg == 'off' then ax.axis_off = true
   elseif arg == 'on' then ax.axis_off = false; ax.ticks_on = true
   elseif arg == 'equal' or arg == 'scaled' or arg == 'square' then ax.equal = true
@@ -879,16 +891,22 @@ end
 
 function M.xlim(a, b)
   if type(a) == 'table' then a, b = a[1], a[2] end
-  M.gca().xlim = { a, b }
+  M.gca().xlim = limits('plot.xlim', a, b)
 end
 function M.ylim(a, b)
   if type(a) == 'table' then a, b = a[1], a[2] end
-  M.gca().ylim = { a, b }
+  M.gca().ylim = limits('plot.ylim', a, b)
 end
 
 --- plot.xscale('log'|'linear'), plot.yscale(...)
-function M.xscale(s) M.gca().xlog = (s == 'log') end
-function M.yscale(s) M.gca().ylog = (s == 'log') end
+local function scale_is_log(who, s)
+  if s ~= 'log' and s ~= 'linear' then
+    error(who .. ": expected 'linear' or 'log', got " .. (type(s) == 'string' and ("'" .. s .. "'") or tostring(s)), 3)
+  end
+  return s == 'log'
+end
+function M.xscale(s) M.gca().xlog = scale_is_log('plot.xscale', s) end
+function M.yscale(s) M.gca().ylog = scale_is_log('plot.yscale', s) end
 
 local function ticks(who, key, positions, labels)
   local ax = M.gca()
@@ -904,6 +922,11 @@ function M.yticks(p, l) ticks('plot.yticks', 'yticks', p, l) end
 
 --- plot.text(x, y, s): text at data coordinates of the current axes.
 function M.text(x, y, s)
+  for _, v in ipairs { { x, 'x' }, { y, 'y' } } do
+    if type(v[1]) ~= 'number' or v[1] ~= v[1] or v[1] == huge or v[1] == -huge then
+      error(fmt('plot.text: %s must be a finite number, got %s', v[2], tostring(v[1])), 2)
+    end
+  end
   local ax = M.gca()
   ax.texts = ax.texts or {}
   ax.texts[#ax.texts + 1] = { x, y, check_text('plot.text', s) }
@@ -1166,8 +1189,10 @@ local function build_script(fig, term, output)
     end
     for _, p in ipairs(plan.series) do
       local s = p.s
-      local title = (ax.legend and s.label) and ('title ' .. gpstr(s.label)) or 'notitle'
-      items[#items + 1] = fmt('%s using %s %s %s', p.name, s.using or '1:2', title, s.style)
+      if #s.x > 0 then   -- plot({}): nothing to draw (gnuplot refuses an empty datablock)
+        local title = (ax.legend and s.label) and ('title ' .. gpstr(s.label)) or 'notitle'
+        items[#items + 1] = fmt('%s using %s %s %s', p.name, s.using or '1:2', title, s.style)
+      end
     end
     if #items == 0 then
       -- empty axes: draw the frame only
@@ -1206,13 +1231,17 @@ local display_failure = nil  -- why show() could not open a window, once it fail
 
 local NOT_FOUND = 'plot: gnuplot not found (install it with: apt-get install gnuplot-nox)'
 
+-- os.execute's result as an exit status; death by signal n reads 128 + n, as in the shell
+-- (LuaJIT's os.execute returns system()'s raw wait status: n itself for a signal).
 local function exit_code(a, b, c)
   if type(a) == 'number' then
     if a > 255 then return floor(a / 256) end
+    if a > 0 and a < 128 then return 128 + a end
     return a
   end
   if a == true then return 0 end
-  if b == 'exit' or b == 'signal' then return c or 1 end
+  if b == 'exit' then return c or 1 end
+  if b == 'signal' then return 128 + (c or 0) end
   return 1
 end
 
@@ -1295,6 +1324,7 @@ local function check_stderr(who, err, code)
     end
   end
   if message then error(who .. ': gnuplot: ' .. message, 0) end
+  if code == 130 then error(who .. ': interrupted (Ctrl-C stopped gnuplot)', 0) end
   if code ~= 0 then
     local text = err:gsub('^%s+', ''):gsub('%s+$', '')
     if code == 127 then error(NOT_FOUND, 0) end
@@ -1303,7 +1333,24 @@ local function check_stderr(who, err, code)
   end
 end
 
+local setsid_path = false     -- false: not looked up yet; nil: none
+
+-- The setsid command (util-linux), or nil.
+local function find_setsid()
+  if setsid_path == false then
+    setsid_path = nil
+    for dir in (os.getenv('PATH') or '/usr/bin:/bin'):gmatch('[^:]+') do
+      if is_executable(dir .. '/setsid') then setsid_path = dir .. '/setsid'; break end
+    end
+  end
+  return setsid_path
+end
+
 -- Runs gnuplot on a script (synchronously), raising on gnuplot errors.
+-- Ctrl-C must not reach gnuplot itself: caught while it draws, gnuplot (5.4) jumps out of its
+-- SIGINT handler with SIGINT still blocked and hangs, and the REPL with it. So gnuplot runs in
+-- a session of its own, and the shell that waits for it ends it (SIGTERM) on Ctrl-C and exits
+-- with 130, which reads as "interrupted".
 local function run_gnuplot(who, script)
   local gp = find_gnuplot()
   last_script = script
@@ -1312,8 +1359,13 @@ local function run_gnuplot(who, script)
   local f = assert(io.open(sfile, 'wb'))
   f:write(script)
   f:close()
-  local code = exit_code(os.execute(shquote(gp) .. ' ' .. shquote(sfile) .. ' </dev/null >/dev/null 2>'
-                                    .. shquote(efile)))
+  local cmd = shquote(gp) .. ' ' .. shquote(sfile) .. ' </dev/null >/dev/null 2>' .. shquote(efile)
+  local setsid = find_setsid()
+  if setsid then
+    cmd = "trap 'kill $p 2>/dev/null; exit 130' INT; " .. shquote(setsid) .. ' ' .. cmd ..
+          ' & p=$!; wait $p'
+  end
+  local code = exit_code(os.execute(cmd))
   local err = read_file(efile)
   os.remove(sfile)
   os.remove(efile)
@@ -1350,6 +1402,10 @@ end
 local function render_file(fig, path, who, opts)
   if type(path) ~= 'string' or path == '' then error(who .. ': expected a file name', 3) end
   local ext = (path:match('%.(%w+)$') or 'png'):lower()
+  local dpi = opts and opts.dpi
+  if dpi ~= nil and (type(dpi) ~= 'number' or not (dpi > 0) or dpi == huge) then
+    error(who .. ': dpi must be a positive number, got ' .. tostring(dpi), 3)
+  end
   local saved_w, saved_h = fig.width, fig.height
   if opts and opts.dpi then
     fig.width = floor(fig.width * opts.dpi / fig.dpi + 0.5)
@@ -1446,7 +1502,6 @@ local DISPLAY_FAILURES = { 'unable to open display', 'cannot open display', 'cou
                            'unable to initialize gtk', 'failed to initialize wxwidgets', 'x11 aborted',
                            'no qt platform plugin', 'could not load the qt platform plugin' }
 
-local setsid_path = false     -- false: not looked up yet; nil: none
 local WINDOW_TIMEOUT = 30     -- seconds gnuplot may take to open a window
 
 -- The first line of err naming a display failure, or nil.
@@ -1482,12 +1537,7 @@ local function show_window(fig, term)
   -- a dry run on gnuplot's 'unknown' terminal (no output, cheap) first, so that a faulty
   -- script raises its error without leaving an empty window behind
   run_gnuplot('plot.show', build_script(fig, 'set terminal unknown', nil))
-  if setsid_path == false then
-    setsid_path = nil
-    for dir in (os.getenv('PATH') or '/usr/bin:/bin'):gmatch('[^:]+') do
-      if is_executable(dir .. '/setsid') then setsid_path = dir .. '/setsid'; break end
-    end
-  end
+  local setsid_path = find_setsid()
   local gp = find_gnuplot()
   last_script = script
   local sfile, efile, pfile, rfile = os.tmpname(), os.tmpname(), os.tmpname(), os.tmpname()

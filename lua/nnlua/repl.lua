@@ -561,7 +561,11 @@ function M.compile(chunk, chunkname)
   chunkname = chunkname or '=stdin'
   local src, quiet = chunk, false
   if src:match('^%s*=') then src = src:gsub('^%s*=', '', 1) end
-  if src:match(';%s*$') then quiet = true; src = src:gsub(';%s*$', '') end
+  if src:match(';%s*$') then quiet = true; src = src:gsub(';%s*$', '')
+  elseif src:match(';%s*%-%-[^\n]*$') then   -- `x; -- a comment` is quiet too
+    local bare = src:gsub(';%s*%-%-[^\n]*$', '')
+    if loadstring('return ' .. bare) then quiet = true; src = bare end
+  end
   local fn = loadstring('local __nnlua_pack = ... return __nnlua_pack(' .. src .. '\n)', chunkname)
   if fn then return fn, quiet end
   local err
