@@ -146,6 +146,15 @@ describe('nnlua.plot', function()
     fails(function() plot.bar({ 1 }, { 1 }, { width = -1 }) end, 'plot.bar: width must be positive, got -1')
   end)
 
+  it('refuses a table of named fields as data, at the calling line', function()
+    plot.figure()
+    local ok, err = pcall(function() plot.scatter({ label = 'x' }, { 1 }) end)
+    assert.is_false(ok)
+    assert.matches("plot.scatter: expected an array, a Variable or a Lua table, got table with named fields ('label')",
+                   err, 1, true)
+    assert.matches('plot_spec', err, 1, true)
+  end)
+
   it('draws scatter plots with per-point colours, sizes and labels', function()
     plot.figure()
     plot.scatter({1, 2, 3}, {3, 1, 2}, {c = {'red', 'green', 'blue'}, s = {20, 80, 200}, label = 'a'})

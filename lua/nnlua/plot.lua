@@ -547,11 +547,11 @@ local function style_of(ax, fmtstr, opts, who)
 end
 
 local function series_xy(who, x, y)
-  local yf, ys = array_of(y, who)
+  local yf, ys = array_of(y, who, 3)
   local xf
   if x ~= nil then
     local xs
-    xf, xs = array_of(x, who)
+    xf, xs = array_of(x, who, 3)
     if #xs > 1 then
       local n = 1
       for _, d in ipairs(xs) do n = n * d end

@@ -5,7 +5,8 @@
 --   values.flatten(x [, scalars]) -> flat, shape    or    nil, err
 --     x: anything with .shape and :flat() (an NdArray), anything with .d (a Variable; its .d is
 --     read instead), a nested Lua table (shape from the first element at each depth; must not
---     be ragged), a flat list, or a top-level scalar whose type is in the set `scalars`
+--     be ragged; a table with named fields is refused as a 'type' error), a flat list, or a
+--     top-level scalar whose type is in the set `scalars`
 --     (default { number = true }; a boolean counts as 1 / 0). Never raises: on failure err is
 --     { kind = 'type', type = <type name> }, { kind = 'element', type = <type name> } (a
 --     non-numeric element in a table) or { kind = 'ragged', dim = <dimension> }.
@@ -45,6 +46,12 @@ function M.flatten(x, scalars)
     if okd and d ~= nil and d ~= x then return M.flatten(d, scalars) end
   end
   if tx ~= 'table' then return nil, { kind = 'type', type = tx } end
+  -- named fields ({label = 'x'}) are no data: as a list it would read as empty
+  for k in pairs(x) do
+    if type(k) ~= 'number' or k < 1 or k > #x or k ~= math.floor(k) then
+      return nil, { kind = 'type', type = ("table with named fields ('%s')"):format(tostring(k)) }
+    end
+  end
   local shape, flat = {}, {}
   local t = x
   while type(t) == 'table' do
