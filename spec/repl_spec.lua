@@ -56,6 +56,10 @@ describe('nnlua.repl pieces', function()
     local f4, err = repl.compile('1 +* 2')
     assert.is_nil(f4)
     assert.matches("stdin:1: unexpected symbol near '*'", err, 1, true)
+    -- `return a, b` prints its values, as lua's own prompt does
+    local f6, q6 = repl.compile('return 5, 6')
+    assert.is_false(q6)
+    assert.same({ 5, 6 }, f6(function(...) return { ... } end))
     -- an expression cut short continues on the next line
     assert.same({ nil, 'incomplete' }, { repl.compile('1 +') })
     assert.same({ nil, 'incomplete' }, { repl.compile('x_repl_spec *') })

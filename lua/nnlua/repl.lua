@@ -568,6 +568,12 @@ function M.compile(chunk, chunkname)
   end
   local fn = loadstring('local __nnlua_pack = ... return __nnlua_pack(' .. src .. '\n)', chunkname)
   if fn then return fn, quiet end
+  -- `return a, b` prints a and b, as lua's own prompt does
+  local returned = src:match('^%s*return%s+(.-)%s*$')
+  if returned and returned ~= '' then
+    fn = loadstring('local __nnlua_pack = ... return __nnlua_pack(' .. returned .. '\n)', chunkname)
+    if fn then return fn, quiet end
+  end
   local err
   fn, err = loadstring(chunk, chunkname)
   if fn then return fn, true end
