@@ -18,6 +18,14 @@
 
 static const float k_one = 1.0f;
 
+/* cuBLAS takes int sizes: larger ones would be truncated silently (a wrong product). */
+static int gemm_fits(const char *who, int64_t a, int64_t b, int64_t c) {
+    if (a > INT_MAX || b > INT_MAX || c > INT_MAX)
+        return nl_error("%s: matrix sizes %lld x %lld x %lld exceed cuBLAS's int range", who, (long long)a,
+                        (long long)b, (long long)c);
+    return 0;
+}
+
 /* ---- affine ------------------------------------------------------------------------------ */
 
 void nlc_affine_geometry(nl_func *f, affine_geom *g) {
@@ -42,6 +50,7 @@ static int affine_forward(nl_func *f) {
     NLC_PTR(const float *, x, nlc_in(f, 0));
     NLC_PTR(const float *, w, nlc_in(f, 1));
     NLC_PTR(float *, y, nlc_out(f, 0));
+    if (gemm_fits("affine", g.m, g.k, g.n)) return -1;
     float beta = 0.0f;
     if (f->in[2]) {
         NLC_PTR(const float *, b, nlc_in(f, 2));
@@ -67,6 +76,7 @@ static int affine_backward(nl_func *f, const bool *prop, const bool *accum) {
     const bool pb = f->in[2] && prop[2];
     if (!prop[0] && !prop[1] && !pb) return 0;
     const int dev = f->device_id;
+    if (gemm_fits("affine", g.m, g.k, g.n)) return -1;
     const int m = (int)g.m, k = (int)g.k, n = (int)g.n;
     NLC_PTR(const float *, dy, nlc_out_grad(f, 0));
     cublasHandle_t h = nlc_cublas(dev);
@@ -179,7 +189,15 @@ static int64_t bmm_stride(int64_t size, int64_t mat, int64_t batches) {
 
 static int ldm(int n) { return n > 0 ? n : 1; }
 
+/* the matrix sizes of a and b (the last two axes of each) as cuBLAS ints */
+static int bmm_fits(nl_func *f) {
+    const nl_var *a = nl_in(f, 0), *b = nl_in(f, 1);
+    if (gemm_fits("batch_matmul", a->shape[a->ndim - 2], a->shape[a->ndim - 1], 1)) return -1;
+    return gemm_fits("batch_matmul", b->shape[b->ndim - 2], b->shape[b->ndim - 1], 1);
+}
+
 static int bmm_forward(nl_func *f) {
+    if (bmm_fits(f)) return -1;
     bmm_geom g;
     bmm_geometry(f, &g);
     const int dev = f->device_id;
@@ -210,6 +228,7 @@ static int bmm_forward(nl_func *f) {
 /* dop(a) = dy op(b)^T, dop(b) = op(a)^T dy, summed over the batches that reuse a matrix */
 static int bmm_backward(nl_func *f, const bool *prop, const bool *accum) {
     if (!prop[0] && !prop[1]) return 0;
+    if (bmm_fits(f)) return -1;
     bmm_geom g;
     bmm_geometry(f, &g);
     const int dev = f->device_id;
@@ -389,6 +408,7 @@ int nlc_conv_cuda_forward(nl_func *f) {
     nlc_buf colb;
     float *col = nullptr;
     if (!direct) { col = colb.get(g.kg * g.group * g.p_out, dev); if (!col) return -1; }
+    if (gemm_fits("convolution", g.p_out, g.ocg, g.kg)) return -1;
     const int P = (int)g.p_out, ocg = (int)g.ocg, kg = (int)g.kg;
     for (int64_t n = 0; n < g.outer; n++) {
         const float *xn = x + n * xsz;
@@ -426,6 +446,7 @@ int nlc_conv_cuda_backward(nl_func *f, const bool *prop, const bool *accum) {
     nlc_buf colb;
     float *col = nullptr;
     if (!direct) { col = colb.get(g.kg * g.group * g.p_out, dev); if (!col) return -1; }
+    if (gemm_fits("convolution", g.p_out, g.ocg, g.kg)) return -1;
     const int P = (int)g.p_out, ocg = (int)g.ocg, kg = (int)g.kg;
     if (prop[1]) {
         NLC_PTR(const float *, x, nlc_in(f, 0));

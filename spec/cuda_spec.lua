@@ -427,6 +427,17 @@ add('batch_normalization', {
   fn = function(x, b, g, m, v) return F.batch_normalization(x, b, g, m, v, { axes = { 2, 3 } }) end })
 add('max_pooling', { inputs = { normal({ 2, 3, 6, 5 }) }, grad = { true },
   fn = function(x) return F.max_pooling(x, { 3, 2 }, { stride = { 2, 1 }, pad = { 1, 1 }, ignore_border = false }) end })
+-- review stress shapes: sizes just above a block multiple (257 = NLC_THREADS + 1), batch 1,
+-- zero-size axes (no kernel may be launched with 0 blocks), NaN/inf in max pooling, and a
+-- sort long enough to take the bitonic-chunk + merge path (N > SORT_CHUNK) with NaNs
+add('sum', { inputs = { normal({ 257, 65 }) }, grad = { true }, atol = 1e-3, fn = function(x) return F.sum(x, 1) end })
+add('mean', { inputs = { normal({ 3, 0, 4 }) }, grad = { true }, fn = function(x) return F.mean(x, 2) end })
+add('softmax', { inputs = { normal({ 1, 257 }) }, grad = { true }, fn = function(x) return F.softmax(x) end })
+add('batch_matmul', { inputs = { normal({ 1, 1, 257 }), normal({ 1, 257, 3 }) }, grad = { true, true }, atol = 1e-3,
+                      grad_atol = 5e-3, fn = function(a, b) return F.batch_matmul(a, b) end })
+conv_case({ 0, 3, 5, 5 }, { 2, 3, 3, 3 }, nil, true)
+add('max_pooling', { inputs = { specials({ 2, 2, 6, 6 }) }, grad = { true }, fn = function(x) return F.max_pooling(x, { 2, 2 }) end })
+add('sort', { inputs = { specials({ 3, 1500 }) }, grad = { true }, fn = function(x) return F.sort(x, 2) end })
 
 -- max, min, prod, norm, cumsum, cumprod (reduce_ext.cu): axes, keepdims, indices, p, scan options
 for _, name in ipairs { 'max', 'min' } do
