@@ -84,6 +84,20 @@ describe('convolution', function()
     { name = '1x1 kernel with stride {2, 2}', x = { 1, 2, 5, 5 }, w = { 2, 2, 1, 1 }, o = { stride = { 2, 2 } } },
     { name = '3-d, pad {1, 0, 1}, stride {1, 2, 1}', x = { 1, 2, 3, 4, 4 }, w = { 2, 2, 2, 2, 2 }, b = { 2 },
       o = { pad = { 1, 0, 1 }, stride = { 1, 2, 1 } } },
+    -- batches of 8 or more with small maps and few channels: conv_batchvec.c (the batch as
+    -- the vector axis; 32-sample blocks, 8-sample tails, padded lanes past the batch)
+    { name = 'batch 10, 2-d, pad {1, 1} (batch-vector path)', x = { 10, 3, 5, 5 }, w = { 4, 3, 3, 3 }, b = { 4 },
+      o = { pad = { 1, 1 } } },
+    { name = 'batch 9, 1 -> 4 channels, pad {1, 1}, stride {2, 2} (the tutorial conv1)', x = { 9, 1, 8, 8 },
+      w = { 4, 1, 3, 3 }, b = { 4 }, o = { pad = { 1, 1 }, stride = { 2, 2 } } },
+    { name = 'batch 40, 4 -> 8 channels, pad {1, 1} (the tutorial conv2; a 32-block and a tail)', x = { 40, 4, 4, 4 },
+      w = { 8, 4, 3, 3 }, b = { 8 }, o = { pad = { 1, 1 } } },
+    { name = 'batch 33, stride {1, 2}, dilation {2, 1}, pad {2, 1}, no bias', x = { 33, 2, 6, 7 },
+      w = { 3, 2, 3, 2 }, o = { pad = { 2, 1 }, stride = { 1, 2 }, dilation = { 2, 1 } } },
+    { name = 'batch 8, 1-d, pad {1}, stride {2}', x = { 8, 3, 7 }, w = { 4, 3, 3 }, b = { 4 },
+      o = { pad = { 1 }, stride = { 2 } } },
+    { name = 'base_axis 3, 12 samples: x {4, 3, 2, 5, 5}', x = { 4, 3, 2, 5, 5 }, w = { 3, 2, 2, 2 }, b = { 3 },
+      o = { base_axis = 3, pad = { 1, 0 } } },
   }
   for _, c in ipairs(cases) do
     it(c.name, function()
