@@ -104,6 +104,11 @@ int nl_var_backward(nl_var *v, int clear_buffer);
 /* Functions of the sub-graph under v in topological (forward) order: fills up to cap
  * entries of out with new references and returns how many there are in all. */
 int nl_var_functions(nl_var *v, nl_func **out, int cap);
+/* One function alone, as a profiler times it: forward with its current inputs; backward
+ * from its outputs' current gradients into every input that needs one (overwriting). The
+ * backward needs what the forward saved, as in a graph. */
+int nl_func_run_forward(nl_func *f);
+int nl_func_run_backward(nl_func *f);
 
 /* ---- function registry: descriptors the Lua wrappers are generated from ------------- */
 typedef enum {

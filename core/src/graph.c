@@ -208,6 +208,26 @@ int nl_var_backward(nl_var *root, int clear_buffer) {
     return 0;
 }
 
+int nl_func_run_forward(nl_func *f) {
+    if (revive_outputs(f)) return -1;
+    if (f->fwd(f)) return nl_error_prefix("forward: %s", f->def->name);
+    return 0;
+}
+
+int nl_func_run_backward(nl_func *f) {
+    bool prop[NL_MAX_INPUTS], accum[NL_MAX_INPUTS], any = false;
+    for (int i = 0; i < f->n_in; i++) {
+        prop[i] = f->in[i] && f->in[i]->need_grad;
+        accum[i] = false;
+        any |= prop[i];
+    }
+    if (!any) return 0;
+    if (revive_outputs(f)) return -1;
+    if (check_saved_data(f)) return -1;
+    if (f->bwd(f, prop, accum)) return nl_error_prefix("backward: %s", f->def->name);
+    return 0;
+}
+
 int nl_var_functions(nl_var *v, nl_func **out, int cap) {
     if (!v->parent) return 0;
     int n = topo_order(v);
