@@ -25,6 +25,21 @@ describe('ABI', function()
     end
   end)
 
+  it('array entry points refuse sizes and ranges whose arithmetic would overflow', function()
+    -- nl_array_new took 2^62 elements (the byte count wrapped: a 64-byte buffer that a
+    -- lazy fill then overran); nl_array_copy's range check overflowed int64 and let a
+    -- copy to offset 2^63-1 through.
+    assert.is_true(C.nl_array_new(4611686018427387904LL) == nil)
+    assert.matches('too large', ffi.string(C.nl_last_error()), 1, true)
+    local a, b = C.nl_array_new(4), C.nl_array_new(4)
+    assert.equal(-1, C.nl_array_copy(a, 9223372036854775807LL, b, 0, 2))
+    assert.equal(-1, C.nl_array_copy(a, 0, b, 9223372036854775807LL, 2))
+    assert.matches('out of range', ffi.string(C.nl_last_error()), 1, true)
+    assert.equal(0, C.nl_array_copy(a, 2, b, 0, 2))
+    C.nl_array_release(a)
+    C.nl_array_release(b)
+  end)
+
   it('every registered function has a Lua wrapper and a signature', function()
     local F = require 'nnlua.functions'
     for id = 0, C.nl_function_count() - 1 do

@@ -179,6 +179,28 @@ describe('static graphs', function()
     collectgarbage(); collectgarbage()
     assert.equal(before, nn.memory().in_use)
   end)
+
+  it('frees a chain of 400000 nodes without overflowing the C stack', function()
+    -- Releasing the output used to free the graph by recursion (var -> parent node ->
+    -- its input -> ...): a chain this long (a loss summed over many steps) crashed.
+    local ffi = require 'ffi'
+    local C = nn.lib.C
+    local id = C.nl_function_lookup('add_scalar')
+    local nargs = C.nl_function_n_args(id)
+    local args = ffi.new('nl_arg[?]', nargs)
+    for k = 0, nargs - 1 do args[k].n = -2 end
+    local x = C.nl_var_new(1, ffi.new('int64_t[1]', { 1 }), 1)
+    local inp, out = ffi.new('nl_var *[1]'), ffi.new('nl_var *[1]')
+    local cur = x
+    for _ = 1, 400000 do
+      inp[0] = cur
+      assert.equal(1, C.nl_apply(id, 1, inp, args, nargs, 0, out, 1))
+      if cur ~= x then C.nl_var_release(cur) end
+      cur = out[0]
+    end
+    C.nl_var_release(cur)
+    C.nl_var_release(x)
+  end)
 end)
 
 describe('dynamic graphs', function()
@@ -255,6 +277,20 @@ describe('graph misuse', function()
     ok, err = pcall(function() x.d = { 1, 2, 3 } end)
     assert.is_false(ok)
   end)
+  it('a shape too long to print is cut short with "..." in the message', function()
+    -- nl_shape_str wrote past its 160-byte buffer for 8 long dimensions (the message
+    -- then lost its closing brace; AddressSanitizer: stack-buffer-overflow).
+    local ffi = require 'ffi'
+    local C = nn.lib.C
+    local s = ffi.new('int64_t[8]')
+    for i = 0, 6 do s[i] = 100000000000000000LL end
+    s[7] = -9223372036854775807LL - 1
+    assert.is_true(C.nl_var_new(8, s, 0) == nil)
+    local msg = ffi.string(C.nl_last_error())
+    assert.matches('shape {100000000000000000, ', msg, 1, true)
+    assert.matches(', ...} has a negative dimension', msg, 1, true)
+  end)
+
   it('bad shapes for nn.Variable are errors', function()
     assert.has_error(function() nn.Variable({ 2, -1 }) end)
     assert.has_error(function() nn.Variable(3) end)

@@ -204,6 +204,15 @@ describe('HDF5 parameter files', function()
     assert.is_true(p['fc1/affine/b'].need_grad)
   end)
 
+  it('save_states checks its lists even with no parameters (state names missing)', function()
+    -- nl_h5_save_states read state_names[k] when n was 0 and state_names NULL: a crash.
+    local ffi = require 'ffi'
+    local C = nn.lib.C
+    assert.equal(-1, C.nl_h5_save_states(dir .. '/nostates.h5', 0, nil, nil, nil, nil, 2, nil, nil))
+    assert.matches('missing names', ffi.string(C.nl_last_error()), 1, true)
+    assert.is_nil(io.open(dir .. '/nostates.h5', 'rb'))
+  end)
+
   it('files with flipped bytes give errors or load, and never crash the process', function()
     make_params()
     local path = dir .. '/fuzz-src.h5'

@@ -30,6 +30,9 @@ static struct {
 static int bucket_of(size_t bytes, size_t *rounded) {
     size_t s = 64;
     int b = 0;
+    /* beyond the largest power of two the doubling would wrap to 0 and never end: such a
+     * request cannot be met anyway (posix_memalign fails on it) */
+    if (bytes > ((size_t)1 << (sizeof(size_t) * 8 - 1))) { *rounded = bytes; return N_BUCKETS; }
     while (s < bytes) { s <<= 1; b++; }
     *rounded = s;
     return b;

@@ -44,6 +44,11 @@ const nl_device_ops *nl_device_ops_get(void) { return g_dev; }
 
 nl_array *nl_array_new(int64_t size) {
     if (size < 0) { nl_error("array size %lld is negative", (long long)size); return NULL; }
+    /* As for shapes (NL_MAX_ELEMENTS): byte counts must not overflow size_t. */
+    if (size > ((int64_t)1 << 48)) {
+        nl_error("array size %lld is too large (at most 2^48 elements)", (long long)size);
+        return NULL;
+    }
     nl_array *a = calloc(1, sizeof *a);
     if (!a) { nl_error("out of memory"); return NULL; }
     a->refcount = 1;
@@ -168,7 +173,7 @@ void nl_array_clear(nl_array *a) {
 int nl_array_has_storage(const nl_array *a) { return a->lazy || a->host_valid || a->dev_valid; }
 
 int nl_array_copy(nl_array *dst, int64_t dst_off, nl_array *src, int64_t src_off, int64_t n) {
-    if (n < 0 || dst_off < 0 || src_off < 0 || dst_off + n > dst->size || src_off + n > src->size)
+    if (n < 0 || dst_off < 0 || src_off < 0 || dst_off > dst->size - n || src_off > src->size - n)
         return nl_error("array copy of %lld elements out of range (dst %lld+%lld, src %lld+%lld)",
                         (long long)n, (long long)dst->size, (long long)dst_off,
                         (long long)src->size, (long long)src_off);

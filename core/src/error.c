@@ -56,11 +56,24 @@ int nl_error_prefix(const char *fmt, ...) {
     return -1;
 }
 
+/* At most 160 bytes: an entry that would not leave room for ", ...}" and the NUL is
+ * replaced by "..." (snprintf reports the untruncated length, so k may not just add up). */
 const char *nl_shape_str(char *buf, int ndim, const int64_t *shape) {
+    enum { CAP = 160, TAIL = 6 };   /* ", ...}" or "...}" plus the NUL */
     size_t k = 0;
     buf[k++] = '{';
-    for (int i = 0; i < ndim && k < 140; i++)
-        k += (size_t)snprintf(buf + k, 160 - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+    for (int i = 0; i < ndim; i++) {
+        char item[32];
+        int len = snprintf(item, sizeof item, i ? ", %lld" : "%lld", (long long)shape[i]);
+        if (len < 0) len = 0;
+        if (k + (size_t)len + TAIL > CAP) {
+            memcpy(buf + k, i ? ", ..." : "...", i ? 5 : 3);
+            k += i ? 5 : 3;
+            break;
+        }
+        memcpy(buf + k, item, (size_t)len);
+        k += (size_t)len;
+    }
     buf[k++] = '}';
     buf[k] = 0;
     return buf;

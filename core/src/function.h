@@ -65,6 +65,7 @@ struct nl_var {
     uint64_t grad_stamp;     /* backward pass that last wrote this var's grad */
     int consumers_left;
     bool keep_for_grad;
+    struct nl_var *next_dead;  /* var.c: the list of dead variables still to be freed */
 };
 
 struct nl_func {

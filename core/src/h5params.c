@@ -885,8 +885,9 @@ static int check_states_args(const char *path, const states_ctx *c) {
     if (!path || !path[0]) return nl_error("%s: no file name given", who);
     if (c->n < 0) return nl_error("%s: negative parameter count %d", who, c->n);
     if (c->n_states < 0) return nl_error("%s: negative state count %d", who, c->n_states);
-    if (c->n > 0 && (!c->names || !c->ndims || !c->shapes || !c->ts ||
-                     (c->n_states > 0 && (!c->state_names || !c->data))))
+    if ((c->n > 0 && (!c->names || !c->ndims || !c->shapes || !c->ts ||
+                      (c->n_states > 0 && !c->data))) ||
+        (c->n_states > 0 && !c->state_names))
         return nl_error("%s: missing names, shapes, steps, state names or data", who);
     if (check_names(who, c->n, c->names)) return -1;
     for (int k = 0; k < c->n_states; k++) {

@@ -48,8 +48,15 @@ nl_var *nl_var_new(int ndim, const int64_t *shape, int need_grad) {
 
 void nl_var_retain(nl_var *v) { if (v) v->refcount++; }
 
-void nl_var_release(nl_var *v) {
-    if (!v || --v->refcount > 0) return;
+/* Frees a variable whose last reference is gone. Dropping its parent can free the parent
+ * node, which drops the node's inputs, and so on down the graph: done by recursion, a
+ * chain of a few hundred thousand nodes (a loss summed over many steps in auto-forward
+ * mode) overflows the C stack. So a dead variable is put on a list and freed by the
+ * outermost nl_var_release, one at a time: the depth stays constant. */
+static nl_var *g_dead;
+static bool g_draining;
+
+static void var_free(nl_var *v) {
     if (v->parent) {
         nl_func *p = v->parent;
         for (int i = 0; i < p->n_out; i++)
@@ -61,6 +68,20 @@ void nl_var_release(nl_var *v) {
     if (v->grad) nl_array_release(v->grad);
     free(v->name);
     free(v);
+}
+
+void nl_var_release(nl_var *v) {
+    if (!v || --v->refcount > 0) return;
+    v->next_dead = g_dead;
+    g_dead = v;
+    if (g_draining) return;           /* an outer call frees it */
+    g_draining = true;
+    while (g_dead) {
+        nl_var *d = g_dead;
+        g_dead = d->next_dead;
+        var_free(d);
+    }
+    g_draining = false;
 }
 
 int nl_var_ndim(const nl_var *v) { return v->ndim; }
