@@ -389,6 +389,11 @@ describe('graph misuse', function()
     fails(function() x[{ { 1 } }] = 5 end, 'Variable: assigning to a slice')
     fails(function() x:backward { grad = { 1, 2, 3 } } end, 'graph_spec')   -- points at the caller
   end)
+  it('a NULL variable or function pointer prints as NULL instead of crashing', function()
+    local ffi = require 'ffi'
+    assert.equal('Variable(NULL)', tostring(ffi.cast('nl_var *', nil)))
+    assert.equal('Function(NULL)', tostring(ffi.cast('nl_func *', nil)))
+  end)
   it('unknown fields are errors', function()
     local ok, err = pcall(function() return nn.Variable({ 1 }).shpe end)
     assert.is_false(ok)

@@ -235,6 +235,7 @@ function methods.unlinked(v) return methods.get_unlinked_variable(v) end
 -- ---- printing ------------------------------------------------------------------------
 
 local function describe(v)
+  if v == nil then return 'Variable(NULL)' end   -- a NULL nl_var * from raw FFI use
   local parts = { 'Variable(shape=' .. lib.shape_str(shape_of(v)) }
   parts[#parts + 1] = 'need_grad=' .. tostring(C.nl_var_need_grad(v) ~= 0)
   local f = C.nl_var_parent(v)
@@ -356,7 +357,7 @@ local fmt = {
     if g then return g(f) end
     error("Function has no field '" .. tostring(k) .. "'", 2)
   end,
-  __tostring = function(f) return 'Function(' .. ffi.string(C.nl_func_name(f)) .. ')' end,
+  __tostring = function(f) return f == nil and 'Function(NULL)' or 'Function(' .. ffi.string(C.nl_func_name(f)) .. ')' end,
 }
 ffi.metatype('struct nl_func', fmt)
 Variable.func_ct = func_ct
