@@ -36,6 +36,17 @@ describe('tutorials/by_examples.lua', function()
     end
     assert.matches('{64, 1, 8, 8}\n{64, 10}\n{64, 1}\n{}', out, 1, true)
     assert.matches('Num images:\t1797', out, 1, true)
+    assert.matches('Label shape:\t{64, 1}', out, 1, true)
+    assert.matches('x:\t{64, 1, 8, 8}\nh1:\t{64, 16}\nh2:\t{64, 32}\nh3:\t{64, 16}\ny:\t{64, 10}', out, 1, true)
+  end)
+
+  it("the dynamic graph reuses the logistic regression's trained parameters, as in the original", function()
+    local dyn = out:match('==== Dynamic graph construction ====\n(.-)\n==== ')
+    assert.is_not_nil(dyn, 'no dynamic graph section in:\n' .. out:sub(1, 3000))
+    local l = tonumber(dyn:match('^Loss:\t([%d.e-]+)'))
+    assert.is_not_nil(l, dyn)
+    assert.is_true(l < 2, 'the auto-forward loss is ' .. l .. ': are the parameters untrained?')
+    assert.matches('prediction:\narray(', dyn, 1, true)
   end)
 
   it("tracks the original's losses (mean of the last 100 steps)", function()
@@ -50,7 +61,7 @@ describe('tutorials/by_examples.lua', function()
   end)
 
   it('writes every figure as a PNG', function()
-    for _, name in ipairs { '00_digits', '01_minibatch', '02_logreg_inputs', '03_mlp_responses',
+    for _, name in ipairs { '00_digits', '01_minibatch', '02_logreg_inputs', '02b_dynamic_inputs', '03_mlp_responses',
                             '04_cnn_responses', '05_rnn_responses', '06_siamese_embedding' } do
       assert.is_true(is_png(dir .. '/figures/' .. name .. '.png'), name)
     end

@@ -56,7 +56,7 @@ plt.axis('off')
 show('01_minibatch')
 print('labels:')
 print(label:reshape({ 8, 8 }))
-print('Label shape: ' .. nn.lib.shape_str(label.shape))
+print('Label shape:', label.shape)
 
 -- ---- Logistic regression ----------------------------------------------------------------
 section('Logistic regression')
@@ -68,47 +68,55 @@ end)
 -- The loss graph
 local t = nn.Variable(label.shape)          -- the target variable
 local loss = F.mean(F.softmax_cross_entropy(y, t))
+-- The static graph computes nothing yet, but the shapes are already inferred.
 print('Printing shapes of variables')
-print(nn.lib.shape_str(x.shape))
-print(nn.lib.shape_str(y.shape))
-print(nn.lib.shape_str(t.shape))
-print(nn.lib.shape_str(loss.shape) .. '   (an empty shape means a scalar)')
+print(x.shape)
+print(y.shape)
+print(t.shape)
+print(loss.shape)                           -- an empty shape means a scalar
 
--- Set data and run a forward pass
-x.d, t.d = data:next()
+-- Set data (the mini-batch shown above) and execute a forward pass
+x.d = img
+t.d = label
 loss:forward()
-print('Prediction of the first image:', y.d[1])
-print('Loss:', loss.d:item())
-print(nn.get_parameters())
+print('Prediction score of the first image:', y.d[1])
+print('Loss:', loss.d:item())               -- the network is random: the output makes no sense yet
 
+-- Backward propagation. The parameters registered under parameter scopes, by name:
+print(nn.get_parameters())
+-- Initialize the gradient buffers of all parameters to zero before backprop,
 for _, param in ipairs(nn.get_parameters():values()) do param.grad:zero() end
+-- then backprop from the sink variable; the gradients land in .g.
 loss:backward()
 for name, param in nn.get_parameters():items() do
   local g = param.g:reshape({ -1 })
-  print(name, nn.lib.shape_str(param.shape), g:rows(1, math.min(20, g.size)))
+  print(name, param.shape, g:rows(1, math.min(20, g.size)))    -- showing the first 20
 end
 
--- A solver (gradient-based optimizer)
+-- Create a solver (gradient-based optimizer) and set the parameters it updates.
 local learning_rate = 1e-3
 local solver = S.Sgd(learning_rate)
 solver:set_parameters(nn.get_parameters())
 
--- One step of training
+-- One step of training: zero_grad() does what the loop over .grad:zero() above did; after
+-- backward, apply weight decay as a regularization, then the SGD update
+-- theta <- theta - lr * grad.
 x.d, t.d = data:next()
 loss:forward()
 solver:zero_grad()
 loss:backward()
 solver:weight_decay(1e-5)
 solver:update()
-print('Loss after one step:', loss.d:item())
+print(loss.d:item())
 
+-- Iterate the optimization steps: the loss decreases.
 results.losses.logreg = {}
 for i = 0, 999 do
   x.d, t.d = data:next()
   loss:forward()
-  solver:zero_grad()
+  solver:zero_grad()                        -- initialize the gradients of all parameters to zero
   loss:backward()
-  solver:weight_decay(1e-5)
+  solver:weight_decay(1e-5)                 -- weight decay as a regularization
   solver:update()
   local l = loss.d:item()
   results.losses.logreg[#results.losses.logreg + 1] = l
@@ -116,7 +124,8 @@ for i = 0, 999 do
 end
 results.logreg = mean_last(results.losses.logreg, 100)
 
-x.d, t.d = data:next()                      -- predict images from the training set
+-- Show predictions (of training images here, which says little, but shows the idea).
+x.d, t.d = data:next()
 y:forward()                                 -- a sub-graph can be run on its own
 plt.figure()
 plt.imshow(tile_images(x.d), { cmap = 'gray' })
@@ -127,31 +136,38 @@ print('prediction:')
 print((y.d:argmax({ axis = 2 }) - 1):reshape({ 8, 8 }))   -- argmax is 1-based: class = index - 1
 
 -- ---- Dynamic graph construction ---------------------------------------------------------
+-- The other way of running a graph: it is computed while it is built. First, the graph
+-- building as functions, for later use. The parameters are not cleared: logreg_forward
+-- finds the trained affine1 parameters in its scope.
 section('Dynamic graph construction')
-nn.clear_parameters()
 
 local function logreg_forward(x)
   return nn.parameter_scope('affine1', function() return PF.affine(x, 10) end)
 end
 local function logreg_loss(y, t)
-  return F.mean(F.softmax_cross_entropy(y, t))
+  return F.mean(F.softmax_cross_entropy(y, t))   -- softmax cross entropy fits multi-class problems
 end
 
+-- Inside nn.auto_forward (or after nn.set_auto_forward(true)) functions compute at once.
 x = nn.Variable(img.shape)
 t = nn.Variable(label.shape)
 x.d, t.d = data:next()
-local dloss = nn.auto_forward(function()
-  local dy = logreg_forward(x)
-  return logreg_loss(dy, t)
+y, loss = nn.auto_forward(function()
+  local y = logreg_forward(x)
+  return y, logreg_loss(y, t)
 end)
-print('Loss (computed while the graph was built):', dloss.d:item())
-solver = S.Sgd(learning_rate)
-solver:set_parameters(nn.get_parameters())
+print('Loss:', loss.d:item())
+plt.figure()
+plt.imshow(tile_images(x.d), { cmap = 'gray' })
+plt.title('dynamic graph: inputs')
+plt.axis('off')
+show('02b_dynamic_inputs')
+print('prediction:')
+print((y.d:argmax({ axis = 2 }) - 1):reshape({ 8, 8 }))
+
+-- Backward works on a dynamically built graph too.
 solver:zero_grad()
-dloss:backward { clear_buffer = true }
-for name, param in nn.get_parameters():items() do
-  print(name, nn.lib.shape_str(param.shape), 'grad norm', math.sqrt((param.g * param.g):sum()))
-end
+loss:backward()
 
 -- ---- Multi-layer perceptron -------------------------------------------------------------
 section('Multi-layer perceptron (MLP)')
@@ -174,18 +190,19 @@ local function mlp(x, hidden)
 end
 
 local hs
-y, hs = mlp(x)
+y, hs = mlp(x)                              -- construct an MLP graph
 print('Printing shapes')
-print('x: ' .. nn.lib.shape_str(x.shape))
-for i, h in ipairs(hs) do print(('h%d: %s'):format(i, nn.lib.shape_str(h.shape))) end
-print('y: ' .. nn.lib.shape_str(y.shape))
+print('x:', x.shape)
+for i, h in ipairs(hs) do print(('h%d:'):format(i), h.shape) end
+print('y:', y.shape)
 
-loss = logreg_loss(y, t)
+loss = logreg_loss(y, t)                    -- reuse the logreg loss function
 
--- The training loop of the logistic regression, as a function.
+-- The training loop of the logistic regression, as a function (record names the entry of
+-- the results table that keeps the losses).
 local function training(steps, lr, record)
   local s = S.Sgd(lr)
-  s:set_parameters(nn.get_parameters())
+  s:set_parameters(nn.get_parameters())     -- the parameters to be updated
   local losses = {}
   for i = 0, steps - 1 do
     x.d, t.d = data:next()
@@ -205,7 +222,7 @@ end
 
 training(1000, 1e-2, 'mlp')
 
--- Responses of each layer for the first image.
+-- Showing the responses of each layer for the first image of the last mini-batch.
 local function scale01(h)
   local lo, hi = h:min(), h:max()
   if hi == lo then return h * 0 end
@@ -247,7 +264,9 @@ local function cnn(x)
   return y, { c1, c2, fc3 }
 end
 
--- Run on CUDA where there is one.
+-- Run on CUDA where there is one: a cudnn context (cuDNN where it has the function, else
+-- CUDA kernels) set as the default before building the graph; the functions and the
+-- solver created from then on run on the GPU. nn.context_scope(ctx, fn) is the scoped way.
 local cuda_device_id = 0
 local ok, ctx = pcall(require('nnlua.ext_utils').get_extension_context, 'cudnn', { device_id = cuda_device_id })
 if ok then
@@ -262,6 +281,7 @@ y, hs = cnn(x)
 loss = logreg_loss(y, t)
 training(1000, 1e-1, 'cnn')
 
+-- Showing the responses of each layer (the conv layers' channels as tiles).
 num_plot, gid = #hs + 2, 1
 plt.figure { figsize = { 2, 8 } }
 imshow(x.d[1][1], 'x')
@@ -271,10 +291,14 @@ imshow(hs[3].d[1]:reshape({ -1, 8 }), 'fc3')
 imshow(scale01(y.d[1]):reshape({ 2, 5 }), 'y')
 show('04_cnn_responses')
 
+-- nn.save_parameters writes the parameters registered under parameter scopes as HDF5 (in
+-- NNabla's layout); the Siamese network below starts from them.
 local path_cnn_params = os.getenv('NNLUA_TUTORIAL_TMP') and (os.getenv('NNLUA_TUTORIAL_TMP') .. '/tmp.params.cnn.h5')
                         or 'tmp.params.cnn.h5'
 nn.save_parameters(path_cnn_params)
 print('saved the CNN parameters to ' .. path_cnn_params)
+-- Back to the CPU. (The original notebook keeps the cuDNN context, so that its RNN and
+-- Siamese sections run on the GPU too; here the GPU part is the CNN only.)
 if ok then nn.set_default_context(require('nnlua.ext_utils').get_extension_context('cpu')) end
 
 -- ---- Recurrent neural network (Elman RNN) -----------------------------------------------
@@ -286,7 +310,8 @@ local function rnn(xs, h0, hidden)
   local hs = {}
   local y = nn.parameter_scope('rnn', function()
     local h = h0
-    for _, xt in ipairs(xs) do            -- time steps share their parameters (same scopes)
+    for _, xt in ipairs(xs) do            -- the time-step loop
+      -- The parameter scopes are reused over time: the parameters are shared over time.
       local x2h = nn.parameter_scope('x2h', function() return PF.affine(xt, hidden, { with_bias = false }) end)
       local h2h = nn.parameter_scope('h2h', function() return PF.affine(h, hidden) end)
       h = F.tanh(x2h + h2h)
@@ -297,7 +322,10 @@ local function rnn(xs, h0, hidden)
   return y, hs
 end
 
--- The 2x2 grid of 4x4 sub-images, as slices of the image variable.
+-- Not meaningful, just a demonstration: split each image into a 2x2 grid of 4x4 sub-images
+-- and feed them to the RNN one after another. (The original slices the numpy mini-batch and
+-- feeds four input variables; here the slices are taken of the image variable x, in the
+-- graph, so setting x.d feeds all four time steps.)
 local function split_grid4(v)
   return { v[{ {}, {}, { 1, 4 }, { 1, 4 } }], v[{ {}, {}, { 1, 4 }, { 5, 8 } }],
            v[{ {}, {}, { 5, 8 }, { 1, 4 } }], v[{ {}, {}, { 5, 8 }, { 5, 8 } }] }
@@ -309,6 +337,7 @@ local h0 = nn.Variable({ img.shape[1], hidden })   -- the initial hidden state
 y, hs = rnn(seq_x, h0, hidden)
 loss = logreg_loss(y, t)
 
+-- Copied from the logreg example, with the initial hidden state reset at every step.
 local function training_rnn(steps, lr)
   local s = S.Sgd(lr)
   s:set_parameters(nn.get_parameters())
@@ -331,6 +360,7 @@ end
 
 training_rnn(1000, 1e-1)
 
+-- Showing the responses of each layer (the hidden state after each time step).
 num_plot, gid = #hs + 2, 1
 plt.figure { figsize = { 2, 8 } }
 imshow(x.d[1][1], 'x')
@@ -339,10 +369,15 @@ imshow(scale01(y.d[1]):reshape({ 2, 5 }), 'y')
 show('05_rnn_responses')
 
 -- ---- Siamese network ------------------------------------------------------------------------
+-- Embeds the digits into 2-D space, and shows how to reuse a pretrained network: first, load
+-- the parameters learned in the CNN example.
 section('Siamese network')
 nn.clear_parameters()
 nn.load_parameters(path_cnn_params)          -- the CNN's pretrained parameters
 
+-- The embedding function. The network structure and the parameter hierarchy are identical to
+-- the CNN example's, so the saved parameters are found (and could be fine-tuned).
+-- test = true: batch normalization uses the stored running mean and variance.
 local function cnn_embed(x, test)
   local c1, c2, fc3
   nn.parameter_scope('cnn', function()       -- the same configuration as the CNN above
@@ -371,6 +406,8 @@ local function siamese_loss(e0, e1, t, margin, eps)
   return F.mean(sim_cost + dissim_cost)
 end
 
+-- Two CNN streams compared with the contrastive loss above. Both have the same parameter
+-- hierarchy, so their parameters are shared.
 local x0 = nn.Variable(img.shape)
 local x1 = nn.Variable(img.shape)
 t = nn.Variable({ img.shape[1] })            -- same class or not
@@ -409,7 +446,8 @@ local sl = results.losses.siamese
 results.siamese_first = mean_last({ unpack(sl, 1, 100) }, 100)
 results.siamese = mean_last(sl, 100)
 
--- The 2-D embedding of 512 digits, coloured by class.
+-- The embedded training images (the first 512 digits), coloured by class: the images of a
+-- class are embedded near each other.
 local n_vis = 512
 local all_image = digits.images:rows(1, n_vis):reshape({ n_vis, 1, 8, 8 })
 local all_label = digits.target:rows(1, n_vis)
@@ -417,17 +455,18 @@ local x_all = nn.Variable(all_image.shape)
 x_all.d = all_image
 local embed = nn.auto_forward(function() return (cnn_embed(x_all, true)) end)
 local ed = embed.d
+-- (The original colours class i with plt.cm.Set1(i / 10), which gives 0 and 1 the same
+-- red; matplotlib's tab10 cycle, here, gives every class its own colour.)
 plt.figure { figsize = { 16, 9 } }
 for c = 0, 9 do
   local xs, ys = {}, {}
   for i = 1, n_vis do
     if all_label[i] == c then xs[#xs + 1] = ed:get(i, 1); ys[#ys + 1] = ed:get(i, 2) end
   end
-  plt.plot(xs, ys, 'o', { label = tostring(c), color = plt.tab10[c + 1] })
+  plt.plot(xs, ys, '.', { label = tostring(c), color = plt.tab10[c + 1], markersize = 10 })
 end
 plt.legend()
 plt.grid(true)
-plt.title('Siamese network: 2-D embedding of 512 digits')
 show('06_siamese_embedding')
 
 results.seconds = os.clock() - t_start
