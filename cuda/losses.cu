@@ -72,6 +72,7 @@ template <class L> static int loss_forward(nl_func *f) {
     NLC_PTR(float *, y, nlc_out(f, 0));
     const int64_t n = nl_in(f, 0)->size;
     if (n == 0) return 0;
+    if (nlc_set_device(f->device_id)) return -1;
     k_loss_fwd<L><<<nlc_blocks(n), NLC_THREADS>>>(n, a, b, y, loss_arg(f));
     NLC_LAUNCHED(f->def->name);
     return 0;
@@ -82,6 +83,7 @@ template <class L, int WHICH> static int loss_grad(nl_func *f, const float *a, c
     NLC_PTR(float *, dx, nlc_in_grad(f, WHICH, acc));
     const int64_t n = nl_in(f, 0)->size;
     if (n == 0) return 0;
+    if (nlc_set_device(f->device_id)) return -1;
     const float v = loss_arg(f);
     if (acc) k_loss_bwd<L, WHICH, true><<<nlc_blocks(n), NLC_THREADS>>>(n, a, b, dy, dx, v);
     else k_loss_bwd<L, WHICH, false><<<nlc_blocks(n), NLC_THREADS>>>(n, a, b, dy, dx, v);

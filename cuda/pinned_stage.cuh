@@ -43,7 +43,11 @@ struct nlc_pinned_stage {
         if (n == 0) return 0;
         if (!done) NLC_CUDA(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
         NLC_CUDA(cudaMemcpyAsync(dst, p, n, cudaMemcpyHostToDevice));
-        NLC_CUDA(cudaEventRecord(done));
+        const cudaError_t e = cudaEventRecord(done);
+        if (e != cudaSuccess) {            /* the copy is queued but unmarked: wait for it here */
+            cudaDeviceSynchronize();
+            return nlc_cuda_err(e, "cudaEventRecord(staging)");
+        }
         pending = true;
         return 0;
     }

@@ -26,6 +26,7 @@
  */
 #include "common.cuh"
 #include "pinned_stage.cuh"
+#include <limits.h>
 extern "C" {
 #include "recurrent_math.h"
 }
@@ -38,6 +39,16 @@ static int rm_gemm(cublasHandle_t h, bool ta, bool tb, int M, int N, int K, cons
                    const float *B, int ldb, float beta, float *C, int ldc) {
     NLC_CUBLAS(cublasSgemm(h, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &k_one, B,
                            ldb, A, lda, &beta, C, ldc));
+    return 0;
+}
+
+/* cuBLAS takes int sizes: the rows of all steps (T*B), the gate rows (G*H) and a weight
+ * row (In + H <= D*H + H + I) must fit. 0 or -1. */
+static int rnn_fits_int(const rnn_state *s) {
+    const int64_t lim = INT_MAX, in_max = (s->D * s->H > s->I ? s->D * s->H : s->I) + s->H;
+    if (s->T * s->B > lim || s->G * s->H > lim || in_max > lim)
+        return nl_error("sizes too large for cuBLAS (T*B = %lld, gates %lld, weight row %lld)",
+                        (long long)(s->T * s->B), (long long)(s->G * s->H), (long long)in_max);
     return 0;
 }
 
@@ -192,6 +203,7 @@ static int rnn_cuda_forward(nl_func *f) {
     const int dev = f->device_id;
     const int64_t T = s->T, B = s->B, H = s->H, D = s->D, L = s->L, GH = s->G * H, TB = T * B;
     const int64_t n_out = TB * D * H;   /* one layer's output */
+    if (rnn_fits_int(s)) return -1;
     NLC_PTR(const float *, x, nlc_in(f, s->ix));
     NLC_PTR(const float *, h0all, nlc_in(f, s->ih));
     NLC_PTR(const float *, w0, nlc_in(f, s->iw0));

@@ -68,6 +68,7 @@ __global__ void k_dropout_bwd(int64_t n, const float *__restrict__ dy, const uin
 }
 
 static int dropout_forward(nl_func *f) {
+    if (nlc_set_device(f->device_id)) return -1;   /* kernels and copies on the node's device */
     NLC_PTR(sto_state *, st, nlc_state<sto_state>(f));
     const int64_t n = nl_in(f, 0)->size, words = (n + 31) / 32;
     const double p = nl_arg_float(f, DO_P);
@@ -90,6 +91,7 @@ static int dropout_forward(nl_func *f) {
 }
 
 static int dropout_backward(nl_func *f, const bool *prop, const bool *accum) {
+    if (nlc_set_device(f->device_id)) return -1;   /* kernels and copies on the node's device */
     if (!prop[0]) return 0;
     NLC_PTR(sto_state *, st, nlc_state<sto_state>(f));
     const int64_t n = nl_in(f, 0)->size;
@@ -106,6 +108,7 @@ static int dropout_backward(nl_func *f, const bool *prop, const bool *accum) {
 /* ==== rand, randint, randn: the values drawn on the host are y ========================== */
 
 static int gen_forward(nl_func *f) {
+    if (nlc_set_device(f->device_id)) return -1;   /* kernels and copies on the node's device */
     NLC_PTR(sto_state *, st, nlc_state<sto_state>(f));
     const int64_t n = nl_out(f, 0)->size;
     NLC_PTR(float *, y, nlc_out(f, 0));
@@ -178,6 +181,7 @@ __global__ void k_rc_bwd(int64_t outer, int64_t W, int64_t inner, const float *_
 }
 
 static int rc_forward(nl_func *f) {
+    if (nlc_set_device(f->device_id)) return -1;   /* kernels and copies on the node's device */
     NLC_PTR(sto_state *, st, nlc_state<sto_state>(f));
     int64_t outer, W, inner;
     rc_dims(f, &outer, &W, &inner);
@@ -222,6 +226,7 @@ static int rc_forward(nl_func *f) {
 
 /* dx[chosen] += dy, and the same for w (NNabla's rule) */
 static int rc_backward(nl_func *f, const bool *prop, const bool *accum) {
+    if (nlc_set_device(f->device_id)) return -1;   /* kernels and copies on the node's device */
     if (!prop[0] && !prop[1]) return 0;
     NLC_PTR(sto_state *, st, nlc_state<sto_state>(f));
     int64_t outer, W, inner;
@@ -326,6 +331,7 @@ __global__ void k_remap_bwd(remap_dev p, const int64_t *__restrict__ par, const 
 }
 
 static int remap_forward(nl_func *f) {
+    if (nlc_set_device(f->device_id)) return -1;   /* kernels and copies on the node's device */
     NLC_PTR(sto_state *, st, nlc_state<sto_state>(f));
     const remap_dev p = remap_plan(f);
     const size_t bytes = (size_t)(p.S * p.nd) * sizeof(int64_t);
@@ -343,6 +349,7 @@ static int remap_forward(nl_func *f) {
 }
 
 static int remap_backward(nl_func *f, const bool *prop, const bool *accum) {
+    if (nlc_set_device(f->device_id)) return -1;   /* kernels and copies on the node's device */
     if (!prop[0]) return 0;
     NLC_PTR(sto_state *, st, nlc_state<sto_state>(f));
     const remap_dev p = remap_plan(f);
@@ -427,6 +434,7 @@ __global__ void k_erase_bwd(erase_dev d, const erase_rec *__restrict__ rec, cons
 }
 
 static int erase_forward(nl_func *f) {
+    if (nlc_set_device(f->device_id)) return -1;   /* kernels and copies on the node's device */
     NLC_PTR(sto_state *, st, nlc_state<sto_state>(f));
     nl_erase_dims e = {};
     if (nl_erase_dims_of(f, &e)) return -1;
@@ -465,6 +473,7 @@ static int erase_forward(nl_func *f) {
 }
 
 static int erase_backward(nl_func *f, const bool *prop, const bool *accum) {
+    if (nlc_set_device(f->device_id)) return -1;   /* kernels and copies on the node's device */
     if (!prop[0]) return 0;
     NLC_PTR(sto_state *, st, nlc_state<sto_state>(f));
     nl_erase_dims e = {};

@@ -29,6 +29,7 @@ __global__ void k_top_n(int64_t outer, int64_t C, int64_t inner, int64_t n, cons
 }
 
 static int top_n_forward(nl_func *f) {
+    if (nlc_set_device(f->device_id)) return -1;   /* kernels and copies on the node's device */
     int64_t outer, C, inner;
     if (nl_class_dims(f, TOPN_AXIS, &outer, &C, &inner)) return -1;
     NLC_PTR(const float *, x, nlc_in(f, 0));

@@ -955,6 +955,101 @@ gen_case('sink', { normal(S234), normal({ 5 }) }, { true, true }, function(a, b)
 gen_case('sink', { normal(S234) }, { true }, function(a) return F.sink(a, { one_input_grad = false }) end,
          { wrap = false })
 
+-- second review's stress shapes (cudnn.cu, cudnn_deconv.cu, recurrent.cu, interpolate.cu,
+-- stochastic.cu, generators.cu, losses.cu, validation.cu): 3-d grouped/dilated and 1-d
+-- convolutions, one gradient at a time, 1-d and inference-only pooling, batch norm over
+-- the last axis / two values per channel / without beta, gamma or running statistics,
+-- recurrent layers with one step, interpolation from and to size 1, zero-size shapes, and
+-- one input given twice (the second slot accumulates)
+conv_case({ 1, 4, 5, 6, 5 }, { 6, 2, 3, 2, 3 }, { group = 2, dilation = { 2, 1, 1 }, pad = { 1, 0, 1 }, stride = { 1, 2, 2 } }, true)
+conv_case({ 1, 2, 1 }, { 3, 2, 1 }, nil, true)
+conv_case({ 2, 6, 11 }, { 4, 3, 3 }, { group = 2, dilation = { 3 }, stride = { 2 } }, true, { wrap = false })
+conv_case({ 2, 3, 4, 4 }, { 5, 3, 3, 3 }, { pad = { 1, 1 } }, true, { grad = { false, true, false } })
+conv_case({ 2, 3, 4, 4 }, { 5, 3, 3, 3 }, { pad = { 1, 1 } }, true, { grad = { true, false, true } })
+conv_case({ 2, 3, 2, 4, 4 }, { 4, 3, 1, 3, 3 }, { pad = { 0, 1, 1 }, dilation = { 1, 2, 1 } }, false, { wrap = false })
+for _, name in ipairs { 'max_pooling', 'average_pooling' } do
+  add(name, { inputs = { normal({ 2, 3, 9 }) }, grad = { true },
+              fn = function(x) return F[name](x, { 3 }, { stride = { 2 }, pad = { 1 } }) end })
+  add(name, { inputs = { normal({ 2, 3, 6, 7 }) }, grad = { false },
+              fn = function(x) return F[name](x, { 3, 2 }, { stride = { 1, 2 }, pad = { 1, 1 } }) end })
+  add(name, { inputs = { normal({ 2, 2, 5, 5 }) }, grad = { true }, wrap = false,
+              fn = function(x) return F[name](x, { 2, 3 }, { stride = { 1, 1 } }) end })
+end
+add('batch_normalization', {
+  inputs = { normal({ 2, 5, 3 }), normal({ 1, 1, 3 }), normal({ 1, 1, 3 }), normal({ 1, 1, 3 }), positive({ 1, 1, 3 }) },
+  grad = { true, true, true, false, false }, grad_atol = 5e-3,
+  fn = function(x, b, g, m, v) return F.batch_normalization(x, b, g, m, v, { axes = { 3 }, decay_rate = 0.5, eps = 1e-3 }) end })
+add('batch_normalization', {
+  inputs = { normal({ 1, 3, 1, 2 }), normal({ 1, 3, 1, 1 }), normal({ 1, 3, 1, 1 }), normal({ 1, 3, 1, 1 }), positive({ 1, 3, 1, 1 }) },
+  grad = { true, true, true, false, false }, grad_atol = 5e-3, wrap = false,
+  fn = function(x, b, g, m, v) return F.batch_normalization(x, b, g, m, v) end })
+add('batch_normalization', {
+  inputs = { normal({ 4, 3, 2, 2 }), normal({ 1, 3, 1, 1 }), positive({ 1, 3, 1, 1 }) },
+  grad = { true, false, false }, grad_atol = 5e-3,
+  fn = function(x, m, v) return F.batch_normalization(x, nil, nil, m, v) end })
+add('batch_normalization', {
+  inputs = { normal({ 4, 3, 2, 2 }), normal({ 1, 3, 1, 1 }) },
+  grad = { true, true }, grad_atol = 5e-3,
+  fn = function(x, g) return F.batch_normalization(x, nil, g) end })
+add('batch_normalization', {
+  inputs = { normal({ 3, 4, 5 }), normal({ 1, 4, 1 }), normal({ 1, 4, 1 }), normal({ 1, 4, 1 }), positive({ 1, 4, 1 }) },
+  grad = { true, true, true, true, true }, wrap = false,
+  fn = function(x, b, g, m, v) return F.batch_normalization(x, b, g, m, v, { batch_stat = false }) end })
+deconv_case({ 1, 4, 3, 2, 3 }, { 4, 3, 2, 3, 2 }, { group = 2, dilation = { 1, 2, 1 }, stride = { 2, 1, 2 }, pad = { 1, 1, 0 } }, true)
+deconv_case({ 2, 3, 1 }, { 3, 2, 1 }, nil, true, { wrap = false })
+dwconv_case({ 2, 3, 9 }, { 6, 3 }, { multiplier = 2, dilation = { 2 }, stride = { 2 }, pad = { 2 } }, true, { wrap = false })
+rec_case('lstm', { T = 1, B = 1, I = 2, H = 3, L = 2, D = 2, bias = true })
+rec_case('gru', { T = 1, B = 2, I = 3, H = 2, L = 2, D = 2, bias = true, dropout = 0.5, seed = 3 })
+rec_case('rnn', { T = 1, B = 1, I = 1, H = 1, L = 3, D = 2, bias = true, wrap = false })
+rec_case('gru', { T = 2, B = 1, I = 2, H = 3, L = 3, D = 2, bias = true, wrap = false })
+rec_case('lstm', { T = 5, B = 3, I = 4, H = 2, L = 2, D = 2, dropout = 0.5, seed = 11, wrap = false })
+interp_case({ 2, 3, 1, 4 }, { output_size = { 3, 1 }, align_corners = true })
+interp_case({ 1, 2, 5, 1 }, { output_size = { 1, 4 }, align_corners = true, mode = 'nearest' })
+interp_case({ 1, 2, 3, 4, 2 }, { output_size = { 1, 5, 3 }, half_pixel = true }, nil, { wrap = false })
+interp_case({ 2, 3, 4, 5 }, { output_size = { 4, 5 }, align_corners = true })
+interp_case({ 2, 1, 1 }, { output_size = { 6 }, half_pixel = true })
+gen_case('constant', dummy, {}, function() return F.constant(1.5, { 3, 0 }) end)
+gen_case('arange', dummy, {}, function() return F.arange(0, 1, 0.3) end)
+sto_case('rand', dummy, {}, function() return F.rand(0, 1, { 2, 0 }) end)
+sto_case('random_flip', { normal({ 0, 3, 4 }) }, { true }, function(x) return F.random_flip(x) end)
+sto_case('random_choice', { normal({ 0, 5 }), positive({ 0, 5 }) }, { true, true },
+         function(x, w) return F.random_choice(x, w, { 3 }) end)
+sto_case('dropout', { normal({ 33 }) }, { true }, function(x) return F.add2(F.dropout(x, 0.5, 4), F.dropout(x, 0.5, 5)) end)
+add('binary_cross_entropy', { inputs = { range(S234, 0.05, 0.95) }, grad = { true },
+                              fn = function(x) return F.binary_cross_entropy(x, x) end })
+add('huber_loss', { inputs = { normal(S234) }, grad = { true }, wrap = false,
+                    fn = function(a) return F.huber_loss(a, a, 0.5) end })
+add('top_n_error', { inputs = { normal({ 0, 5 }), labels({ 0, 1 }, 5) }, fn = function(x, t) return F.top_n_error(x, t) end })
+add('confusion_matrix', { inputs = { normal({ 0, 3 }), labels({ 0, 1 }, 3) }, fn = function(x, t) return F.confusion_matrix(x, t) end })
+add('fused_batch_normalization', { inputs = { normal({ 1, 3, 1, 2 }), normal({ 1, 3, 1, 1 }), normal({ 1, 3, 1, 1 }),
+                                              normal({ 1, 3, 1, 1 }), positive({ 1, 3, 1, 1 }) },
+                                   grad = { true, true, true, false, false }, grad_atol = 5e-3, wrap = false,
+                                   fn = function(x, b, g, m, v) return F.fused_batch_normalization(x, b, g, m, v) end })
+for _, name in ipairs { 'relu', 'tanh', 'sigmoid' } do
+  unary_case(name)
+  add(name, { inputs = { normal({ 3, 0 }) }, grad = { true }, fn = function(x) return F[name](x) end })
+  add(name, { inputs = { normal({ 5, 7 }) }, grad = { true }, wrap = false, fn = function(x) return F[name](x) end })
+end
+-- inference max pooling runs cuDNN, whose NaN rule (skip or propagate) is not the CPU's
+-- (NaN only when it is the window's first value): infinities and ties only here
+local function infinities(shape)
+  return function(seed)
+    local a = specials(shape)(seed)
+    local p = a:ptr(C.NL_READWRITE)
+    for i = 0, a.size - 1 do if p[i] ~= p[i] then p[i] = -math.huge end end
+    return a
+  end
+end
+add('max_pooling', { inputs = { infinities({ 2, 2, 6, 6 }) }, grad = { false }, fn = function(x) return F.max_pooling(x, { 2, 2 }) end })
+add('max_pooling', { inputs = { infinities({ 2, 2, 6, 5 }) }, grad = { false },
+                     fn = function(x) return F.max_pooling(x, { 3, 3 }, { stride = { 2, 2 }, pad = { 1, 1 } }) end })
+add('average_pooling', { inputs = { specials({ 2, 2, 6, 6 }) }, grad = { true }, fn = function(x) return F.average_pooling(x, { 3, 3 }, { pad = { 1, 1 } }) end })
+for _, name in ipairs { 'relu', 'tanh', 'sigmoid' } do
+  add(name, { inputs = { specials(S234) }, grad = { true }, fn = function(x) return F[name](x) end })
+end
+add('softmax', { inputs = { normal({ 1, 3, 1 }) }, grad = { true }, wrap = false, fn = function(x) return F.softmax(x, 2) end })
+add('log_softmax', { inputs = { normal({ 4, 1 }) }, grad = { true }, fn = function(x) return F.log_softmax(x) end })
+
 -- A default case for a function registered later with no entry here (one input of S234,
 -- or two of the same shape).
 local function default_case(name)
