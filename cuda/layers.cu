@@ -746,20 +746,23 @@ __global__ void k_bn_stats(bn_geom g, const float *__restrict__ x, float eps, fl
 
 /* per channel: scale = inv * gamma, shift = beta - mean * scale. inv = saved[C + c], or
  * 1/sqrt(var[c] + eps) when var (the running variance) is given. */
+/* ss (3C) = [scale, center, shift]: y = (x - center) * scale + shift, the mean subtracted
+ * first as normalization.c does (x * scale + (beta - mean * scale) loses the digits of a
+ * small spread around a large mean) */
 __global__ void k_bn_scale_shift(int64_t C, const float *mean, const float *inv, const float *var, float eps,
                                  const float *gamma, const float *beta, float *ss) {
     NLC_LOOP(c, C) {
         const float s = var ? (float)(1.0 / sqrt((double)var[c] + (double)eps)) : inv[c];
-        const float sc = s * (gamma ? gamma[c] : 1.0f);
-        ss[c] = sc;
-        ss[C + c] = (beta ? beta[c] : 0.0f) - mean[c] * sc;
+        ss[c] = s * (gamma ? gamma[c] : 1.0f);
+        ss[C + c] = mean[c];
+        ss[2 * C + c] = beta ? beta[c] : 0.0f;
     }
 }
 
 __global__ void k_bn_apply(bn_geom g, const float *__restrict__ x, const float *__restrict__ ss, float *y) {
     NLC_LOOP(k, g.outer * g.C * g.inner) {
         const int64_t c = (k / g.inner) % g.C;
-        y[k] = x[k] * ss[c] + ss[g.C + c];
+        y[k] = (x[k] - ss[g.C + c]) * ss[c] + ss[2 * g.C + c];
     }
 }
 
@@ -797,7 +800,7 @@ int nlc_bn_cuda_forward(nl_func *f) {
     if (opt_in(f, NLC_BN_BETA, &beta) || opt_in(f, NLC_BN_GAMMA, &gamma)) return -1;
     NLC_PTR(float *, y, nlc_out(f, 0));
     nlc_buf ssb;
-    NLC_PTR(float *, ss, ssb.get(2 * g.C, dev));
+    NLC_PTR(float *, ss, ssb.get(3 * g.C, dev));
     const int64_t n = g.outer * g.inner;
     if (batch_stat) {
         NLC_PTR(float *, saved, st->saved.get(2 * g.C, dev));

@@ -120,16 +120,18 @@ static void bn_var_range(int64_t c0, int64_t c1, void *vc) {
     }
 }
 
-/* y = x * scale_c + shift_c over blocks (o, c) in [j0, j1) */
+/* y = (x - center_c) * scale_c + beta_c over blocks (o, c) in [j0, j1). Centering first
+ * (as NNabla does) keeps the precision when |mean| >> std: x * scale + (beta - mean * scale)
+ * cancels catastrophically in float. */
 static void bn_norm_range(int64_t j0, int64_t j1, void *vc) {
     const bn_ctx *b = vc;
     const int64_t C = b->C, inner = b->inner;
     for (int64_t j = j0; j < j1; j++) {
         const int64_t c = j % C;
-        const float sc = b->k[c], sh = b->k[C + c];
+        const float sc = b->k[c], mc = b->k[C + c], bc = b->k[2 * C + c];
         const float *restrict x = b->x + j * inner;
         float *restrict y = b->y + j * inner;
-        for (int64_t i = 0; i < inner; i++) y[i] = x[i] * sc + sh;
+        for (int64_t i = 0; i < inner; i++) y[i] = (x[i] - mc) * sc + bc;
     }
 }
 
@@ -166,7 +168,7 @@ static void bn_dx_range(int64_t j0, int64_t j1, void *vc) {
 
 /* x: (outer, C, inner); beta, gamma, mean, variance: (C); y: (outer, C, inner).
  * scratch 0: saved batch mean (C) and 1/sqrt(var + eps) (C); scratch 1: doubles (2C);
- * scratch 2: per-channel scale and shift (2C). */
+ * scratch 2: per-channel scale, center and beta (3C). */
 static int bn_forward(nl_func *f) {
     const bn_plan *p = f->state;
     const int64_t outer = p->outer, C = p->C, inner = p->inner, n = outer * inner;
@@ -179,8 +181,8 @@ static int bn_forward(nl_func *f) {
     NL_PTR(float *, y, nl_out_data(f, 0));
     NL_PTR(float *, saved, nl_func_scratch(f, 0, 2 * C + 1));
     NL_PTR(float *, wsd, nl_func_scratch(f, 1, 4 * C + 2));
-    NL_PTR(float *, ss, nl_func_scratch(f, 2, 2 * C + 1));
-    float *bmean = saved, *binv = saved + C, *scale = ss, *shift = ss + C;
+    NL_PTR(float *, ss, nl_func_scratch(f, 2, 3 * C + 1));
+    float *bmean = saved, *binv = saved + C, *scale = ss, *center = ss + C, *shift = ss + 2 * C;
     double *acc = (double *)(void *)wsd;
 
     if (batch_stat) {
@@ -206,7 +208,8 @@ static int bn_forward(nl_func *f) {
         }
         for (int64_t c = 0; c < C; c++) {
             scale[c] = binv[c] * (gamma ? gamma[c] : 1.0f);
-            shift[c] = (beta ? beta[c] : 0.0f) - bmean[c] * scale[c];
+            center[c] = bmean[c];
+            shift[c] = beta ? beta[c] : 0.0f;
         }
     } else {
         NL_PTR(const float *, rm, nl_in_data(f, IN_MEAN));
@@ -214,7 +217,8 @@ static int bn_forward(nl_func *f) {
         for (int64_t c = 0; c < C; c++) {
             float s = (float)(1.0 / sqrt((double)rv[c] + eps));
             scale[c] = s * (gamma ? gamma[c] : 1.0f);
-            shift[c] = (beta ? beta[c] : 0.0f) - rm[c] * scale[c];
+            center[c] = rm[c];
+            shift[c] = beta ? beta[c] : 0.0f;
         }
     }
     bn_ctx b = {.x = x, .y = y, .k = ss, .outer = outer, .C = C, .inner = inner};

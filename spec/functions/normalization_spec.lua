@@ -136,6 +136,30 @@ describe('batch_normalization', function()
     T.assert_close(y.d:mean { axis = 1 }, NdArray.zeros { 2 }, 1e-5, 0, 'zero mean')
   end)
 
+  it('keeps its precision when the mean is large against the spread (centers x first, as NNabla)', function()
+    -- channel values 1e4 -/+ 0.01 (float32: 9999.990234375 and 10000.009765625); the fused
+    -- form x * scale + (beta - mean * scale) lost ~1.5% here (0.9375 instead of 0.9514)
+    local lo, hi = 9999.990234375, 10000.009765625
+    local x = nn.Variable.from { { lo, 1 }, { hi, 2 }, { lo, 3 }, { hi, 4 } }
+    local beta, gamma = nn.Variable.from { { 0.5, 0 } }, nn.Variable.from { { 2, 1 } }
+    local mean, var = nn.Variable.from { { 0, 0 } }, nn.Variable.from { { 1, 1 } }
+    local y = F.batch_normalization(x, beta, gamma, mean, var)
+    y:forward()
+    local d = (hi - lo) / 2
+    local r = 2 * d / math.sqrt(d * d + 1e-5)
+    local want = { 0.5 - r, 0.5 + r, 0.5 - r, 0.5 + r }
+    local got = {}
+    for i = 1, 4 do got[i] = y.d[i][1] end
+    T.assert_close(got, want, 1e-4, 1e-4, 'batch_stat = true')
+    -- batch_stat = false with the same large running mean
+    mean.d = { { 10000, 2.5 } }
+    var.d = { { d * d, 1.25 } }
+    local z = F.batch_normalization(x, beta, gamma, mean, var, { batch_stat = false })
+    z:forward()
+    for i = 1, 4 do got[i] = z.d[i][1] end
+    T.assert_close(got, want, 1e-4, 1e-4, 'batch_stat = false')
+  end)
+
   it('rejects bad inputs, naming the function, the argument and the shapes', function()
     local x = nn.Variable { 4, 3, 2, 2 }
     local s = nn.Variable { 1, 3, 1, 1 }
