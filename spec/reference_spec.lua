@@ -20,7 +20,11 @@ describe('lua/nnlua/REFERENCE.md', function()
     local f = assert(io.open('lua/nnlua/REFERENCE.md', 'r'))
     local text = f:read('*a')
     f:close()
-    for name in pairs(F._descriptors) do assert.matches('| `' .. name .. '` |', text, 1, true) end
+    for name in pairs(F._descriptors) do
+      assert.matches('| `' .. name .. '` |', text, 1, true)
+      local sig = F.signature(name)
+      assert.is_nil(sig:find('(, ', 1, true), sig)           -- no stray separator (functions without inputs)
+    end
     for name in pairs(PF._signatures) do assert.matches('| `' .. name .. '` |', text, 1, true) end
     for _, name in ipairs { 'Sgd', 'Momentum', 'Adam', 'AdamW', 'Lamb' } do
       assert.is_not_nil(S._signatures[name], name)

@@ -268,7 +268,7 @@ function F.signature(name)
     args[#args + 1] = s
   end
   local all = table.concat(ins, ', ')
-  if #args > 0 then all = all .. ', ' .. table.concat(args, ', ') end
+  if #args > 0 then all = all .. (#ins > 0 and ', ' or '') .. table.concat(args, ', ') end
   return 'F.' .. name .. '(' .. all .. ')', d.doc
 end
 
