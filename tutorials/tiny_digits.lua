@@ -1,7 +1,7 @@
 -- tiny_digits: the 8x8 handwritten digits (UCI / scikit-learn's load_digits) for the
 -- "NNabla by Examples" tutorial: load_digits, plot_stats and data_iterator_tiny_digits,
 -- as NNabla's tutorial helper of the same name provides them; and, for the example scripts
--- (resnet_digits.lua, sequence_lstm.lua), split_digits, accuracy and loss_trend.
+-- (resnet_digits.lua, sequence_lstm.lua), split_digits, loss_trend, and accuracy (a quick check).
 local NdArray = require 'nnlua.ndarray'
 
 local M = {}
@@ -107,17 +107,20 @@ function M.split_digits(digits, n_train)
 end
 
 -- accuracy(set, predict): the top-1 accuracy of predict(x) (x images {n, 1, 8, 8} -> logits
--- {n, classes}) on the whole set, with one graph of batch size set.n (predict builds it on
--- the current parameters).
+-- {n, classes}) on the whole set, with one graph of batch size set.n built under nn.no_grad
+-- on the current parameters (a quick check; a training loop builds its test graph once, as
+-- the examples do).
 function M.accuracy(set, predict)
   local nn = require 'nnlua'
   local F = require 'nnlua.functions'
-  local xe, te = nn.Variable({ set.n, 1, 8, 8 }), nn.Variable({ set.n, 1 })
-  xe.d = set.images:reshape({ set.n, 1, 8, 8 })
-  te.d = set.target:reshape({ set.n, 1 })
-  local err = F.mean(F.top_n_error(predict(xe), te))
-  err:forward { clear_buffer = true }
-  return 1 - err.d:item()
+  return nn.no_grad(function()
+    local xe, te = nn.Variable({ set.n, 1, 8, 8 }), nn.Variable({ set.n, 1 })
+    xe.d = set.images:reshape({ set.n, 1, 8, 8 })
+    te.d = set.target:reshape({ set.n, 1 })
+    local err = F.mean(F.top_n_error(predict(xe), te))
+    err:forward { clear_buffer = true }
+    return 1 - err.d:item()
+  end)
 end
 
 -- loss_trend(losses) -> first, final: the mean of the first 20 and of the last 50 losses.
