@@ -24,15 +24,8 @@ local lib = require 'nnlua.lib'
 local Variable = require 'nnlua.variable'
 local C = lib.C
 
-pcall(ffi.cdef, [[
-typedef struct { long tv_sec; long tv_nsec; } nl_profiler_timespec;
-int clock_gettime(int clk, nl_profiler_timespec *ts);
-]])
-local ts = ffi.new('nl_profiler_timespec')
-local function now()
-  ffi.C.clock_gettime(1, ts)   -- CLOCK_MONOTONIC
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-end
+-- the monotonic clock nnlua.progress declares (one FFI declaration of clock_gettime for all)
+local now = require('nnlua.progress').now
 
 local M = {}
 
