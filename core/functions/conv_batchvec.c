@@ -171,6 +171,35 @@ int nl_cbv_tables(nl_cbv_geom *g) {
     return 0;
 }
 
+/* dst (np) = sum over planes j < nplanes and taps t in [t0, t1) of
+ *   wts[j * wstride + tap[t]] * src[j * plane + pos[t] * np + (0 .. np)]
+ * in blocks of 32 samples (4 vectors in registers) and 8-sample tails: a forward output
+ * (planes: input channels) or an input gradient (planes: output channels). */
+static inline __attribute__((always_inline)) void tap_sums(float *dst, const float *src, int64_t plane, int64_t nplanes,
+                                                           const float *wts, int64_t wstride, const int32_t *pos,
+                                                           const int32_t *tap, int32_t t0, int32_t t1, int64_t np) {
+    int64_t n0 = 0;
+    for (; n0 + 32 <= np; n0 += 32) {
+        v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (int64_t j = 0; j < nplanes; j++) {
+            const float *sj = src + j * plane + n0, *wj = wts + j * wstride;
+            for (int32_t t = t0; t < t1; t++) {
+                const float wv = wj[tap[t]];
+                const float *v = sj + (int64_t)pos[t] * np;
+                a0 += wv * ld(v); a1 += wv * ld(v + 8); a2 += wv * ld(v + 16); a3 += wv * ld(v + 24);
+            }
+        }
+        st(dst + n0, a0); st(dst + n0 + 8, a1); st(dst + n0 + 16, a2); st(dst + n0 + 24, a3);
+    }
+    for (; n0 < np; n0 += 8) {
+        v8f a = {0};
+        for (int64_t j = 0; j < nplanes; j++)
+            for (int32_t t = t0; t < t1; t++)
+                a += wts[j * wstride + tap[t]] * ld(src + j * plane + (int64_t)pos[t] * np + n0);
+        st(dst + n0, a);
+    }
+}
+
 /* x (N, C, H, W) -> y (N, OC, OH, OW):
  * yt[o][p][:] = sum over c and the taps t of p of w[o][c][tap t] * xt[c][input of t][:] */
 NL_SIMD_CLONES void nl_cbv_forward(const nl_cbv_geom *g, const float *x, const float *w, const float *b,
@@ -182,30 +211,8 @@ NL_SIMD_CLONES void nl_cbv_forward(const nl_cbv_geom *g, const float *x, const f
     to_batch_last(x, g->n, C * IS, np, xt);
     for (int64_t o = 0; o < g->oc; o++) {
         const float *wo = w + o * C * KK;
-        for (int64_t p = 0; p < OP; p++) {
-            float *dst = yt + (o * OP + p) * np;
-            const int32_t t0 = start[p], t1 = start[p + 1];
-            int64_t n0 = 0;
-            for (; n0 + 32 <= np; n0 += 32) {
-                v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-                for (int64_t c = 0; c < C; c++) {
-                    const float *xc = xt + c * IS * np + n0, *wc = wo + c * KK;
-                    for (int32_t t = t0; t < t1; t++) {
-                        const float wv = wc[ttap[t]];
-                        const float *v = xc + (int64_t)tin[t] * np;
-                        a0 += wv * ld(v); a1 += wv * ld(v + 8); a2 += wv * ld(v + 16); a3 += wv * ld(v + 24);
-                    }
-                }
-                st(dst + n0, a0); st(dst + n0 + 8, a1); st(dst + n0 + 16, a2); st(dst + n0 + 24, a3);
-            }
-            for (; n0 < np; n0 += 8) {
-                v8f a = {0};
-                for (int64_t c = 0; c < C; c++)
-                    for (int32_t t = t0; t < t1; t++)
-                        a += wo[c * KK + ttap[t]] * ld(xt + (c * IS + tin[t]) * np + n0);
-                st(dst + n0, a);
-            }
-        }
+        for (int64_t p = 0; p < OP; p++)
+            tap_sums(yt + (o * OP + p) * np, xt, IS * np, C, wo, KK, tin, ttap, start[p], start[p + 1], np);
     }
     from_batch_last(yt, g->n, g->oc, OP, np, y, false, b);
 }
@@ -247,30 +254,9 @@ NL_SIMD_CLONES void nl_cbv_backward(const nl_cbv_geom *g, const float *x, const 
     if (dx) {
         const int32_t *start = g->in_start, *tout = g->in_out, *ttap = g->in_tap;
         for (int64_t c = 0; c < C; c++)
-            for (int64_t q = 0; q < IS; q++) {
-                float *dst = dxt + (c * IS + q) * np;
-                const int32_t t0 = start[q], t1 = start[q + 1];
-                int64_t n0 = 0;
-                for (; n0 + 32 <= np; n0 += 32) {
-                    v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-                    for (int64_t o = 0; o < g->oc; o++) {
-                        const float *dyo = dyt + o * OP * np + n0, *wc = w + (o * C + c) * KK;
-                        for (int32_t t = t0; t < t1; t++) {
-                            const float wv = wc[ttap[t]];
-                            const float *v = dyo + (int64_t)tout[t] * np;
-                            a0 += wv * ld(v); a1 += wv * ld(v + 8); a2 += wv * ld(v + 16); a3 += wv * ld(v + 24);
-                        }
-                    }
-                    st(dst + n0, a0); st(dst + n0 + 8, a1); st(dst + n0 + 16, a2); st(dst + n0 + 24, a3);
-                }
-                for (; n0 < np; n0 += 8) {
-                    v8f a = {0};
-                    for (int64_t o = 0; o < g->oc; o++)
-                        for (int32_t t = t0; t < t1; t++)
-                            a += w[(o * C + c) * KK + ttap[t]] * ld(dyt + (o * OP + tout[t]) * np + n0);
-                    st(dst + n0, a);
-                }
-            }
+            for (int64_t q = 0; q < IS; q++)
+                tap_sums(dxt + (c * IS + q) * np, dyt, OP * np, g->oc, w + c * KK, C * KK, tout, ttap, start[q],
+                         start[q + 1], np);
         from_batch_last(dxt, g->n, C, IS, np, dx, accum_x, NULL);
     }
 }
