@@ -10,7 +10,6 @@
  * images/s a training step would reach if it did nothing but FMAs at this rate.
  * Usage: fma_peak [runs]
  */
-#include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,52 +19,29 @@
 /* flops of one loop iteration: CHAINS FMAs of width floats, 2 flops each */
 #define FLOPS_PER_ITER(width) (2.0 * CHAINS * (width))
 
-/* acc[12] = acc * m + c, iters times; returns a sum so the loop is kept */
-__attribute__((target("avx2,fma"))) static float chains_avx2(long iters)
-{
-    const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
-    /* distinct starting values: equal chains would be merged into one by the compiler */
-    __m256 a0 = _mm256_set1_ps(1.00f), a1 = _mm256_set1_ps(1.01f), a2 = _mm256_set1_ps(1.02f);
-    __m256 a3 = _mm256_set1_ps(1.03f), a4 = _mm256_set1_ps(1.04f), a5 = _mm256_set1_ps(1.05f);
-    __m256 a6 = _mm256_set1_ps(1.06f), a7 = _mm256_set1_ps(1.07f), a8 = _mm256_set1_ps(1.08f);
-    __m256 a9 = _mm256_set1_ps(1.09f), a10 = _mm256_set1_ps(1.10f), a11 = _mm256_set1_ps(1.11f);
-    for (long i = 0; i < iters; i++) {
-        a0 = _mm256_fmadd_ps(a0, m, c);   a1 = _mm256_fmadd_ps(a1, m, c);
-        a2 = _mm256_fmadd_ps(a2, m, c);   a3 = _mm256_fmadd_ps(a3, m, c);
-        a4 = _mm256_fmadd_ps(a4, m, c);   a5 = _mm256_fmadd_ps(a5, m, c);
-        a6 = _mm256_fmadd_ps(a6, m, c);   a7 = _mm256_fmadd_ps(a7, m, c);
-        a8 = _mm256_fmadd_ps(a8, m, c);   a9 = _mm256_fmadd_ps(a9, m, c);
-        a10 = _mm256_fmadd_ps(a10, m, c); a11 = _mm256_fmadd_ps(a11, m, c);
+/* CHAINS accumulators a[k] = a[k] * m + c (one fused multiply-add each: GNU C contracts it),
+ * iters times, in vectors of `width` floats compiled for `isa`; returns a sum so the loop is
+ * kept. The starting values differ: equal chains would be merged into one by the compiler. */
+#define DEFINE_CHAINS(name, isa, width)                                                  \
+    typedef float name##_vec __attribute__((vector_size(4 * (width))));                  \
+    __attribute__((target(isa))) static float name(long iters)                           \
+    {                                                                                     \
+        name##_vec a[CHAINS], m, c;                                                       \
+        for (int u = 0; u < (width); u++) { m[u] = 0.9999999f; c[u] = 1e-7f; }            \
+        for (int k = 0; k < CHAINS; k++)                                                  \
+            for (int u = 0; u < (width); u++) a[k][u] = 1.0f + 0.01f * (float)k;          \
+        for (long i = 0; i < iters; i++) {                                                \
+            _Pragma("GCC unroll 12")                                                      \
+            for (int k = 0; k < CHAINS; k++) a[k] = a[k] * m + c;                         \
+        }                                                                                 \
+        float s = 0.0f;                                                                   \
+        for (int k = 0; k < CHAINS; k++)                                                  \
+            for (int u = 0; u < (width); u++) s += a[k][u];                               \
+        return s;                                                                         \
     }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
-    float out[8];
-    _mm256_storeu_ps(out, s);
-    return out[0];
-}
 
-/* the same with 16-float registers */
-__attribute__((target("avx512f"))) static float chains_avx512(long iters)
-{
-    const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
-    __m512 a0 = _mm512_set1_ps(1.00f), a1 = _mm512_set1_ps(1.01f), a2 = _mm512_set1_ps(1.02f);
-    __m512 a3 = _mm512_set1_ps(1.03f), a4 = _mm512_set1_ps(1.04f), a5 = _mm512_set1_ps(1.05f);
-    __m512 a6 = _mm512_set1_ps(1.06f), a7 = _mm512_set1_ps(1.07f), a8 = _mm512_set1_ps(1.08f);
-    __m512 a9 = _mm512_set1_ps(1.09f), a10 = _mm512_set1_ps(1.10f), a11 = _mm512_set1_ps(1.11f);
-    for (long i = 0; i < iters; i++) {
-        a0 = _mm512_fmadd_ps(a0, m, c);   a1 = _mm512_fmadd_ps(a1, m, c);
-        a2 = _mm512_fmadd_ps(a2, m, c);   a3 = _mm512_fmadd_ps(a3, m, c);
-        a4 = _mm512_fmadd_ps(a4, m, c);   a5 = _mm512_fmadd_ps(a5, m, c);
-        a6 = _mm512_fmadd_ps(a6, m, c);   a7 = _mm512_fmadd_ps(a7, m, c);
-        a8 = _mm512_fmadd_ps(a8, m, c);   a9 = _mm512_fmadd_ps(a9, m, c);
-        a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
-    }
-    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
-    return _mm512_reduce_add_ps(s);
-}
+DEFINE_CHAINS(chains_avx2, "avx2,fma", 8)
+DEFINE_CHAINS(chains_avx512, "avx512f", 16)
 
 typedef float (*chains_fn)(long iters);
 

@@ -173,8 +173,9 @@ function GraphProfiler:print_result(out)
   local r = need_result(self, 'GraphProfiler:print_result')
   out = out or io.stdout
   local k, unit = SCALES[self.scale][1], SCALES[self.scale][2]
-  local total = 0
-  for _, e in ipairs(r.functions) do total = total + e.forward + (e.backward or 0) end
+  local fsum, bsum = 0, 0
+  for _, e in ipairs(r.functions) do fsum, bsum = fsum + e.forward, bsum + (e.backward or 0) end
+  local total = fsum + bsum
   local function t(v) return v and ('%.4f'):format(v * k) or '-' end
   local lines = {}
   lines[#lines + 1] = ('GraphProfiler: %d functions, up to %d runs each, times in %s (mean per run)'):format(
@@ -188,9 +189,7 @@ function GraphProfiler:print_result(out)
     lines[#lines + 1] = ('%3d  %-24s %-7s %10s %10s %5.1f%%  %s -> %s'):format(i, e.name, e.backend, t(e.forward),
       t(e.backward), share, shapes_str(e.inputs), shapes_str(e.outputs))
   end
-  lines[#lines + 1] = ('sum of the functions alone: forward %s, backward %s %s'):format(
-    t((function() local s = 0 for _, e in ipairs(r.functions) do s = s + e.forward end return s end)()),
-    t((function() local s = 0 for _, e in ipairs(r.functions) do s = s + (e.backward or 0) end return s end)()), unit)
+  lines[#lines + 1] = ('sum of the functions alone: forward %s, backward %s %s'):format(t(fsum), t(bsum), unit)
   lines[#lines + 1] = ('whole graph: forward %s, backward %s%s %s'):format(t(r.forward_all), t(r.backward_all),
     r.update and (', solver update ' .. t(r.update)) or '', unit)
   out:write(table.concat(lines, '\n'), '\n')
